@@ -182,18 +182,80 @@ impl Measurement {
 }
 
 impl ReadingType {
-    /// The units this type accepts on the wire, as an English list for errors
-    /// (`'mm[Hg]' or 'kPa'`); `None` for `ecg`, which takes no unit.
+    /// The units this type accepts on the wire (empty for `ecg`, which takes none).
+    pub fn units(self) -> &'static [Unit] {
+        match self {
+            ReadingType::Bp => &[Unit::MmHg, Unit::KPa],
+            ReadingType::Glucose => &[Unit::MmolPerL, Unit::MgPerDl],
+            ReadingType::Spo2 => &[Unit::Percent],
+            ReadingType::HeartRate => &[Unit::PerMin],
+            ReadingType::Temperature => &[Unit::Cel, Unit::DegF],
+            ReadingType::Weight => &[Unit::Kg, Unit::LbAv, Unit::Jin],
+            ReadingType::Ecg => &[],
+            ReadingType::EcgWaveform => &[Unit::MicroVolt],
+        }
+    }
+
+    /// The accepted units as an English list for errors (`'mm[Hg]' or 'kPa'`); `None`
+    /// for `ecg`, which takes no unit.
     pub fn accepted_units(self) -> Option<String> {
-        Some(match self {
-            ReadingType::Bp => PressureUnit::accepted_list(),
-            ReadingType::Glucose => GlucoseUnit::accepted_list(),
-            ReadingType::Spo2 => PercentUnit::accepted_list(),
-            ReadingType::HeartRate => RateUnit::accepted_list(),
-            ReadingType::Temperature => TemperatureUnit::accepted_list(),
-            ReadingType::Weight => WeightUnit::accepted_list(),
-            ReadingType::Ecg => return None,
-            ReadingType::EcgWaveform => VoltageUnit::accepted_list(),
-        })
+        let codes: Vec<String> = self.units().iter().map(|u| format!("'{u}'")).collect();
+        match codes.split_last() {
+            None => None,
+            Some((last, [])) => Some(last.clone()),
+            Some((last, rest)) => Some(format!("{} or {last}", rest.join(", "))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The per-type unit lists and the per-quantity unit enums must agree, or the
+    /// decoder would accept a unit the model cannot hold.
+    #[test]
+    fn each_types_units_are_exactly_its_quantity_units() {
+        fn units<U: Copy>(all: &[U], f: fn(U) -> Unit) -> Vec<Unit> {
+            all.iter().map(|u| f(*u)).collect()
+        }
+        assert_eq!(
+            ReadingType::Bp.units(),
+            units(PressureUnit::ALL, PressureUnit::unit)
+        );
+        assert_eq!(
+            ReadingType::Glucose.units(),
+            units(GlucoseUnit::ALL, GlucoseUnit::unit)
+        );
+        assert_eq!(
+            ReadingType::Spo2.units(),
+            units(PercentUnit::ALL, PercentUnit::unit)
+        );
+        assert_eq!(
+            ReadingType::HeartRate.units(),
+            units(RateUnit::ALL, RateUnit::unit)
+        );
+        assert_eq!(
+            ReadingType::Temperature.units(),
+            units(TemperatureUnit::ALL, TemperatureUnit::unit)
+        );
+        assert_eq!(
+            ReadingType::Weight.units(),
+            units(WeightUnit::ALL, WeightUnit::unit)
+        );
+        assert_eq!(
+            ReadingType::EcgWaveform.units(),
+            units(VoltageUnit::ALL, VoltageUnit::unit)
+        );
+        assert_eq!(
+            ReadingType::Bp.accepted_units().unwrap(),
+            "'mm[Hg]' or 'kPa'"
+        );
+        assert_eq!(
+            ReadingType::Weight.accepted_units().unwrap(),
+            "'kg', '[lb_av]' or 'jin'"
+        );
+        assert_eq!(ReadingType::Spo2.accepted_units().unwrap(), "'%'");
+        assert_eq!(ReadingType::Ecg.accepted_units(), None);
     }
 }

@@ -1,9 +1,8 @@
 //! Half-up rounding of decimal quantities (`clinical/rules.md` §0.12).
 //!
 //! Clinical precision is decimal ("round half-up to 0.1 mmol/L"), but values arrive
-//! as binary floats: 5.45 is stored as 5.4500000000000001776..., and 36.45 as
-//! 36.4500000000000028..., while a conversion such as (97.7 − 32) × 5/9 lands on
-//! 36.499999999999993 instead of 36.5. Rounding the binary value naively would make
+//! as binary floats, and a conversion such as (96.53 − 32) × 5/9, exactly 35.85,
+//! lands on 35.849999999999994. Rounding the binary value naively would make
 //! the same printed number round differently depending on how it was computed.
 //!
 //! So a value within a relative 1e-9 of a half-way point is treated as exactly
@@ -48,9 +47,10 @@ mod tests {
     fn halves_round_up_even_when_the_binary_value_is_just_below() {
         assert_eq!(round_half_up(5.45, 1), 5.5);
         assert_eq!(round_half_up(36.45, 1), 36.5);
-        let computed = (97.7 - 32.0) * 5.0 / 9.0; // 36.49999999999999
-        assert!(computed < 36.5);
-        assert_eq!(round_half_up(computed, 1), 36.5);
+        // 96.53 °F is exactly 35.85 °C, but the float computation lands just below.
+        let computed = (96.53 - 32.0) * 5.0 / 9.0;
+        assert!(computed < 35.85);
+        assert_eq!(round_half_up(computed, 1), 35.9);
         assert_eq!(round_half_up(1.15, 1), 1.2);
         assert_eq!(round_half_up(2.5, 0), 3.0);
         assert_eq!(round_half_up(110.25, 0), 110.0);

@@ -226,10 +226,48 @@ fn parse_json(payload: &[u8], limits: DecodeLimits) -> Result<Value, EnvelopeErr
                     "a number cannot be represented ({text}); send finite values within ±1.7e308"
                 ),
             )
+        } else if let Some(token) = non_finite_token_at(payload, e.line(), e.column()) {
+            EnvelopeError::new(
+                EKind::NumberOutOfRange,
+                format!(
+                    "{token} is not a JSON number (line {}, column {}); send finite values only",
+                    e.line(),
+                    e.column()
+                ),
+            )
         } else {
             EnvelopeError::new(EKind::NotJson, format!("not valid JSON: {text}"))
         }
     })
+}
+
+/// The non-finite literal (`NaN`, `Infinity`, ...) a JSON syntax error points at, if
+/// any: some gateway firmwares print floats with C's `printf`, which writes these.
+fn non_finite_token_at(payload: &[u8], line: usize, column: usize) -> Option<&'static str> {
+    let line_start = if line <= 1 {
+        0
+    } else {
+        payload
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .nth(line - 2)
+            .map(|(i, _)| i + 1)?
+    };
+    // serde_json reports the column of the first offending byte, 1-based; look a
+    // little to the left too, since a sign may already have been consumed.
+    let at = line_start + column.saturating_sub(1);
+    let from = at.saturating_sub(2).max(line_start);
+    let window = payload.get(from..(at + 10).min(payload.len()))?;
+    let text = String::from_utf8_lossy(window).to_ascii_lowercase();
+    ["-infinity", "infinity", "-inf", "inf", "nan"]
+        .into_iter()
+        .find(|t| text.contains(t))
+        .map(|t| match t {
+            "nan" => "NaN",
+            "-infinity" | "-inf" => "-Infinity",
+            _ => "Infinity",
+        })
 }
 
 /// The byte offset at which nesting first exceeds `max_depth`, if it does. Scans
@@ -393,6 +431,19 @@ pub fn encode_envelope(envelope: &Envelope) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn non_finite_literals_are_found_on_later_lines() {
+        let p = b"{\n  \"a\": 1,\n  \"b\": -Infinity\n}";
+        let e = serde_json::from_slice::<Value>(p).unwrap_err();
+        assert_eq!(
+            non_finite_token_at(p, e.line(), e.column()),
+            Some("-Infinity")
+        );
+        let p = b"{\n  \"a\": 1,\n  \"b\": nope\n}";
+        let e = serde_json::from_slice::<Value>(p).unwrap_err();
+        assert_eq!(non_finite_token_at(p, e.line(), e.column()), None);
+    }
 
     #[test]
     fn depth_scanner_ignores_brackets_inside_strings() {

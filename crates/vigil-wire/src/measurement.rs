@@ -7,7 +7,7 @@ use vigil_model::measurement::{
     BloodPressure, EcgLeads, EcgSummary, EcgWaveform, Glucose, HeartRate, Measurement, ReadingType,
     Spo2, Temperature, Weight,
 };
-use vigil_model::units::Unit;
+use vigil_model::units::{Unit, UnitError};
 use vigil_model::vocab::{
     Activity, EcgFinding, GlucoseFlag, HrSource, LeadConfig, MealContext, SignalQuality,
     TemperatureSite, expected_list,
@@ -123,20 +123,24 @@ fn decode_unit(ty: ReadingType, f: &Fields<'_>) -> Result<Option<Unit>, Problem>
         }
     };
     match Unit::from_ucum(text) {
-        Ok(u) => Ok(Some(u)),
-        Err(vigil_model::units::UnitError::NotUcum { use_instead, .. })
-            if accepted.contains(&format!("'{use_instead}'")) =>
+        Ok(u) if ty.units().contains(&u) => Ok(Some(u)),
+        Ok(_) => Err(Problem::new(
+            Kind::Unit,
+            format!("unit '{text}' is not accepted for type '{ty}'; use {accepted}"),
+        )),
+        Err(UnitError::NotUcum { use_instead, .. })
+            if ty.units().iter().any(|u| u.ucum() == use_instead) =>
         {
             Err(Problem::new(
                 Kind::Unit,
                 format!("unit '{text}' is not UCUM; use '{use_instead}'"),
             ))
         }
-        Err(vigil_model::units::UnitError::NotUcum { .. }) => Err(Problem::new(
+        Err(UnitError::NotUcum { .. }) => Err(Problem::new(
             Kind::Unit,
             format!("unit '{text}' is not accepted for type '{ty}'; use {accepted}"),
         )),
-        Err(vigil_model::units::UnitError::Unknown { .. }) => Err(Problem::new(
+        Err(UnitError::Unknown { .. }) => Err(Problem::new(
             Kind::Unit,
             format!("unit '{text}' is unknown; type '{ty}' accepts {accepted}"),
         )),

@@ -2,6 +2,8 @@
 //! one actionable error; reading-level failures are reported per reading, siblings
 //! unaffected. Each test names the kind of bad input it covers.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed assertion
+
 use serde_json::{Value, json};
 use vigil_wire::check::check_envelope;
 use vigil_wire::{EnvelopeErrorKind, ReadingErrorKind, decode_envelope};
@@ -168,6 +170,25 @@ fn a_number_json_cannot_represent_rejects_the_envelope() {
     let (k, m) = envelope_error(text.as_bytes());
     assert_eq!(k, EnvelopeErrorKind::NumberOutOfRange, "{m}");
     assert!(m.contains("cannot be represented"), "{m}");
+}
+
+#[test]
+fn nan_and_infinity_literals_are_named_as_non_finite_numbers() {
+    for (literal, named) in [
+        ("NaN", "NaN"),
+        ("Infinity", "Infinity"),
+        ("-Infinity", "-Infinity"),
+    ] {
+        let text =
+            String::from_utf8(envelope_with(json!([bp("mm[Hg]", json!(1), json!(1))]))).unwrap();
+        let text = text.replacen("\"systolic\":1", &format!("\"systolic\":{literal}"), 1);
+        let (k, m) = envelope_error(text.as_bytes());
+        assert_eq!(k, EnvelopeErrorKind::NumberOutOfRange, "{m}");
+        assert!(
+            m.starts_with(&format!("{named} is not a JSON number")),
+            "{m}"
+        );
+    }
 }
 
 #[test]

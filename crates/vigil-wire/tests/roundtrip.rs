@@ -2,6 +2,8 @@
 //! contract, bit for bit (floats included: `serde_json` is built with
 //! `float_roundtrip`), and a decode that never panics on arbitrary bytes.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed assertion
+
 mod strategies;
 
 use proptest::prelude::*;

@@ -1,6 +1,6 @@
 //! Proptest strategies for every wire payload (shared by the round-trip tests).
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)] // test support: a failed unwrap is a failed test
 
 use chrono::{DateTime, FixedOffset, NaiveDateTime};
 use proptest::collection::vec;

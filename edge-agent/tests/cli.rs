@@ -1,0 +1,32 @@
+//! `vigil-edge` from the command line.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed assertion
+
+use std::process::Command;
+
+#[test]
+fn topics_prints_a_gateways_publish_and_subscribe_topics() {
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil-edge"))
+        .args(["topics", "--gateway", "gw-0042"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("publish   vigil/v1/gw/gw-0042/readings"),
+        "{text}"
+    );
+    assert!(text.contains("vigil/v1/gw/gw-0042/status"), "{text}");
+    assert!(text.contains("subscribe vigil/v1/gw/gw-0042/cmd"), "{text}");
+}
+
+#[test]
+fn an_invalid_gateway_id_is_refused_with_the_reason() {
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil-edge"))
+        .args(["topics", "--gateway", "gw/#"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("contains '/'"), "{err}");
+}
