@@ -6,7 +6,9 @@
 
 use serde_json::{Value, json};
 use vigil_wire::check::check_envelope;
-use vigil_wire::{EnvelopeErrorKind, ReadingErrorKind, decode_envelope};
+use vigil_wire::{
+    DecodeLimits, EnvelopeErrorKind, ReadingErrorKind, decode_envelope, decode_envelope_with,
+};
 
 fn envelope_with(readings: Value) -> Vec<u8> {
     serde_json::to_vec(&json!({
@@ -414,6 +416,32 @@ fn unknown_extra_fields_are_ignored_everywhere() {
     let text = text.replacen('{', "{\"x_vendor\":{\"a\":1},", 1);
     let report = check_envelope(text.as_bytes());
     assert!(report.ok, "{report:?}");
+}
+
+#[test]
+fn a_payload_over_the_size_limit_is_refused_before_parsing() {
+    let bytes = envelope_with(json!([bp("mm[Hg]", json!(142), json!(91))]));
+    let limits = DecodeLimits {
+        max_bytes: bytes.len() - 1,
+        ..DecodeLimits::default()
+    };
+    let e = decode_envelope_with(&bytes, limits).unwrap_err();
+    assert_eq!(e.kind, EnvelopeErrorKind::TooLarge);
+    assert!(
+        e.message
+            .contains("split its readings over several envelopes"),
+        "{e}"
+    );
+    assert_eq!(DecodeLimits::default().max_bytes, 16 * 1024 * 1024);
+}
+
+#[test]
+fn a_rejected_reading_keeps_its_raw_json_for_quarantine() {
+    let bad = bp("mmHg", json!(142), json!(91));
+    let env = decode_envelope(&envelope_with(json!([bad.clone()]))).unwrap();
+    let e = env.readings[0].clone().unwrap_err();
+    assert_eq!(e.index, 0);
+    assert_eq!(e.raw, bad);
 }
 
 #[test]
