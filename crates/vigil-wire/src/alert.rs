@@ -57,49 +57,24 @@ pub struct AlertEvent {
     pub ack_url: String,
 }
 
-#[derive(Serialize)]
-struct Tagged<'a> {
-    schema: &'static str,
-    #[serde(flatten)]
-    event: &'a AlertEvent,
-}
-
-#[derive(Deserialize)]
-struct TaggedIn {
-    schema: String,
-    #[serde(flatten)]
-    event: AlertEvent,
-}
-
 /// Encodes an alert event.
 pub fn encode_alert(event: &AlertEvent) -> Vec<u8> {
-    serde_json::to_vec(&Tagged {
-        schema: ALERT_SCHEMA,
-        event,
-    })
-    .unwrap_or_default()
+    crate::tagged::encode(ALERT_SCHEMA, event)
 }
 
 /// Decodes an alert event; unknown fields are ignored.
 pub fn decode_alert(payload: &[u8]) -> Result<AlertEvent, PayloadError> {
-    let err = |message: String| PayloadError {
-        payload: "alert event",
-        message,
-    };
-    let t: TaggedIn = serde_json::from_slice(payload).map_err(|e| err(e.to_string()))?;
-    if t.schema != ALERT_SCHEMA {
-        return Err(err(format!(
-            "'schema' is {:?}; expected {ALERT_SCHEMA:?}",
-            t.schema
-        )));
+    let event: AlertEvent = crate::tagged::decode("alert event", ALERT_SCHEMA, payload)?;
+    if !(1..=3).contains(&event.escalation_level) {
+        return Err(PayloadError {
+            payload: "alert event",
+            message: format!(
+                "'escalation_level' is {}; expected 1, 2 or 3",
+                event.escalation_level
+            ),
+        });
     }
-    if !(1..=3).contains(&t.event.escalation_level) {
-        return Err(err(format!(
-            "'escalation_level' is {}; expected 1, 2 or 3",
-            t.event.escalation_level
-        )));
-    }
-    Ok(t.event)
+    Ok(event)
 }
 
 impl Serialize for Evidence {

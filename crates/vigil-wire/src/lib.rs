@@ -26,6 +26,7 @@ pub mod error;
 mod fields;
 mod measurement;
 pub mod status;
+mod tagged;
 pub mod topic;
 
 pub use envelope::{

@@ -34,41 +34,12 @@ pub struct Status {
     pub time: DateTime<FixedOffset>,
 }
 
-#[derive(Serialize)]
-struct Tagged<'a> {
-    schema: &'static str,
-    #[serde(flatten)]
-    status: &'a Status,
-}
-
-#[derive(Deserialize)]
-struct TaggedIn {
-    schema: String,
-    #[serde(flatten)]
-    status: Status,
-}
-
 /// Encodes a status payload.
 pub fn encode_status(status: &Status) -> Vec<u8> {
-    serde_json::to_vec(&Tagged {
-        schema: STATUS_SCHEMA,
-        status,
-    })
-    .unwrap_or_default()
+    crate::tagged::encode(STATUS_SCHEMA, status)
 }
 
 /// Decodes a status payload; unknown fields are ignored.
 pub fn decode_status(payload: &[u8]) -> Result<Status, PayloadError> {
-    let err = |message: String| PayloadError {
-        payload: "status",
-        message,
-    };
-    let t: TaggedIn = serde_json::from_slice(payload).map_err(|e| err(e.to_string()))?;
-    if t.schema != STATUS_SCHEMA {
-        return Err(err(format!(
-            "'schema' is {:?}; expected {STATUS_SCHEMA:?}",
-            t.schema
-        )));
-    }
-    Ok(t.status)
+    crate::tagged::decode("status", STATUS_SCHEMA, payload)
 }
