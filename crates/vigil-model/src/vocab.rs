@@ -96,6 +96,31 @@ vocabulary!(
 );
 
 vocabulary!(
+    /// Why a reading was quarantined instead of stored as the patient's (never dropped:
+    /// a quarantined reading is kept with its reason, raw form and gateway).
+    QuarantineReason {
+        /// Outside the plausibility range of `clinical/rules.md` §3.1.
+        OutOfRange = "out_of_range",
+        /// Diastolic at or above systolic.
+        DiastolicGeSystolic = "diastolic_ge_systolic",
+        /// Plausible only in another unit (126 "mmol/L"), or a weight jump > 5 kg.
+        UnitSuspect = "unit_suspect",
+        /// Measured before 2010, before the device's registration, or > 5 min in the future.
+        InvalidTimestamp = "invalid_timestamp",
+        /// The oximeter reported poor signal or low perfusion.
+        LowSignalQuality = "low_signal_quality",
+        /// The device is not in the registry.
+        UnknownDevice = "unknown_device",
+        /// The device is bound to another gateway than the one that published it.
+        DeviceNotOnGateway = "device_not_on_gateway",
+        /// No assignment covers the device at the measurement time (re-processed when one is added).
+        UnassignedDevice = "unassigned_device",
+        /// The reading does not follow the wire contract.
+        Malformed = "malformed",
+    }
+);
+
+vocabulary!(
     /// The `type` of a reading.
     ReadingType {
         Bp = "bp",
