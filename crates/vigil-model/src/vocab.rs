@@ -121,6 +121,23 @@ vocabulary!(
 );
 
 vocabulary!(
+    /// A patient's chronic condition (registry and replay profiles); it selects the
+    /// rules that apply and what monitoring is prescribed.
+    Condition {
+        Hypertension = "hypertension",
+        Type2Diabetes = "type2_diabetes",
+        Type1Diabetes = "type1_diabetes",
+        InsulinTreated = "insulin_treated",
+        CoronaryHeartDisease = "coronary_heart_disease",
+        HeartFailure = "heart_failure",
+        AtrialFibrillation = "atrial_fibrillation",
+        Copd = "copd",
+        PostDischargeCardiac = "post_discharge_cardiac",
+        Pregnancy = "pregnancy",
+    }
+);
+
+vocabulary!(
     /// The `type` of a reading.
     ReadingType {
         Bp = "bp",
