@@ -1,0 +1,143 @@
+//! The clinical store: every reading ends here, stored or quarantined with a reason,
+//! or counted as a duplicate (wire contract guarantee 3).
+//!
+//! Embedded default: one SQLite file in WAL mode with `synchronous = FULL`, so a
+//! committed transaction survives a power cut; the ingester acknowledges an MQTT publish
+//! only after [`SqliteStore::commit`] returned for it (guarantee 2). A PostgreSQL
+//! backend will implement the same operations later.
+//!
+//! Invariants:
+//! - **One commit, one transaction**: the readings, quarantine records and envelope
+//!   records of every envelope passed to [`SqliteStore::commit`] are written together
+//!   or not at all (group commit: several envelopes share one fsync).
+//! - **Envelopes are idempotent**: an envelope is identified by (`gateway_id`,
+//!   `batch_seq`) and the contract guarantees a republished envelope carries the same
+//!   readings; committing one that is already committed changes nothing and reports
+//!   `already_committed`, so a redelivery after a crash is neither stored nor counted
+//!   twice.
+//! - **Readings are unique by identity** (`wire-v1.md`): a second reading with the
+//!   identity of a stored one, from another envelope, is counted as a duplicate.
+//! - Only a [`vigil_rules::validate::Validated`] reading can be stored; everything
+//!   else is quarantined with its reason, a message a person can act on, the raw
+//!   reading and the gateway.
+//! - Readings keep the original value and unit as received beside the canonical form.
+
+mod sqlite;
+
+use chrono::{DateTime, FixedOffset, Utc};
+use vigil_model::vocab::QuarantineReason;
+use vigil_model::{DeviceId, GatewayId, PatientId, ReadingIdentity};
+use vigil_rules::validate::Validated;
+
+pub use sqlite::SqliteStore;
+
+/// A store error. Callers withhold the MQTT ack and retry; nothing was committed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("clinical store: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("clinical store: cannot open {path}: {source}")]
+    Open { path: String, source: sqlx::Error },
+    #[error("clinical store: a stored record is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// One envelope's worth of outcomes, ready to commit.
+#[derive(Debug, Clone)]
+pub struct EnvelopeCommit {
+    pub gateway_id: GatewayId,
+    pub batch_seq: u64,
+    /// When the ingester received it (its own clock).
+    pub received: DateTime<Utc>,
+    pub items: Vec<Item>,
+}
+
+/// What happens to one reading.
+#[derive(Debug, Clone)]
+pub enum Item {
+    /// A validated reading attributed to a patient.
+    Store {
+        reading: Box<Validated>,
+        patient: PatientId,
+    },
+    /// A reading that cannot be stored as the patient's.
+    Quarantine(Quarantined),
+}
+
+/// A reading kept aside, with why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quarantined {
+    pub reason: QuarantineReason,
+    /// What is wrong and what to do.
+    pub message: String,
+    /// Position in its envelope.
+    pub index: usize,
+    /// When known (a malformed reading may have none).
+    pub device_id: Option<DeviceId>,
+    pub time: Option<DateTime<FixedOffset>>,
+    /// The reading exactly as received.
+    pub raw: serde_json::Value,
+}
+
+/// What a commit did with one envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Outcome {
+    /// The envelope had been committed before (a redelivery); nothing was written.
+    pub already_committed: bool,
+    pub stored: u32,
+    pub duplicates: u32,
+    pub quarantined: u32,
+}
+
+/// Running totals, for accounting (stored + quarantined + duplicates = received).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Totals {
+    pub envelopes: u64,
+    pub stored: u64,
+    pub quarantined: u64,
+    pub duplicates: u64,
+}
+
+/// A stored reading, as the API returns it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredReading {
+    pub patient_id: PatientId,
+    pub device_id: DeviceId,
+    pub gateway_id: GatewayId,
+    pub reading_type: String,
+    pub time: DateTime<FixedOffset>,
+    pub received: DateTime<Utc>,
+    pub late: bool,
+    /// Canonical values (`vigil envelope check` keys).
+    pub canonical: serde_json::Value,
+    /// The reading as received: original value and unit.
+    pub original: serde_json::Value,
+}
+
+/// A quarantined reading, as the API returns it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuarantineRecord {
+    pub reason: QuarantineReason,
+    pub message: String,
+    pub gateway_id: GatewayId,
+    pub batch_seq: u64,
+    pub index: usize,
+    pub device_id: Option<DeviceId>,
+    pub received: DateTime<Utc>,
+    pub raw: serde_json::Value,
+}
+
+/// The text key of a reading identity, unique in the store.
+pub fn identity_key(id: &ReadingIdentity) -> String {
+    use vigil_model::reading::{IdentityKey, IdentityTime};
+    let key = match id.key {
+        IdentityKey::RecordSeq(n) => format!("seq:{n}"),
+        IdentityKey::Type(t) => format!("type:{t}"),
+    };
+    let time = match id.time {
+        IdentityTime::Device(t) => format!("device:{}", t.format("%Y-%m-%dT%H:%M:%S%.f")),
+        IdentityTime::Measured(t) => format!("time:{}", t.format("%Y-%m-%dT%H:%M:%S%.fZ")),
+    };
+    // '/' cannot occur in an id, so the key is unambiguous.
+    format!("{}/{key}/{time}", id.device_id)
+}

@@ -1,0 +1,319 @@
+//! The embedded SQLite backend.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use chrono::{DateTime, FixedOffset, TimeZone, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use vigil_model::vocab::QuarantineReason;
+use vigil_model::{DeviceId, GatewayId, PatientId};
+use vigil_wire::check::CanonicalJson;
+use vigil_wire::envelope::ReadingJson;
+
+use crate::{
+    EnvelopeCommit, Error, Item, Outcome, QuarantineRecord, StoredReading, Totals, identity_key,
+};
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS envelopes (
+        gateway_id  TEXT    NOT NULL,
+        batch_seq   INTEGER NOT NULL, -- u64 stored bit for bit in SQLite's i64
+        received_ms INTEGER NOT NULL,
+        stored      INTEGER NOT NULL,
+        duplicates  INTEGER NOT NULL,
+        quarantined INTEGER NOT NULL,
+        PRIMARY KEY (gateway_id, batch_seq)
+    ) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS readings (
+        id          INTEGER PRIMARY KEY,
+        identity    TEXT    NOT NULL UNIQUE,
+        patient_id  TEXT    NOT NULL,
+        device_id   TEXT    NOT NULL,
+        gateway_id  TEXT    NOT NULL,
+        batch_seq   INTEGER NOT NULL,
+        type        TEXT    NOT NULL,
+        time_ms     INTEGER NOT NULL, -- measurement instant, ms since the Unix epoch
+        time        TEXT    NOT NULL, -- as sent, with its offset
+        received_ms INTEGER NOT NULL,
+        late        INTEGER NOT NULL,
+        canonical   TEXT    NOT NULL, -- JSON, canonical units
+        original    TEXT    NOT NULL  -- JSON, the reading as received
+    )",
+    "CREATE INDEX IF NOT EXISTS readings_by_patient ON readings (patient_id, type, time_ms)",
+    "CREATE TABLE IF NOT EXISTS quarantine (
+        id            INTEGER PRIMARY KEY,
+        reason        TEXT    NOT NULL,
+        message       TEXT    NOT NULL,
+        gateway_id    TEXT    NOT NULL,
+        batch_seq     INTEGER NOT NULL,
+        reading_index INTEGER NOT NULL,
+        device_id     TEXT,
+        time_ms       INTEGER,
+        received_ms   INTEGER NOT NULL,
+        raw           TEXT    NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS quarantine_by_reason ON quarantine (reason, gateway_id)",
+];
+
+/// The clinical store in one SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store at `path`: WAL journal, `synchronous =
+    /// FULL` (a commit that returned survives power loss), foreign-key checks on.
+    pub async fn open(path: &Path) -> Result<SqliteStore, Error> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(std::time::Duration::from_secs(10));
+        Self::with_options(options, &path.display().to_string()).await
+    }
+
+    /// A private in-memory store (tests, `envelope check`-like tools).
+    pub async fn in_memory() -> Result<SqliteStore, Error> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")?;
+        Self::with_options(options, ":memory:").await
+    }
+
+    async fn with_options(options: SqliteConnectOptions, name: &str) -> Result<SqliteStore, Error> {
+        // One writer: SQLite serialises writes anyway, and a single connection keeps
+        // an in-memory database one database.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(|source| Error::Open {
+                path: name.to_owned(),
+                source,
+            })?;
+        for statement in SCHEMA {
+            sqlx::query(*statement).execute(&pool).await?;
+        }
+        Ok(SqliteStore { pool })
+    }
+
+    /// Commits several envelopes in one transaction and returns, per envelope, what
+    /// happened. On error nothing was written.
+    pub async fn commit(&self, envelopes: &[EnvelopeCommit]) -> Result<Vec<Outcome>, Error> {
+        let mut tx = self.pool.begin().await?;
+        let mut outcomes = Vec::with_capacity(envelopes.len());
+        for env in envelopes {
+            let seq = env.batch_seq as i64; // bit for bit; see the schema
+            let seen =
+                sqlx::query("SELECT 1 FROM envelopes WHERE gateway_id = ? AND batch_seq = ?")
+                    .bind(env.gateway_id.as_str())
+                    .bind(seq)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if seen.is_some() {
+                outcomes.push(Outcome {
+                    already_committed: true,
+                    ..Outcome::default()
+                });
+                continue;
+            }
+            let received_ms = env.received.timestamp_millis();
+            let mut out = Outcome::default();
+            for item in &env.items {
+                match item {
+                    Item::Store { reading, patient } => {
+                        let r = reading.reading();
+                        let canonical =
+                            serde_json::to_string(&CanonicalJson(reading.canonical().clone()))
+                                .map_err(|e| Error::Corrupt(e.to_string()))?;
+                        let original = serde_json::to_string(&ReadingJson(r))
+                            .map_err(|e| Error::Corrupt(e.to_string()))?;
+                        let done = sqlx::query(
+                            "INSERT INTO readings (identity, patient_id, device_id, gateway_id, batch_seq, type,
+                                 time_ms, time, received_ms, late, canonical, original)
+                             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                             ON CONFLICT (identity) DO NOTHING",
+                        )
+                        .bind(identity_key(&r.identity()))
+                        .bind(patient.as_str())
+                        .bind(r.device_id.as_str())
+                        .bind(env.gateway_id.as_str())
+                        .bind(seq)
+                        .bind(r.measurement.reading_type().as_str())
+                        .bind(r.time.timestamp_millis())
+                        .bind(r.time.to_rfc3339())
+                        .bind(received_ms)
+                        .bind(reading.is_late())
+                        .bind(canonical)
+                        .bind(original)
+                        .execute(&mut *tx)
+                        .await?;
+                        if done.rows_affected() == 1 {
+                            out.stored += 1;
+                        } else {
+                            out.duplicates += 1;
+                        }
+                    }
+                    Item::Quarantine(q) => {
+                        sqlx::query(
+                            "INSERT INTO quarantine (reason, message, gateway_id, batch_seq, reading_index,
+                                 device_id, time_ms, received_ms, raw)
+                             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        )
+                        .bind(q.reason.as_str())
+                        .bind(&q.message)
+                        .bind(env.gateway_id.as_str())
+                        .bind(seq)
+                        .bind(i64::try_from(q.index).unwrap_or(i64::MAX))
+                        .bind(q.device_id.as_ref().map(DeviceId::as_str))
+                        .bind(q.time.map(|t| t.timestamp_millis()))
+                        .bind(received_ms)
+                        .bind(q.raw.to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                        out.quarantined += 1;
+                    }
+                }
+            }
+            sqlx::query(
+                "INSERT INTO envelopes (gateway_id, batch_seq, received_ms, stored, duplicates, quarantined)
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(env.gateway_id.as_str())
+            .bind(seq)
+            .bind(received_ms)
+            .bind(out.stored)
+            .bind(out.duplicates)
+            .bind(out.quarantined)
+            .execute(&mut *tx)
+            .await?;
+            outcomes.push(out);
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    /// Totals over every committed envelope.
+    pub async fn totals(&self) -> Result<Totals, Error> {
+        let row = sqlx::query(
+            "SELECT COUNT(*), COALESCE(SUM(stored), 0), COALESCE(SUM(quarantined), 0), COALESCE(SUM(duplicates), 0)
+             FROM envelopes",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let n = |i: usize| -> Result<u64, Error> {
+            let v: i64 = row.try_get(i)?;
+            u64::try_from(v).map_err(|_| Error::Corrupt(format!("negative total {v}")))
+        };
+        Ok(Totals {
+            envelopes: n(0)?,
+            stored: n(1)?,
+            quarantined: n(2)?,
+            duplicates: n(3)?,
+        })
+    }
+
+    /// A patient's readings, oldest first, optionally of one type and within
+    /// `[from, to)` by measurement time.
+    pub async fn readings(
+        &self,
+        patient: &PatientId,
+        reading_type: Option<&str>,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        limit: u32,
+    ) -> Result<Vec<StoredReading>, Error> {
+        let rows = sqlx::query(
+            "SELECT patient_id, device_id, gateway_id, type, time, received_ms, late, canonical, original
+             FROM readings
+             WHERE patient_id = ? AND (? IS NULL OR type = ?) AND time_ms >= ? AND time_ms < ?
+             ORDER BY time_ms, id LIMIT ?",
+        )
+        .bind(patient.as_str())
+        .bind(reading_type)
+        .bind(reading_type)
+        .bind(from.map_or(i64::MIN, |t| t.timestamp_millis()))
+        .bind(to.map_or(i64::MAX, |t| t.timestamp_millis()))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(stored_reading).collect()
+    }
+
+    /// Quarantined readings, newest first, optionally by reason and gateway.
+    pub async fn quarantine(
+        &self,
+        reason: Option<QuarantineReason>,
+        gateway: Option<&GatewayId>,
+        limit: u32,
+    ) -> Result<Vec<QuarantineRecord>, Error> {
+        let reason = reason.map(QuarantineReason::as_str);
+        let gateway = gateway.map(GatewayId::as_str);
+        let rows = sqlx::query(
+            "SELECT reason, message, gateway_id, batch_seq, reading_index, device_id, received_ms, raw
+             FROM quarantine
+             WHERE (? IS NULL OR reason = ?) AND (? IS NULL OR gateway_id = ?)
+             ORDER BY id DESC LIMIT ?",
+        )
+        .bind(reason)
+        .bind(reason)
+        .bind(gateway)
+        .bind(gateway)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(quarantine_record).collect()
+    }
+
+    /// Closes the pool, waiting for the connection to finish (ordered shutdown).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Corrupt(format!("{what}: {e}"))
+}
+
+fn millis(ms: i64) -> Result<DateTime<Utc>, Error> {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .ok_or_else(|| corrupt("timestamp", ms))
+}
+
+fn stored_reading(row: &sqlx::sqlite::SqliteRow) -> Result<StoredReading, Error> {
+    let text = |i: usize| -> Result<String, Error> { Ok(row.try_get::<String, _>(i)?) };
+    Ok(StoredReading {
+        patient_id: PatientId::parse(&text(0)?).map_err(|e| corrupt("patient id", e))?,
+        device_id: DeviceId::parse(&text(1)?).map_err(|e| corrupt("device id", e))?,
+        gateway_id: GatewayId::parse(&text(2)?).map_err(|e| corrupt("gateway id", e))?,
+        reading_type: text(3)?,
+        time: DateTime::<FixedOffset>::parse_from_rfc3339(&text(4)?)
+            .map_err(|e| corrupt("time", e))?,
+        received: millis(row.try_get(5)?)?,
+        late: row.try_get(6)?,
+        canonical: serde_json::from_str(&text(7)?).map_err(|e| corrupt("canonical", e))?,
+        original: serde_json::from_str(&text(8)?).map_err(|e| corrupt("original", e))?,
+    })
+}
+
+fn quarantine_record(row: &sqlx::sqlite::SqliteRow) -> Result<QuarantineRecord, Error> {
+    let reason: String = row.try_get(0)?;
+    let device: Option<String> = row.try_get(5)?;
+    let index: i64 = row.try_get(4)?;
+    let seq: i64 = row.try_get(3)?;
+    Ok(QuarantineRecord {
+        reason: QuarantineReason::parse(&reason).map_err(|e| corrupt("reason", e))?,
+        message: row.try_get(1)?,
+        gateway_id: GatewayId::parse(&row.try_get::<String, _>(2)?)
+            .map_err(|e| corrupt("gateway id", e))?,
+        batch_seq: seq as u64, // bit for bit, as stored
+        index: usize::try_from(index).map_err(|e| corrupt("index", e))?,
+        device_id: device
+            .map(|d| DeviceId::parse(&d).map_err(|e| corrupt("device id", e)))
+            .transpose()?,
+        received: millis(row.try_get(6)?)?,
+        raw: serde_json::from_str(&row.try_get::<String, _>(7)?).map_err(|e| corrupt("raw", e))?,
+    })
+}

@@ -1,0 +1,254 @@
+//! The embedded clinical store against a real SQLite file: commits, quarantine,
+//! duplicates, idempotent redelivery, durability across reopening.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed assertion
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use vigil_model::vocab::QuarantineReason;
+use vigil_model::{GatewayId, PatientId, Reading};
+use vigil_rules::validate::{Context, validate};
+use vigil_store::{EnvelopeCommit, Item, Outcome, Quarantined, SqliteStore, Totals};
+use vigil_wire::decode_envelope;
+
+const RECEIVED: &str = "2026-11-22T08:00:02+08:00";
+
+fn at(t: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc)
+}
+
+/// Decodes wire readings with the real codec.
+fn readings(values: serde_json::Value) -> Vec<Reading> {
+    let env = json!({"schema": "vigil.readings.v1", "gateway_id": "gw-1", "batch_seq": 1,
+                     "sent_at": "2026-11-22T08:00:01+08:00", "readings": values});
+    decode_envelope(&serde_json::to_vec(&env).unwrap())
+        .unwrap()
+        .readings
+        .into_iter()
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn bp(seq: u64, sys: u32, minute: u32) -> serde_json::Value {
+    json!({"device_id": "bpm-1", "record_seq": seq, "type": "bp",
+           "time": format!("2026-11-22T07:{minute:02}:00+08:00"), "unit": "mm[Hg]",
+           "values": {"systolic": sys, "diastolic": 80, "pulse": 70}})
+}
+
+/// Validates each reading; valid ones are stored for `p-1`, others quarantined.
+fn envelope(batch_seq: u64, values: serde_json::Value) -> EnvelopeCommit {
+    let ctx = Context::received_at(at(RECEIVED));
+    let items = readings(values)
+        .into_iter()
+        .enumerate()
+        .map(|(index, r)| match validate(r, &ctx) {
+            Ok(v) => Item::Store {
+                reading: Box::new(v),
+                patient: PatientId::parse("p-1").unwrap(),
+            },
+            Err(rej) => Item::Quarantine(Quarantined {
+                reason: rej.reason,
+                message: rej.message,
+                index,
+                device_id: Some(rej.reading.device_id.clone()),
+                time: Some(rej.reading.time),
+                raw: serde_json::to_value(vigil_wire::envelope::ReadingJson(&rej.reading)).unwrap(),
+            }),
+        })
+        .collect();
+    EnvelopeCommit {
+        gateway_id: GatewayId::parse("gw-1").unwrap(),
+        batch_seq,
+        received: at(RECEIVED),
+        items,
+    }
+}
+
+fn p1() -> PatientId {
+    PatientId::parse("p-1").unwrap()
+}
+
+#[tokio::test]
+async fn valid_readings_are_stored_and_invalid_ones_quarantined_with_a_reason() {
+    let store = SqliteStore::in_memory().await.unwrap();
+    let out = store
+        .commit(&[envelope(
+            1,
+            json!([bp(1, 142, 50), bp(2, 400, 51), bp(3, 120, 52)]),
+        )])
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        [Outcome {
+            already_committed: false,
+            stored: 2,
+            duplicates: 0,
+            quarantined: 1
+        }]
+    );
+
+    let stored = store
+        .readings(&p1(), Some("bp"), None, None, 100)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 2);
+    assert_eq!(
+        stored[0].canonical,
+        json!({"type": "bp", "systolic_mmhg": 142, "diastolic_mmhg": 80, "pulse_per_min": 70})
+    );
+    assert_eq!(stored[0].original["unit"], json!("mm[Hg]"));
+    assert_eq!(stored[0].original["values"]["systolic"], json!(142.0));
+
+    let q = store.quarantine(None, None, 100).await.unwrap();
+    assert_eq!(q.len(), 1);
+    assert_eq!(q[0].reason, QuarantineReason::OutOfRange);
+    assert_eq!(q[0].index, 1);
+    assert_eq!(q[0].batch_seq, 1);
+    assert!(
+        q[0].message.contains("systolic 400 mmHg"),
+        "{}",
+        q[0].message
+    );
+    assert_eq!(q[0].raw["values"]["systolic"], json!(400.0));
+    assert!(
+        store
+            .quarantine(Some(QuarantineReason::UnitSuspect), None, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_redelivered_envelope_changes_nothing_and_is_not_counted_twice() {
+    let store = SqliteStore::in_memory().await.unwrap();
+    let env = envelope(7, json!([bp(1, 142, 50), bp(2, 400, 51)]));
+    store.commit(std::slice::from_ref(&env)).await.unwrap();
+    let again = store.commit(&[env]).await.unwrap();
+    assert_eq!(
+        again,
+        [Outcome {
+            already_committed: true,
+            ..Outcome::default()
+        }]
+    );
+    assert_eq!(
+        store.totals().await.unwrap(),
+        Totals {
+            envelopes: 1,
+            stored: 1,
+            quarantined: 1,
+            duplicates: 0
+        }
+    );
+}
+
+#[tokio::test]
+async fn the_same_reading_in_another_envelope_is_a_duplicate() {
+    let store = SqliteStore::in_memory().await.unwrap();
+    // A meter whose memory is re-read sends record 1 again in a new envelope.
+    let out = store
+        .commit(&[
+            envelope(1, json!([bp(1, 142, 50)])),
+            envelope(2, json!([bp(1, 142, 50), bp(2, 150, 55)])),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        out[1],
+        Outcome {
+            already_committed: false,
+            stored: 1,
+            duplicates: 1,
+            quarantined: 0
+        }
+    );
+    assert_eq!(
+        store
+            .readings(&p1(), None, None, None, 100)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        store.totals().await.unwrap(),
+        Totals {
+            envelopes: 2,
+            stored: 2,
+            quarantined: 0,
+            duplicates: 1
+        }
+    );
+}
+
+#[tokio::test]
+async fn readings_and_dedup_survive_closing_and_reopening_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clinical.db");
+    {
+        let store = SqliteStore::open(&path).await.unwrap();
+        store
+            .commit(&[envelope(1, json!([bp(1, 142, 50)]))])
+            .await
+            .unwrap();
+        store.close().await;
+    }
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(
+        store
+            .readings(&p1(), None, None, None, 100)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let out = store
+        .commit(&[
+            envelope(1, json!([bp(1, 142, 50)])),
+            envelope(2, json!([bp(1, 142, 50)])),
+        ])
+        .await
+        .unwrap();
+    assert!(out[0].already_committed);
+    assert_eq!(out[1].duplicates, 1);
+}
+
+#[tokio::test]
+async fn readings_are_filtered_by_type_and_measurement_time() {
+    let store = SqliteStore::in_memory().await.unwrap();
+    let glucose = json!({"device_id": "glu-1", "type": "glucose", "time": "2026-11-22T07:30:00+08:00",
+                         "unit": "mg/dL", "values": {"value": 126, "context": "fasting"}});
+    store
+        .commit(&[envelope(
+            1,
+            json!([bp(1, 142, 10), bp(2, 150, 20), glucose]),
+        )])
+        .await
+        .unwrap();
+    let bps = store
+        .readings(
+            &p1(),
+            Some("bp"),
+            Some(at("2026-11-22T07:15:00+08:00")),
+            None,
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(bps.len(), 1);
+    assert_eq!(bps[0].canonical["systolic_mmhg"], json!(150));
+    let g = store
+        .readings(&p1(), Some("glucose"), None, None, 100)
+        .await
+        .unwrap();
+    assert_eq!(g[0].canonical["glucose_mmol_l"], json!(7.0));
+    assert!(
+        store
+            .readings(&PatientId::parse("p-2").unwrap(), None, None, None, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
