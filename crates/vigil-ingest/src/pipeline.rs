@@ -1,0 +1,135 @@
+//! The pure stages of the ingester for one envelope.
+
+use chrono::{DateTime, Utc};
+use vigil_model::vocab::QuarantineReason;
+use vigil_model::{GatewayId, Reading};
+use vigil_registry::Registry;
+use vigil_rules::validate::{Context, validate};
+use vigil_store::{EnvelopeCommit, Item, Quarantined};
+use vigil_wire::envelope::ReadingJson;
+use vigil_wire::{EnvelopeError, decode_envelope};
+
+/// An envelope that cannot be processed at all; the ingester keeps the raw payload
+/// with this reason and acknowledges it (redelivery would not change it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvelopeRejected {
+    pub message: String,
+}
+
+/// Runs decode → bind → validate → attribute over one envelope received from
+/// `topic_gateway` at `received`. Every reading of the envelope yields exactly one
+/// [`Item`], in envelope order.
+pub fn prepare(
+    topic_gateway: &GatewayId,
+    payload: &[u8],
+    received: DateTime<Utc>,
+    registry: &Registry,
+) -> Result<EnvelopeCommit, EnvelopeRejected> {
+    let envelope = decode_envelope(payload)
+        .map_err(|e: EnvelopeError| EnvelopeRejected { message: e.message })?;
+    if &envelope.gateway_id != topic_gateway {
+        return Err(EnvelopeRejected {
+            message: format!(
+                "the envelope says gateway_id {} but was published on the topic of gateway {topic_gateway}: a gateway may publish only its own readings",
+                envelope.gateway_id
+            ),
+        });
+    }
+    let items = envelope
+        .readings
+        .into_iter()
+        .enumerate()
+        .map(|(index, decoded)| match decoded {
+            Err(e) => Item::Quarantine(Quarantined {
+                reason: QuarantineReason::Malformed,
+                message: e.to_string(),
+                index,
+                device_id: None,
+                time: None,
+                raw: e.raw,
+            }),
+            Ok(reading) => stage_reading(index, reading, topic_gateway, received, registry),
+        })
+        .collect();
+    Ok(EnvelopeCommit {
+        gateway_id: envelope.gateway_id,
+        batch_seq: envelope.batch_seq,
+        received,
+        items,
+    })
+}
+
+fn quarantine(index: usize, reading: &Reading, reason: QuarantineReason, message: String) -> Item {
+    Item::Quarantine(Quarantined {
+        reason,
+        message,
+        index,
+        device_id: Some(reading.device_id.clone()),
+        time: Some(reading.time),
+        raw: serde_json::to_value(ReadingJson(reading)).unwrap_or(serde_json::Value::Null),
+    })
+}
+
+fn stage_reading(
+    index: usize,
+    reading: Reading,
+    gateway: &GatewayId,
+    received: DateTime<Utc>,
+    registry: &Registry,
+) -> Item {
+    // Bind: the device must be registered and bound to the publishing gateway.
+    let Some(device) = registry.device(&reading.device_id) else {
+        let message = format!(
+            "device {} is not registered: add it to the registry with its gateway",
+            reading.device_id
+        );
+        return quarantine(index, &reading, QuarantineReason::UnknownDevice, message);
+    };
+    if &device.gateway != gateway {
+        let message = format!(
+            "device {} belongs to gateway {}, not {gateway}: a reading is stored only from its device's gateway",
+            reading.device_id, device.gateway
+        );
+        return quarantine(
+            index,
+            &reading,
+            QuarantineReason::DeviceNotOnGateway,
+            message,
+        );
+    }
+    // Validate.
+    let ctx = Context {
+        received,
+        device_registered: Some(device.registered.with_timezone(&Utc)),
+        // The reference weight (§0.8) comes from the store; wired with the intake.
+        reference_weight_kg: None,
+    };
+    let validated = match validate(reading, &ctx) {
+        Ok(v) => v,
+        Err(rejected) => {
+            let r = *rejected;
+            return quarantine(index, &r.reading, r.reason, r.message);
+        }
+    };
+    // Attribute: the assignment valid at the measurement time.
+    let measured = validated.reading().time.with_timezone(&Utc);
+    match registry.assignment_at(&validated.reading().device_id, measured) {
+        Some(a) => Item::Store {
+            patient: a.patient.clone(),
+            reading: Box::new(validated),
+        },
+        None => {
+            let message = format!(
+                "no assignment covers device {} at {}: it is re-processed when one is added",
+                validated.reading().device_id,
+                validated.reading().time.to_rfc3339()
+            );
+            quarantine(
+                index,
+                validated.reading(),
+                QuarantineReason::UnassignedDevice,
+                message,
+            )
+        }
+    }
+}
