@@ -142,7 +142,7 @@ async fn prepared_envelopes_commit_and_account_for_every_reading() {
         json!([bp("bpm-omron-3f9a21", 142), bp("bpm-unknown", 1)]),
     );
     let commit = prepare(&gw("gw-0042"), &body, received(), &reg).unwrap();
-    store.commit(&[commit.clone()]).await.unwrap();
+    store.commit(std::slice::from_ref(&commit)).await.unwrap();
     // Redelivery of the same publish after a crash: nothing new.
     store.commit(&[commit]).await.unwrap();
     assert_eq!(
