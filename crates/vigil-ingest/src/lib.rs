@@ -12,7 +12,9 @@
 //!
 //! [`pipeline::prepare`] runs the pure stages for one envelope and yields what the
 //! store commits: every reading of the envelope becomes exactly one item, stored or
-//! quarantined, so nothing is dropped on the way. The MQTT intake (manual acks after
-//! commit, bounded in-flight window, reconnect) arrives next, with issue 4.
+//! quarantined, so nothing is dropped on the way. [`intake::Intake`] takes publishes
+//! off MQTT (persistent session, manual acks), commits them in groups and acknowledges
+//! each only after its commit.
 
+pub mod intake;
 pub mod pipeline;

@@ -14,6 +14,8 @@
 //!   dedup key used everywhere (wire, store, rules, export).
 //! - [`canonical`]: a measurement expressed in canonical units at rule precision
 //!   (§0.12); this is what rules compare and what the store keeps beside the original.
+//! - [`clock`]: injected time ([`clock::Clock`]), so nothing reads the wall clock
+//!   behind a test's back.
 //! - [`codes`]: LOINC / UCUM / IEEE 11073 MDC / WS 363 codes for export (§4).
 //!
 //! Invariants:
@@ -23,6 +25,7 @@
 //! - Canonicalisation is total: every valid measurement has a canonical form.
 
 pub mod canonical;
+pub mod clock;
 pub mod codes;
 pub mod id;
 pub mod measurement;

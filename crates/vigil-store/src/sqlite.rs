@@ -54,6 +54,13 @@ const SCHEMA: &[&str] = &[
         raw           TEXT    NOT NULL
     )",
     "CREATE INDEX IF NOT EXISTS quarantine_by_reason ON quarantine (reason, gateway_id)",
+    "CREATE TABLE IF NOT EXISTS rejected_payloads (
+        id          INTEGER PRIMARY KEY,
+        gateway_id  TEXT    NOT NULL, -- from the topic it was published on
+        received_ms INTEGER NOT NULL,
+        message     TEXT    NOT NULL,
+        payload     BLOB    NOT NULL  -- exactly as received
+    )",
 ];
 
 /// The clinical store in one SQLite file.
@@ -192,6 +199,36 @@ impl SqliteStore {
         }
         tx.commit().await?;
         Ok(outcomes)
+    }
+
+    /// Keeps a payload that is not a usable envelope at all (not JSON, wrong schema,
+    /// published on another gateway's topic), with why. Its readings cannot be told
+    /// apart, so it is kept whole; the publish is then acknowledged.
+    pub async fn reject_payload(
+        &self,
+        gateway: &GatewayId,
+        received: DateTime<Utc>,
+        payload: &[u8],
+        message: &str,
+    ) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO rejected_payloads (gateway_id, received_ms, message, payload) VALUES (?, ?, ?, ?)",
+        )
+        .bind(gateway.as_str())
+        .bind(received.timestamp_millis())
+        .bind(message)
+        .bind(payload)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// How many payloads were rejected whole.
+    pub async fn rejected_payloads(&self) -> Result<u64, Error> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rejected_payloads")
+            .fetch_one(&self.pool)
+            .await?;
+        u64::try_from(n).map_err(|_| Error::Corrupt(format!("negative count {n}")))
     }
 
     /// Totals over every committed envelope.

@@ -252,3 +252,18 @@ async fn readings_are_filtered_by_type_and_measurement_time() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn an_unusable_payload_is_kept_whole_with_its_reason() {
+    let store = SqliteStore::in_memory().await.unwrap();
+    store
+        .reject_payload(
+            &GatewayId::parse("gw-1").unwrap(),
+            at(RECEIVED),
+            b"\xff not json",
+            "not valid JSON",
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.rejected_payloads().await.unwrap(), 1);
+}

@@ -1,0 +1,274 @@
+//! MQTT intake: subscribe to the readings topics, commit, then acknowledge.
+//!
+//! - **Persistent session, stable client id, QoS 1, manual acks**: the broker keeps
+//!   what the ingester has not acknowledged, across disconnects and ingester restarts.
+//! - **Ack after durability**: a publish is acknowledged only after every reading in it
+//!   is committed (stored, quarantined or counted duplicate), and acknowledgements go
+//!   out in receive order.
+//! - **Group commit**: publishes that are already waiting are committed together, up to
+//!   `max_batch`, in one transaction.
+//! - **Backpressure**: nothing is acknowledged ahead of the store, so the broker's
+//!   in-flight window (Mosquitto `max_inflight_messages`) bounds what the ingester
+//!   holds in memory; a slow store slows delivery and the broker keeps the backlog.
+//!   The broker must size `max_queued_messages` for that backlog (wire guarantee 5).
+//! - **Store failures** are retried with backoff while the acks are withheld; nothing
+//!   is dropped.
+//! - **Reconnect** with capped exponential backoff; subscriptions are renewed on every
+//!   connection.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
+use tokio::sync::{mpsc, watch};
+use vigil_model::clock::Clock;
+use vigil_registry::Registry;
+use vigil_store::{EnvelopeCommit, SqliteStore};
+use vigil_wire::Topic;
+
+use crate::pipeline::prepare;
+
+/// Where and how to subscribe.
+#[derive(Debug, Clone)]
+pub struct IntakeConfig {
+    pub host: String,
+    pub port: u16,
+    /// Stable across restarts: the broker keeps the persistent session by this id.
+    pub client_id: String,
+    /// `vigil/v1/gw/+/readings`, or `$share/{group}/vigil/v1/gw/+/readings` to split
+    /// one stream over several ingesters.
+    pub subscription: String,
+    /// Most publishes committed in one transaction.
+    pub max_batch: usize,
+    pub keep_alive: Duration,
+}
+
+impl IntakeConfig {
+    /// Defaults for a broker at `host:port`.
+    pub fn new(host: impl Into<String>, port: u16) -> IntakeConfig {
+        IntakeConfig {
+            host: host.into(),
+            port,
+            client_id: "vigil-ingester".to_owned(),
+            subscription: vigil_wire::topic::ALL_READINGS.to_owned(),
+            max_batch: 64,
+            keep_alive: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Counters of the intake, readable while it runs.
+#[derive(Debug, Default)]
+pub struct IntakeStats {
+    pub publishes_acked: AtomicU64,
+    pub readings_received: AtomicU64,
+    pub readings_stored: AtomicU64,
+    pub readings_quarantined: AtomicU64,
+    pub readings_duplicate: AtomicU64,
+    pub payloads_rejected: AtomicU64,
+    pub commits: AtomicU64,
+    pub store_errors: AtomicU64,
+    pub connection_errors: AtomicU64,
+    /// Subscriptions the broker confirmed (one per connection).
+    pub subscriptions_acked: AtomicU64,
+}
+
+/// A running intake; stop it with [`Intake::shutdown`].
+#[derive(Debug)]
+pub struct Intake {
+    pub stats: Arc<IntakeStats>,
+    stop: watch::Sender<bool>,
+    worker: tokio::task::JoinHandle<()>,
+    poller: tokio::task::JoinHandle<()>,
+}
+
+impl Intake {
+    /// Connects and starts consuming. Returns at once; work happens on tasks.
+    pub fn start(
+        config: IntakeConfig,
+        store: SqliteStore,
+        registry: Arc<Registry>,
+        clock: Arc<dyn Clock>,
+    ) -> Intake {
+        let mut options = MqttOptions::new(&config.client_id, &config.host, config.port);
+        options.set_keep_alive(config.keep_alive);
+        options.set_clean_session(false);
+        options.set_manual_acks(true);
+        let (client, eventloop) = AsyncClient::new(options, 256);
+        let stats = Arc::new(IntakeStats::default());
+        let (stop, stopped) = watch::channel(false);
+        // The poller never blocks on the worker: the channel is unbounded, and its
+        // depth is bounded by the broker's in-flight window because nothing is acked
+        // before it is committed.
+        let (tx, rx) = mpsc::unbounded_channel();
+        let poller = tokio::spawn(poll(
+            eventloop,
+            client.clone(),
+            config.subscription.clone(),
+            tx,
+            stats.clone(),
+            stopped.clone(),
+        ));
+        let worker = tokio::spawn(work(
+            rx,
+            client,
+            store,
+            registry,
+            clock,
+            config.max_batch.max(1),
+            stats.clone(),
+            stopped,
+        ));
+        Intake {
+            stats,
+            stop,
+            worker,
+            poller,
+        }
+    }
+
+    /// Ordered shutdown: stop taking publishes, finish committing and acknowledging
+    /// what was taken, then disconnect.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.worker.await;
+        let _ = self.poller.await;
+    }
+}
+
+async fn poll(
+    mut eventloop: EventLoop,
+    client: AsyncClient,
+    subscription: String,
+    tx: mpsc::UnboundedSender<Publish>,
+    stats: Arc<IntakeStats>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let event = tokio::select! {
+            e = eventloop.poll() => e,
+            _ = stopped.changed() => {
+                // Let the worker's last acks and the disconnect go out.
+                let _ = client.try_disconnect();
+                for _ in 0..64 {
+                    match tokio::time::timeout(Duration::from_millis(500), eventloop.poll()).await {
+                        Ok(Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect))) | Ok(Err(_)) | Err(_) => break,
+                        Ok(Ok(_)) => {}
+                    }
+                }
+                return;
+            }
+        };
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                backoff = Duration::from_millis(100);
+                // Renew on every connection; with a persistent session this is
+                // harmless, without one it is required.
+                let _ = client.try_subscribe(subscription.clone(), QoS::AtLeastOnce);
+            }
+            Ok(Event::Incoming(Packet::SubAck(_))) => {
+                stats.subscriptions_acked.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                if tx.send(p).is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(_) => {
+                stats.connection_errors.fetch_add(1, Ordering::Relaxed);
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stopped.changed() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn work(
+    mut rx: mpsc::UnboundedReceiver<Publish>,
+    client: AsyncClient,
+    store: SqliteStore,
+    registry: Arc<Registry>,
+    clock: Arc<dyn Clock>,
+    max_batch: usize,
+    stats: Arc<IntakeStats>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        let first = tokio::select! {
+            p = rx.recv() => match p { Some(p) => p, None => return },
+            _ = stopped.changed() => return,
+        };
+        let mut batch = vec![first];
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        let received = clock.now();
+        let mut commits: Vec<EnvelopeCommit> = Vec::new();
+        let mut rejected: Vec<(vigil_model::GatewayId, Vec<u8>, String)> = Vec::new();
+        for p in &batch {
+            let gateway = match Topic::parse(&p.topic) {
+                Ok(Topic::Readings(gw)) => gw,
+                // Not a readings topic of ours: nothing to keep; ack so it is not redelivered.
+                _ => continue,
+            };
+            match prepare(&gateway, &p.payload, received, &registry) {
+                Ok(c) => {
+                    stats
+                        .readings_received
+                        .fetch_add(c.items.len() as u64, Ordering::Relaxed);
+                    commits.push(c);
+                }
+                Err(e) => rejected.push((gateway, p.payload.to_vec(), e.message)),
+            }
+        }
+        // Commit (retrying while acks are withheld), then ack in receive order.
+        let mut delay = Duration::from_millis(50);
+        let outcomes = loop {
+            let result = async {
+                for (gw, payload, message) in &rejected {
+                    store.reject_payload(gw, received, payload, message).await?;
+                }
+                store.commit(&commits).await
+            }
+            .await;
+            match result {
+                Ok(o) => break o,
+                Err(_) => {
+                    stats.store_errors.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        };
+        stats.commits.fetch_add(1, Ordering::Relaxed);
+        stats
+            .payloads_rejected
+            .fetch_add(rejected.len() as u64, Ordering::Relaxed);
+        for o in &outcomes {
+            stats
+                .readings_stored
+                .fetch_add(u64::from(o.stored), Ordering::Relaxed);
+            stats
+                .readings_quarantined
+                .fetch_add(u64::from(o.quarantined), Ordering::Relaxed);
+            stats
+                .readings_duplicate
+                .fetch_add(u64::from(o.duplicates), Ordering::Relaxed);
+        }
+        for p in &batch {
+            if client.ack(p).await.is_ok() {
+                stats.publishes_acked.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}

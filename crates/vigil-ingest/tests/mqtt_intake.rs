@@ -1,0 +1,248 @@
+//! End to end over a real Mosquitto the test starts on a free port: gateways publish
+//! valid, invalid, duplicate, unassigned and unreadable payloads; every reading is
+//! accounted for (stored + quarantined + duplicates = published), a redelivered
+//! envelope is not counted twice, and every publish is acknowledged after its commit.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed assertion
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use serde_json::{Value, json};
+use support::{Mosquitto, eventually};
+use vigil_ingest::intake::{Intake, IntakeConfig};
+use vigil_model::clock::ManualClock;
+use vigil_model::vocab::QuarantineReason;
+use vigil_registry::Registry;
+use vigil_store::{SqliteStore, Totals};
+
+const DOC: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../docs/registry.md"
+));
+
+fn registry() -> Registry {
+    let start = DOC.find("```toml registry\n").unwrap() + "```toml registry\n".len();
+    let end = start + DOC[start..].find("```").unwrap();
+    let extra = "\n[[device]]\nid = \"glu-unassigned\"\ntypes = [\"glucose\"]\ngateway = \"gw-0042\"\nregistered = \"2026-11-01T00:00:00+08:00\"\n";
+    Registry::parse(&format!("{}{extra}", &DOC[start..end])).unwrap()
+}
+
+fn now() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-22T08:00:02+08:00")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn envelope(batch_seq: u64, readings: Vec<Value>) -> Vec<u8> {
+    serde_json::to_vec(
+        &json!({"schema": "vigil.readings.v1", "gateway_id": "gw-0042", "batch_seq": batch_seq,
+        "sent_at": "2026-11-22T08:00:01+08:00", "readings": readings}),
+    )
+    .unwrap()
+}
+
+fn bp(record: u64, sys: u64) -> Value {
+    json!({"device_id": "bpm-omron-3f9a21", "record_seq": record, "type": "bp",
+           "time": format!("2026-11-22T07:{:02}:{:02}+08:00", record / 60 % 60, record % 60),
+           "unit": "mm[Hg]", "values": {"systolic": sys, "diastolic": 80}})
+}
+
+/// A gateway-side publisher that waits for the broker's PUBACK of each publish.
+async fn publisher(port: u16) -> (AsyncClient, Arc<AtomicU64>) {
+    let mut opts = MqttOptions::new("test-gateway", "127.0.0.1", port);
+    opts.set_keep_alive(Duration::from_secs(10));
+    let (client, mut eventloop) = AsyncClient::new(opts, 1024);
+    let acked = Arc::new(AtomicU64::new(0));
+    let counter = acked.clone();
+    tokio::spawn(async move {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::PubAck(_))) => {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    });
+    (client, acked)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_published_reading_is_stored_quarantined_or_counted_duplicate() {
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("clinical.db"))
+        .await
+        .unwrap();
+    let mut config = IntakeConfig::new("127.0.0.1", broker.port);
+    config.client_id = "ingester-under-test".into();
+    let intake = Intake::start(
+        config,
+        store.clone(),
+        Arc::new(registry()),
+        Arc::new(ManualClock::new(now())),
+    );
+    let stats = intake.stats.clone();
+    eventually(
+        "the ingester's subscription",
+        Duration::from_secs(10),
+        || stats.subscriptions_acked.load(Ordering::Relaxed) >= 1,
+    )
+    .await;
+
+    let (client, broker_acks) = publisher(broker.port).await;
+    let topic = "vigil/v1/gw/gw-0042/readings";
+    let mut publishes = 0u64;
+    let mut readings = 0u64;
+    // 50 envelopes of 4 readings: 2 valid, 1 out of range, 1 from an unassigned device.
+    for n in 0..50u64 {
+        let body = envelope(
+            n,
+            vec![
+                bp(3 * n, 120 + n % 40),
+                bp(3 * n + 1, 400),
+                bp(3 * n + 2, 130),
+                json!({"device_id": "glu-unassigned", "type": "glucose", "time": "2026-11-22T07:00:00+08:00",
+                       "unit": "mmol/L", "values": {"value": 5.0 + n as f64 / 10.0}}),
+            ],
+        );
+        client
+            .publish(topic, QoS::AtLeastOnce, false, body)
+            .await
+            .unwrap();
+        publishes += 1;
+        readings += 4;
+    }
+    // A meter re-read: 10 readings already stored, in a new envelope.
+    client
+        .publish(
+            topic,
+            QoS::AtLeastOnce,
+            false,
+            envelope(50, (0..10).map(|i| bp(3 * i, 120 + i % 40)).collect()),
+        )
+        .await
+        .unwrap();
+    publishes += 1;
+    readings += 10;
+    // The gateway republishes envelope 7 (no PUBACK reached it): not counted again.
+    client
+        .publish(
+            topic,
+            QoS::AtLeastOnce,
+            false,
+            envelope(7, vec![bp(21, 127), bp(22, 400), bp(23, 130)]),
+        )
+        .await
+        .unwrap();
+    publishes += 1;
+    // A payload that is not an envelope at all.
+    client
+        .publish(topic, QoS::AtLeastOnce, false, b"{oops".to_vec())
+        .await
+        .unwrap();
+    publishes += 1;
+
+    eventually("the broker's PUBACKs", Duration::from_secs(30), || {
+        broker_acks.load(Ordering::Relaxed) == publishes
+    })
+    .await;
+    eventually("the ingester's acks", Duration::from_secs(30), || {
+        stats.publishes_acked.load(Ordering::Relaxed) == publishes
+    })
+    .await;
+
+    let totals = store.totals().await.unwrap();
+    assert_eq!(
+        totals.stored + totals.quarantined + totals.duplicates,
+        readings,
+        "{totals:?}"
+    );
+    assert_eq!(
+        totals,
+        Totals {
+            envelopes: 51,
+            stored: 100,
+            quarantined: 100,
+            duplicates: 10
+        }
+    );
+    assert_eq!(store.rejected_payloads().await.unwrap(), 1);
+    assert_eq!(
+        store
+            .quarantine(Some(QuarantineReason::OutOfRange), None, 1000)
+            .await
+            .unwrap()
+            .len(),
+        50
+    );
+    assert_eq!(
+        store
+            .quarantine(Some(QuarantineReason::UnassignedDevice), None, 1000)
+            .await
+            .unwrap()
+            .len(),
+        50
+    );
+    assert_eq!(stats.readings_duplicate.load(Ordering::Relaxed), 10);
+
+    intake.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_sent_while_the_ingester_is_down_are_delivered_by_its_persistent_session() {
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("clinical.db"))
+        .await
+        .unwrap();
+    let config = || {
+        let mut c = IntakeConfig::new("127.0.0.1", broker.port);
+        c.client_id = "ingester-persistent".into();
+        c
+    };
+    let clock = Arc::new(ManualClock::new(now()));
+    // First run: subscribe (creating the persistent session), then stop.
+    let intake = Intake::start(config(), store.clone(), Arc::new(registry()), clock.clone());
+    let stats = intake.stats.clone();
+    eventually("the first subscription", Duration::from_secs(10), || {
+        stats.subscriptions_acked.load(Ordering::Relaxed) >= 1
+    })
+    .await;
+    intake.shutdown().await;
+
+    // While it is down, a gateway publishes; the broker queues for the session.
+    let (client, broker_acks) = publisher(broker.port).await;
+    for n in 0..20u64 {
+        client
+            .publish(
+                "vigil/v1/gw/gw-0042/readings",
+                QoS::AtLeastOnce,
+                false,
+                envelope(n, vec![bp(n, 125)]),
+            )
+            .await
+            .unwrap();
+    }
+    eventually("the broker's PUBACKs", Duration::from_secs(30), || {
+        broker_acks.load(Ordering::Relaxed) == 20
+    })
+    .await;
+
+    // Second run with the same client id: everything arrives.
+    let intake = Intake::start(config(), store.clone(), Arc::new(registry()), clock);
+    let stats = intake.stats.clone();
+    eventually("the queued publishes", Duration::from_secs(30), || {
+        stats.publishes_acked.load(Ordering::Relaxed) == 20
+    })
+    .await;
+    assert_eq!(store.totals().await.unwrap().stored, 20);
+    intake.shutdown().await;
+}
