@@ -4,6 +4,8 @@
 //! device sends for one measurement, with the optional fields real devices fill. The
 //! `decode` function is the pure `vigil-gatt` decoder; `decode_to_reading` (where the
 //! characteristic becomes a reading) adds the mapping to a `vigil_model::Reading`.
+//! `baseline_copy`, in the same group, only copies the payload into an owned buffer:
+//! the floor any consumer of the bytes pays.
 
 #![allow(clippy::unwrap_used)] // bench setup: a failed unwrap is a broken bench
 
@@ -52,6 +54,10 @@ fn group<T>(
 ) {
     let mut g = c.benchmark_group(name);
     g.throughput(Throughput::Elements(1));
+    // Baseline: only taking an owned copy of the payload, the least any consumer does.
+    g.bench_function("baseline_copy", |b| {
+        b.iter(|| black_box(black_box(payload).to_vec()))
+    });
     g.bench_function("decode", |b| {
         b.iter(|| black_box(decode(black_box(payload))))
     });
