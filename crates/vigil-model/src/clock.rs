@@ -34,20 +34,26 @@ impl ManualClock {
         }
     }
 
+    /// The instant; a panic elsewhere while holding it cannot make it unreadable.
+    fn instant(&self) -> std::sync::MutexGuard<'_, DateTime<Utc>> {
+        self.now
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Moves the clock forward (or back, with a negative delta).
     pub fn advance(&self, by: TimeDelta) {
-        let mut now = self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        *now += by;
+        *self.instant() += by;
     }
 
     pub fn set(&self, to: DateTime<Utc>) {
-        *self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = to;
+        *self.instant() = to;
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
-        *self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        *self.instant()
     }
 }
 
