@@ -5,8 +5,6 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed assertion
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -14,23 +12,16 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::{Value, json};
-use support::{Mosquitto, eventually};
 use vigil_ingest::intake::{Intake, IntakeConfig};
 use vigil_model::clock::ManualClock;
 use vigil_model::vocab::QuarantineReason;
 use vigil_registry::Registry;
 use vigil_store::{SqliteStore, Totals};
-
-const DOC: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../docs/registry.md"
-));
+use vigil_testkit::{Mosquitto, eventually, example_registry};
 
 fn registry() -> Registry {
-    let start = DOC.find("```toml registry\n").unwrap() + "```toml registry\n".len();
-    let end = start + DOC[start..].find("```").unwrap();
     let extra = "\n[[device]]\nid = \"glu-unassigned\"\ntypes = [\"glucose\"]\ngateway = \"gw-0042\"\nregistered = \"2026-11-01T00:00:00+08:00\"\n";
-    Registry::parse(&format!("{}{extra}", &DOC[start..end])).unwrap()
+    Registry::parse(&format!("{}{extra}", example_registry())).unwrap()
 }
 
 fn now() -> DateTime<Utc> {

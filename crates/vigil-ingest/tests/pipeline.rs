@@ -10,15 +10,9 @@ use vigil_model::GatewayId;
 use vigil_model::vocab::QuarantineReason;
 use vigil_registry::Registry;
 use vigil_store::{Item, SqliteStore, Totals};
-
-const DOC: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../docs/registry.md"
-));
+use vigil_testkit::example_registry;
 
 fn registry() -> Registry {
-    let start = DOC.find("```toml registry\n").unwrap() + "```toml registry\n".len();
-    let end = start + DOC[start..].find("```").unwrap();
     // A second device, registered but not assigned, and one on another gateway.
     let extra = r#"
 [[gateway]]
@@ -36,7 +30,7 @@ types = ["weight"]
 gateway = "gw-0043"
 registered = "2026-11-01T00:00:00+08:00"
 "#;
-    Registry::parse(&format!("{}{extra}", &DOC[start..end])).unwrap()
+    Registry::parse(&format!("{}{extra}", example_registry())).unwrap()
 }
 
 fn received() -> DateTime<Utc> {

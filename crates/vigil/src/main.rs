@@ -12,6 +12,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use vigil_wire::DecodeLimits;
 
+mod config;
+mod serve;
+
 /// Vigil: remote patient monitoring for medical consortia (医联体).
 ///
 /// Home gateways publish readings from blood-pressure cuffs, glucometers, ECG patches,
@@ -31,9 +34,34 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the ingester: take readings off MQTT, validate, store, acknowledge.
+    ///
+    /// Subscribes to every gateway's readings with a persistent session and acknowledges
+    /// each publish only after its readings are committed to the clinical store (stored,
+    /// quarantined with a reason, or counted duplicate). Stops cleanly on Ctrl-C or
+    /// SIGTERM: intake stops, what was taken is committed and acknowledged, then it
+    /// disconnects. Settings: `vigil print-default-config`.
+    Serve(ServeArgs),
+    /// Print the documented default configuration of `vigil serve`.
+    PrintDefaultConfig,
+    /// Check a configuration (and the registry it names): every problem at once.
+    ValidateConfig(ServeArgs),
     /// Work with readings envelopes (wire contract v1).
     #[command(subcommand)]
     Envelope(EnvelopeCommand),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Configuration file (TOML); without it, the defaults and VIGIL_* variables apply.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Registry file (TOML or JSON); overrides `registry` of the configuration.
+    #[arg(long, value_name = "FILE")]
+    registry: Option<PathBuf>,
+    /// Data directory; overrides `data_dir` of the configuration.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,6 +99,31 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Serve(args) => {
+            let (config, registry) = match load(&args) {
+                Ok(loaded) => loaded,
+                Err(problems) => return Ok(report_problems(&problems)),
+            };
+            serve::run(config, registry)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::PrintDefaultConfig => {
+            print!("{}", config::DEFAULT_CONFIG);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ValidateConfig(args) => match load(&args) {
+            Ok((config, registry)) => {
+                println!(
+                    "configuration ok: store in {}, broker {}, registry with {} devices and {} patients",
+                    config.data_dir.display(),
+                    config.broker.url,
+                    registry.devices.len(),
+                    registry.patients.len()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(problems) => Ok(report_problems(&problems)),
+        },
         Command::Envelope(EnvelopeCommand::Check { file, compact }) => {
             let payload = read_input(file.as_ref())?;
             let report = vigil_wire::check::check_envelope(&payload);
@@ -86,6 +139,70 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 u8::try_from(report.exit_code()).unwrap_or(1),
             ))
         }
+    }
+}
+
+fn report_problems(problems: &[String]) -> ExitCode {
+    eprintln!(
+        "vigil: the configuration has {} problem(s):",
+        problems.len()
+    );
+    for p in problems {
+        eprintln!("  - {p}");
+    }
+    ExitCode::from(2)
+}
+
+/// Configuration (file, then environment, then flags) and the registry, checked.
+fn load(args: &ServeArgs) -> Result<(config::Config, vigil_registry::Registry), Vec<String>> {
+    let mut config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| vec![format!("cannot read {}: {e}", path.display())])?;
+            config::Config::parse(&text).map_err(|p| {
+                p.into_iter()
+                    .map(|x| format!("{}: {x}", path.display()))
+                    .collect::<Vec<_>>()
+            })?
+        }
+        None => config::Config::default(),
+    };
+    let mut problems = Vec::new();
+    if let Err(p) = config.apply_env(std::env::vars()) {
+        problems.extend(p);
+    }
+    if let Some(r) = &args.registry {
+        config.registry = r.clone();
+    }
+    if let Some(d) = &args.data_dir {
+        config.data_dir = d.clone();
+    }
+    if let Err(p) = config.validate() {
+        problems.extend(p);
+    }
+    let registry = match std::fs::read_to_string(&config.registry) {
+        Ok(text) => match vigil_registry::Registry::parse(&text) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                problems.extend(
+                    e.problems
+                        .into_iter()
+                        .map(|p| format!("registry {}: {p}", config.registry.display())),
+                );
+                None
+            }
+        },
+        Err(e) => {
+            problems.push(format!(
+                "cannot read the registry {}: {e} (give one with --registry; docs/registry.md)",
+                config.registry.display()
+            ));
+            None
+        }
+    };
+    match registry {
+        Some(r) if problems.is_empty() => Ok((config, r)),
+        _ => Err(problems),
     }
 }
 

@@ -1,6 +1,9 @@
-//! Real servers for end-to-end tests, on ports the OS picks.
+//! Real servers and fixtures for end-to-end tests (dev only).
+//!
+//! Servers run as child processes on ports the OS picks, never fixed ports, and are
+//! stopped when their handle drops. `scripts/test` installs them when missing.
 
-#![allow(dead_code, clippy::unwrap_used)] // test support: a failed unwrap is a failed test
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)] // test support: a failed unwrap is a failed test
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -93,4 +96,13 @@ pub async fn eventually(what: &str, timeout: Duration, mut cond: impl FnMut() ->
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// The complete registry example of `docs/registry.md` (gateway `gw-0042`, device
+/// `bpm-omron-3f9a21` assigned to patient `p-000123` from 2026-11-01).
+pub fn example_registry() -> String {
+    const DOC: &str = include_str!("../../docs/registry.md");
+    let start = DOC.find("```toml registry\n").unwrap() + "```toml registry\n".len();
+    let end = start + DOC[start..].find("```").unwrap();
+    DOC[start..end].to_owned()
 }

@@ -1,0 +1,272 @@
+//! `vigil serve` configuration: a TOML file, then environment overrides, then checks
+//! that report every problem at once.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// The documented default configuration (`vigil print-default-config`).
+pub const DEFAULT_CONFIG: &str = r#"# Vigil ingester configuration (vigil serve --config FILE).
+# Every key is optional; the values shown are the defaults.
+# Environment variables override the file: VIGIL_DATA_DIR, VIGIL_REGISTRY,
+# VIGIL_BROKER_URL, VIGIL_BROKER_CLIENT_ID, VIGIL_BROKER_SHARED_GROUP,
+# VIGIL_INGEST_MAX_BATCH.
+
+# Where the clinical store (clinical.db, SQLite) lives. Back it up: it is the record.
+data_dir = "./vigil-data"
+
+# The registry file (institutions, doctors, patients, gateways, devices, assignments;
+# docs/registry.md). Without one, every reading is quarantined as unknown_device.
+registry = "registry.toml"
+
+[broker]
+# mqtt://host:port of the broker the gateways publish to.
+url = "mqtt://127.0.0.1:1883"
+# Stable across restarts: the broker keeps this persistent session, with every publish
+# not yet acknowledged, while the ingester is down. Two ingesters must not share one.
+client_id = "vigil-ingester"
+# Non-empty: subscribe as $share/<group>/vigil/v1/gw/+/readings, so ingesters with the
+# same group split the stream. Empty: receive every gateway's readings.
+shared_group = ""
+
+[ingest]
+# Most publishes committed in one transaction. Larger batches amortise the fsync; the
+# broker's in-flight window (Mosquitto max_inflight_messages) caps what is waiting.
+max_batch = 64
+"#;
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub registry: PathBuf,
+    pub broker: BrokerConfig,
+    pub ingest: IngestConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerConfig {
+    pub url: String,
+    pub client_id: String,
+    pub shared_group: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    pub max_batch: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./vigil-data"),
+            registry: PathBuf::from("registry.toml"),
+            broker: BrokerConfig::default(),
+            ingest: IngestConfig::default(),
+        }
+    }
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            url: "mqtt://127.0.0.1:1883".to_owned(),
+            client_id: "vigil-ingester".to_owned(),
+            shared_group: String::new(),
+        }
+    }
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig { max_batch: 64 }
+    }
+}
+
+/// Where the broker is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerAddress {
+    pub host: String,
+    pub port: u16,
+}
+
+impl Config {
+    /// Parses a configuration file's text (the defaults fill what it omits).
+    pub fn parse(text: &str) -> Result<Config, Vec<String>> {
+        toml::from_str(text).map_err(|e| vec![format!("{}", e.to_string().trim_end())])
+    }
+
+    /// Applies `VIGIL_*` overrides from `vars` (the process environment in practice).
+    pub fn apply_env(
+        &mut self,
+        vars: impl Iterator<Item = (String, String)>,
+    ) -> Result<(), Vec<String>> {
+        let mut problems = Vec::new();
+        for (key, value) in vars {
+            match key.as_str() {
+                "VIGIL_DATA_DIR" => self.data_dir = value.into(),
+                "VIGIL_REGISTRY" => self.registry = value.into(),
+                "VIGIL_BROKER_URL" => self.broker.url = value,
+                "VIGIL_BROKER_CLIENT_ID" => self.broker.client_id = value,
+                "VIGIL_BROKER_SHARED_GROUP" => self.broker.shared_group = value,
+                "VIGIL_INGEST_MAX_BATCH" => match value.parse() {
+                    Ok(n) => self.ingest.max_batch = n,
+                    Err(_) => problems.push(format!(
+                        "VIGIL_INGEST_MAX_BATCH={value:?} is not a whole number"
+                    )),
+                },
+                other if other.starts_with("VIGIL_") => problems.push(format!(
+                    "environment variable {other} is not a Vigil setting (see vigil print-default-config)"
+                )),
+                _ => {}
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Checks the values; returns every problem at once.
+    pub fn validate(&self) -> Result<(), Vec<String>> {
+        let mut p = Vec::new();
+        if let Err(e) = self.broker_address() {
+            p.push(e);
+        }
+        if let Err(e) = vigil_model::id::check_id(&self.broker.client_id) {
+            p.push(format!("broker.client_id {:?} {e}", self.broker.client_id));
+        }
+        if !self.broker.shared_group.is_empty()
+            && let Err(e) = vigil_model::id::check_id(&self.broker.shared_group)
+        {
+            p.push(format!(
+                "broker.shared_group {:?} {e}",
+                self.broker.shared_group
+            ));
+        }
+        if !(1..=10_000).contains(&self.ingest.max_batch) {
+            p.push(format!(
+                "ingest.max_batch is {}; use 1 to 10000",
+                self.ingest.max_batch
+            ));
+        }
+        if p.is_empty() { Ok(()) } else { Err(p) }
+    }
+
+    /// The broker's host and port from `broker.url`.
+    pub fn broker_address(&self) -> Result<BrokerAddress, String> {
+        let url = &self.broker.url;
+        let rest = if let Some(rest) = url.strip_prefix("mqtt://") {
+            rest
+        } else if url.starts_with("mqtts://") {
+            return Err(format!(
+                "broker.url {url:?}: mqtts:// (TLS) is not supported yet; use mqtt:// on a trusted network"
+            ));
+        } else {
+            return Err(format!(
+                "broker.url {url:?} must start with mqtt://, e.g. \"mqtt://127.0.0.1:1883\""
+            ));
+        };
+        let rest = rest.trim_end_matches('/');
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, p)) => match p.parse::<u16>() {
+                Ok(port) => (h, port),
+                Err(_) => return Err(format!("broker.url {url:?}: port {p:?} is not a number")),
+            },
+            None => (rest, 1883),
+        };
+        if host.is_empty() {
+            return Err(format!("broker.url {url:?} names no host"));
+        }
+        Ok(BrokerAddress {
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+            port,
+        })
+    }
+
+    /// The subscription filter.
+    pub fn subscription(&self) -> String {
+        if self.broker.shared_group.is_empty() {
+            vigil_wire::topic::ALL_READINGS.to_owned()
+        } else {
+            format!(
+                "$share/{}/{}",
+                self.broker.shared_group,
+                vigil_wire::topic::ALL_READINGS
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_default_file_is_the_default() {
+        assert_eq!(Config::parse(DEFAULT_CONFIG).unwrap(), Config::default());
+        assert!(Config::default().validate().is_ok());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_name() {
+        let e = Config::parse("[broker]\nurl = \"mqtt://x\"\nclientid = \"a\"\n").unwrap_err();
+        assert!(e[0].contains("clientid"), "{e:?}");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let mut c = Config::default();
+        c.broker.url = "tcp://broker".into();
+        c.broker.client_id = "bad id".into();
+        c.ingest.max_batch = 0;
+        let p = c.validate().unwrap_err();
+        assert_eq!(p.len(), 3, "{p:#?}");
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_unknown_vigil_variables_are_errors() {
+        let mut c = Config::default();
+        let vars = [
+            ("VIGIL_BROKER_URL", "mqtt://10.0.0.5:1884"),
+            ("VIGIL_INGEST_MAX_BATCH", "8"),
+            ("HOME", "/root"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        c.apply_env(vars.into_iter()).unwrap();
+        assert_eq!(
+            c.broker_address().unwrap(),
+            BrokerAddress {
+                host: "10.0.0.5".into(),
+                port: 1884
+            }
+        );
+        assert_eq!(c.ingest.max_batch, 8);
+        let e = c
+            .apply_env([("VIGIL_BROKR_URL".to_owned(), "x".to_owned())].into_iter())
+            .unwrap_err();
+        assert!(e[0].contains("VIGIL_BROKR_URL"), "{e:?}");
+    }
+
+    #[test]
+    fn broker_urls_default_the_port_and_refuse_what_is_not_supported() {
+        let mut c = Config::default();
+        c.broker.url = "mqtt://broker.example".into();
+        assert_eq!(c.broker_address().unwrap().port, 1883);
+        c.broker.url = "mqtts://broker.example:8883".into();
+        assert!(
+            c.broker_address()
+                .unwrap_err()
+                .contains("not supported yet")
+        );
+        c.broker.shared_group = "ingest".into();
+        assert_eq!(c.subscription(), "$share/ingest/vigil/v1/gw/+/readings");
+    }
+}

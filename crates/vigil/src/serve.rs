@@ -1,0 +1,77 @@
+//! `vigil serve`: the ingester process.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use vigil_ingest::intake::{Intake, IntakeConfig};
+use vigil_model::clock::SystemClock;
+use vigil_registry::Registry;
+use vigil_store::SqliteStore;
+
+use crate::config::Config;
+
+/// Runs until Ctrl-C or SIGTERM, then shuts down in order.
+pub fn run(config: Config, registry: Registry) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(config, registry))
+}
+
+async fn serve(config: Config, registry: Registry) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    let db = config.data_dir.join("clinical.db");
+    let store = SqliteStore::open(&db).await?;
+    let broker = config.broker_address().map_err(anyhow::Error::msg)?;
+    let mut intake_config = IntakeConfig::new(broker.host, broker.port);
+    intake_config.client_id = config.broker.client_id.clone();
+    intake_config.subscription = config.subscription();
+    intake_config.max_batch = config.ingest.max_batch;
+    eprintln!(
+        "vigil serve: clinical store {}; broker {} as {:?}, subscribed to {}; registry {} ({} devices, {} patients)",
+        db.display(),
+        config.broker.url,
+        config.broker.client_id,
+        intake_config.subscription,
+        config.registry.display(),
+        registry.devices.len(),
+        registry.patients.len(),
+    );
+    let intake = Intake::start(
+        intake_config,
+        store.clone(),
+        Arc::new(registry),
+        Arc::new(SystemClock),
+    );
+    shutdown_signal().await;
+    eprintln!("vigil serve: stopping: committing and acknowledging what was taken");
+    intake.shutdown().await;
+    store.close().await;
+    eprintln!("vigil serve: stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
