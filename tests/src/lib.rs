@@ -10,12 +10,35 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A Mosquitto broker of the test's own, configured as Vigil documents for the
-/// ingester (queue and in-flight limits sized so nothing is dropped).
+/// How a test broker is configured.
+#[derive(Debug, Clone)]
+pub struct MosquittoOptions {
+    /// QoS 1 messages in flight to one client at once (Mosquitto's default is 20).
+    pub max_inflight: u32,
+    /// Messages queued for one client (default 1000, beyond which Mosquitto drops
+    /// silently; Vigil's documented configuration raises it).
+    pub max_queued: u32,
+    /// Keep sessions and queued messages across a restart (saved on a clean stop).
+    pub persistence: bool,
+}
+
+impl Default for MosquittoOptions {
+    /// The configuration Vigil documents for the ingester.
+    fn default() -> Self {
+        MosquittoOptions {
+            max_inflight: 100,
+            max_queued: 100_000,
+            persistence: false,
+        }
+    }
+}
+
+/// A Mosquitto broker of the test's own, on a free port.
 #[derive(Debug)]
 pub struct Mosquitto {
     child: Child,
     pub port: u16,
+    conf: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -38,47 +61,96 @@ fn mosquitto_binary() -> PathBuf {
     );
 }
 
+/// Starts mosquitto with `conf` and waits until it accepts connections on `port`;
+/// `None` if it exited (the port was taken).
+fn launch(conf: &std::path::Path, port: u16) -> Option<Child> {
+    let mut child = Command::new(mosquitto_binary())
+        .arg("-c")
+        .arg(conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            return None;
+        }
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some(child);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
 impl Mosquitto {
+    /// A broker with the configuration Vigil documents for the ingester.
     pub fn start() -> Mosquitto {
+        Mosquitto::start_with(MosquittoOptions::default())
+    }
+
+    pub fn start_with(options: MosquittoOptions) -> Mosquitto {
         // The port is free when picked; if another process takes it before the broker
         // binds, the broker exits and we pick again.
         for _ in 0..5 {
             let dir = tempfile::tempdir().unwrap();
+            // Mosquitto started as root drops to the `mosquitto` user: let it write its
+            // persistence file here.
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
+                    .unwrap();
+            }
             let port = free_port();
             let conf = dir.path().join("mosquitto.conf");
-            std::fs::write(
-                &conf,
-                format!(
-                    "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
-                     max_queued_messages 100000\nmax_inflight_messages 100\nlog_dest stderr\n"
-                ),
-            )
-            .unwrap();
-            let mut child = Command::new(mosquitto_binary())
-                .arg("-c")
-                .arg(&conf)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Some(_status) = child.try_wait().unwrap() {
-                    break; // exited: port taken; try another
-                }
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Mosquitto {
-                        child,
-                        port,
-                        _dir: dir,
-                    };
-                }
-                std::thread::sleep(Duration::from_millis(20));
+            let mut text = format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\n\
+                 max_queued_messages {}\nmax_inflight_messages {}\n",
+                options.max_queued, options.max_inflight
+            );
+            if options.persistence {
+                text.push_str(&format!(
+                    "persistence true\npersistence_location {}/\n",
+                    dir.path().display()
+                ));
+            } else {
+                text.push_str("persistence false\n");
             }
-            let _ = child.kill();
-            let _ = child.wait();
+            std::fs::write(&conf, text).unwrap();
+            if let Some(child) = launch(&conf, port) {
+                return Mosquitto {
+                    child,
+                    port,
+                    conf,
+                    _dir: dir,
+                };
+            }
         }
         panic!("could not start mosquitto on a free port");
+    }
+
+    /// Stops the broker cleanly (SIGTERM: a persistent broker saves its state).
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the stopped broker again on the same port and configuration.
+    pub fn restart(&mut self) {
+        for _ in 0..50 {
+            if let Some(child) = launch(&self.conf, self.port) {
+                self.child = child;
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("could not restart mosquitto on port {}", self.port);
     }
 }
 

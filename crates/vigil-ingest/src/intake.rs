@@ -7,9 +7,12 @@
 //!   out in receive order.
 //! - **Group commit**: publishes that are already waiting are committed together, up to
 //!   `max_batch`, in one transaction.
-//! - **Backpressure**: nothing is acknowledged ahead of the store, so the broker's
-//!   in-flight window (Mosquitto `max_inflight_messages`) bounds what the ingester
-//!   holds in memory; a slow store slows delivery and the broker keeps the backlog.
+//! - **Backpressure**: past `max_pending` publishes held (received, not yet
+//!   acknowledged) the intake stops reading from the broker until commits catch up, so
+//!   a slow store slows delivery and the broker keeps the backlog. Acknowledgements
+//!   still waiting to be written are written first (that needs a poll of the client),
+//!   which is what keeps the intake from deadlocking; see [`IntakeConfig::max_pending`]
+//!   for the limit this leaves.
 //!   The broker must size `max_queued_messages` for that backlog (wire guarantee 5).
 //! - **Store failures** are retried with backoff while the acks are withheld; nothing
 //!   is dropped.
@@ -21,10 +24,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use vigil_model::clock::Clock;
 use vigil_registry::Registry;
-use vigil_store::{EnvelopeCommit, SqliteStore};
+use vigil_store::{ClinicalStore, EnvelopeCommit};
 use vigil_wire::Topic;
 
 use crate::pipeline::prepare;
@@ -41,6 +44,16 @@ pub struct IntakeConfig {
     pub subscription: String,
     /// Most publishes committed in one transaction.
     pub max_batch: usize,
+    /// Publishes held (received, not yet acknowledged) above which the intake stops
+    /// reading from the broker until commits catch up. At least `max_batch`.
+    ///
+    /// Known limit: the MQTT client writes acknowledgements only while it is polled,
+    /// and polling also reads, so while acknowledgements are being written the broker
+    /// can push more. That is bounded only by the broker's in-flight window, and
+    /// Mosquitto 2.0.11 does not hold its `max_inflight_messages` for a subscriber that
+    /// acknowledges (measured: a window of 20 let 368 publishes through). So the bound
+    /// on memory under a slow store is not yet proven; see docs/architecture.md.
+    pub max_pending: usize,
     pub keep_alive: Duration,
 }
 
@@ -53,6 +66,7 @@ impl IntakeConfig {
             client_id: "vigil-ingester".to_owned(),
             subscription: vigil_wire::topic::ALL_READINGS.to_owned(),
             max_batch: 64,
+            max_pending: 256,
             keep_alive: Duration::from_secs(30),
         }
     }
@@ -72,6 +86,13 @@ pub struct IntakeStats {
     pub connection_errors: AtomicU64,
     /// Subscriptions the broker confirmed (one per connection).
     pub subscriptions_acked: AtomicU64,
+    /// Publishes received and not yet acknowledged, now and at most so far: bounded by
+    /// the broker's in-flight window, whatever the backlog at the broker.
+    pub pending: AtomicU64,
+    pub pending_max: AtomicU64,
+    /// Acknowledgements handed to the MQTT client, and those it has written out.
+    pub acks_queued: AtomicU64,
+    pub acks_flushed: AtomicU64,
 }
 
 /// A running intake; stop it with [`Intake::shutdown`].
@@ -85,9 +106,9 @@ pub struct Intake {
 
 impl Intake {
     /// Connects and starts consuming. Returns at once; work happens on tasks.
-    pub fn start(
+    pub fn start<S: ClinicalStore>(
         config: IntakeConfig,
-        store: SqliteStore,
+        store: S,
         registry: Arc<Registry>,
         clock: Arc<dyn Clock>,
     ) -> Intake {
@@ -95,18 +116,25 @@ impl Intake {
         options.set_keep_alive(config.keep_alive);
         options.set_clean_session(false);
         options.set_manual_acks(true);
-        let (client, eventloop) = AsyncClient::new(options, 256);
+        let max_batch = config.max_batch.max(1);
+        let max_pending = config.max_pending.max(max_batch);
+        // Room for a whole batch of acks while the poller waits for them.
+        let (client, eventloop) = AsyncClient::new(options, (2 * max_batch).max(256));
+        let room = Arc::new(Notify::new());
         let stats = Arc::new(IntakeStats::default());
         let (stop, stopped) = watch::channel(false);
-        // The poller never blocks on the worker: the channel is unbounded, and its
-        // depth is bounded by the broker's in-flight window because nothing is acked
-        // before it is committed.
+        // The channel needs no bound of its own: the poller stops reading at
+        // `max_pending`, and nothing is acknowledged before it is committed.
         let (tx, rx) = mpsc::unbounded_channel();
         let poller = tokio::spawn(poll(
             eventloop,
             client.clone(),
             config.subscription.clone(),
             tx,
+            Window {
+                max_pending: max_pending as u64,
+                room: room.clone(),
+            },
             stats.clone(),
             stopped.clone(),
         ));
@@ -116,7 +144,8 @@ impl Intake {
             store,
             registry,
             clock,
-            config.max_batch.max(1),
+            max_batch,
+            room,
             stats.clone(),
             stopped,
         ));
@@ -137,16 +166,38 @@ impl Intake {
     }
 }
 
+/// The intake's own in-flight window.
+struct Window {
+    max_pending: u64,
+    /// Signalled by the worker after it acknowledged a batch.
+    room: Arc<Notify>,
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn poll(
     mut eventloop: EventLoop,
     client: AsyncClient,
     subscription: String,
     tx: mpsc::UnboundedSender<Publish>,
+    window: Window,
     stats: Arc<IntakeStats>,
     mut stopped: watch::Receiver<bool>,
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {
+        // At the limit, stop reading from the broker until the worker makes room, unless
+        // acknowledgements wait to be written: only polling writes them, and the broker
+        // frees its own window only when it gets them. `notify_one` keeps a permit, so a
+        // signal between the check and the wait is not lost.
+        while stats.pending.load(Ordering::Acquire) >= window.max_pending
+            && stats.acks_flushed.load(Ordering::Acquire)
+                >= stats.acks_queued.load(Ordering::Acquire)
+        {
+            tokio::select! {
+                _ = window.room.notified() => {}
+                _ = stopped.changed() => return,
+            }
+        }
         let event = tokio::select! {
             e = eventloop.poll() => e,
             _ = stopped.changed() => {
@@ -168,10 +219,15 @@ async fn poll(
                 // harmless, without one it is required.
                 let _ = client.try_subscribe(subscription.clone(), QoS::AtLeastOnce);
             }
+            Ok(Event::Outgoing(rumqttc::Outgoing::PubAck(_))) => {
+                stats.acks_flushed.fetch_add(1, Ordering::AcqRel);
+            }
             Ok(Event::Incoming(Packet::SubAck(_))) => {
                 stats.subscriptions_acked.fetch_add(1, Ordering::Relaxed);
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
+                let pending = stats.pending.fetch_add(1, Ordering::AcqRel) + 1;
+                stats.pending_max.fetch_max(pending, Ordering::Relaxed);
                 if tx.send(p).is_err() {
                     return;
                 }
@@ -190,13 +246,14 @@ async fn poll(
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn work(
+async fn work<S: ClinicalStore>(
     mut rx: mpsc::UnboundedReceiver<Publish>,
     client: AsyncClient,
-    store: SqliteStore,
+    store: S,
     registry: Arc<Registry>,
     clock: Arc<dyn Clock>,
     max_batch: usize,
+    room: Arc<Notify>,
     stats: Arc<IntakeStats>,
     mut stopped: watch::Receiver<bool>,
 ) {
@@ -268,7 +325,10 @@ async fn work(
         for p in &batch {
             if client.ack(p).await.is_ok() {
                 stats.publishes_acked.fetch_add(1, Ordering::Relaxed);
+                stats.acks_queued.fetch_add(1, Ordering::AcqRel);
             }
+            stats.pending.fetch_sub(1, Ordering::Release);
         }
+        room.notify_one();
     }
 }

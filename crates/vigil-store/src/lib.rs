@@ -127,6 +127,41 @@ pub struct QuarantineRecord {
     pub raw: serde_json::Value,
 }
 
+/// What the ingester needs of a clinical store: the embedded SQLite store implements
+/// it, the PostgreSQL backend will, and tests wrap it (to slow it down, to fail it).
+pub trait ClinicalStore: Clone + Send + Sync + 'static {
+    /// Commits several envelopes atomically; see [`SqliteStore::commit`].
+    fn commit(
+        &self,
+        envelopes: &[EnvelopeCommit],
+    ) -> impl Future<Output = Result<Vec<Outcome>, Error>> + Send;
+
+    /// Keeps an unusable payload whole; see [`SqliteStore::reject_payload`].
+    fn reject_payload(
+        &self,
+        gateway: &GatewayId,
+        received: DateTime<Utc>,
+        payload: &[u8],
+        message: &str,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+impl ClinicalStore for SqliteStore {
+    async fn commit(&self, envelopes: &[EnvelopeCommit]) -> Result<Vec<Outcome>, Error> {
+        SqliteStore::commit(self, envelopes).await
+    }
+
+    async fn reject_payload(
+        &self,
+        gateway: &GatewayId,
+        received: DateTime<Utc>,
+        payload: &[u8],
+        message: &str,
+    ) -> Result<(), Error> {
+        SqliteStore::reject_payload(self, gateway, received, payload, message).await
+    }
+}
+
 /// The text key of a reading identity, unique in the store.
 pub fn identity_key(id: &ReadingIdentity) -> String {
     use vigil_model::reading::{IdentityKey, IdentityTime};
