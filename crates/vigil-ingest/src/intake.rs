@@ -93,6 +93,37 @@ pub struct IntakeStats {
     /// Acknowledgements handed to the MQTT client, and those it has written out.
     pub acks_queued: AtomicU64,
     pub acks_flushed: AtomicU64,
+    /// Time from taking a group of publishes to its commit returning.
+    pub commit_latency: Histogram,
+}
+
+/// Upper bounds (seconds) of the commit-latency histogram buckets.
+pub const LATENCY_BUCKETS: [f64; 10] =
+    [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
+
+/// A fixed-bucket latency histogram (Prometheus semantics: cumulative on export).
+#[derive(Debug, Default)]
+pub struct Histogram {
+    /// Observations per bucket of [`LATENCY_BUCKETS`], plus one for larger values.
+    pub buckets: [AtomicU64; 11],
+    pub sum_micros: AtomicU64,
+    pub count: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let i = LATENCY_BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add(
+            u64::try_from(d.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// A running intake; stop it with [`Intake::shutdown`].
@@ -270,6 +301,7 @@ async fn work<S: ClinicalStore>(
             }
         }
         let received = clock.now();
+        let started = std::time::Instant::now();
         let mut commits: Vec<EnvelopeCommit> = Vec::new();
         let mut rejected: Vec<(vigil_model::GatewayId, Vec<u8>, String)> = Vec::new();
         for p in &batch {
@@ -307,6 +339,7 @@ async fn work<S: ClinicalStore>(
                 }
             }
         };
+        stats.commit_latency.observe(started.elapsed());
         stats.commits.fetch_add(1, Ordering::Relaxed);
         stats
             .payloads_rejected

@@ -231,6 +231,37 @@ impl SqliteStore {
         u64::try_from(n).map_err(|_| Error::Corrupt(format!("negative count {n}")))
     }
 
+    /// Stored readings per reading type.
+    pub async fn stored_by_type(&self) -> Result<Vec<(String, u64)>, Error> {
+        self.counts("SELECT type, COUNT(*) FROM readings GROUP BY type ORDER BY type")
+            .await
+    }
+
+    /// Quarantined readings per reason.
+    pub async fn quarantined_by_reason(&self) -> Result<Vec<(String, u64)>, Error> {
+        self.counts("SELECT reason, COUNT(*) FROM quarantine GROUP BY reason ORDER BY reason")
+            .await
+    }
+
+    async fn counts(&self, sql: &'static str) -> Result<Vec<(String, u64)>, Error> {
+        let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                let n: i64 = r.try_get(1)?;
+                Ok((
+                    r.try_get(0)?,
+                    u64::try_from(n).map_err(|e| corrupt("count", e))?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Whether the store answers a query (readiness).
+    pub async fn ping(&self) -> Result<(), Error> {
+        sqlx::query("SELECT 1").fetch_one(&self.pool).await?;
+        Ok(())
+    }
+
     /// Totals over every committed envelope.
     pub async fn totals(&self) -> Result<Totals, Error> {
         let row = sqlx::query(

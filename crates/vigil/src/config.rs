@@ -10,7 +10,7 @@ pub const DEFAULT_CONFIG: &str = r#"# Vigil ingester configuration (vigil serve 
 # Every key is optional; the values shown are the defaults.
 # Environment variables override the file: VIGIL_DATA_DIR, VIGIL_REGISTRY,
 # VIGIL_BROKER_URL, VIGIL_BROKER_CLIENT_ID, VIGIL_BROKER_SHARED_GROUP,
-# VIGIL_INGEST_MAX_BATCH.
+# VIGIL_HTTP_LISTEN, VIGIL_INGEST_MAX_BATCH.
 
 # Where the clinical store (clinical.db, SQLite) lives. Back it up: it is the record.
 data_dir = "./vigil-data"
@@ -29,10 +29,17 @@ client_id = "vigil-ingester"
 # same group split the stream. Empty: receive every gateway's readings.
 shared_group = ""
 
+[http]
+# Health, readiness, Prometheus metrics and the read API. The API has no
+# authentication yet (it arrives with the dashboards): keep it on loopback.
+listen = "127.0.0.1:8080"
+
 [ingest]
-# Most publishes committed in one transaction. Larger batches amortise the fsync; the
-# broker's in-flight window (Mosquitto max_inflight_messages) caps what is waiting.
+# Most publishes committed in one transaction. Larger batches amortise the fsync.
 max_batch = 64
+# Publishes held (received, not yet acknowledged) above which the ingester stops
+# reading from the broker until commits catch up.
+max_pending = 256
 "#;
 
 /// The whole configuration.
@@ -42,7 +49,22 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub registry: PathBuf,
     pub broker: BrokerConfig,
+    pub http: HttpConfig,
     pub ingest: IngestConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub listen: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: "127.0.0.1:8080".to_owned(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -57,6 +79,7 @@ pub struct BrokerConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct IngestConfig {
     pub max_batch: usize,
+    pub max_pending: usize,
 }
 
 impl Default for Config {
@@ -65,6 +88,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./vigil-data"),
             registry: PathBuf::from("registry.toml"),
             broker: BrokerConfig::default(),
+            http: HttpConfig::default(),
             ingest: IngestConfig::default(),
         }
     }
@@ -82,7 +106,10 @@ impl Default for BrokerConfig {
 
 impl Default for IngestConfig {
     fn default() -> Self {
-        IngestConfig { max_batch: 64 }
+        IngestConfig {
+            max_batch: 64,
+            max_pending: 256,
+        }
     }
 }
 
@@ -112,6 +139,7 @@ impl Config {
                 "VIGIL_BROKER_URL" => self.broker.url = value,
                 "VIGIL_BROKER_CLIENT_ID" => self.broker.client_id = value,
                 "VIGIL_BROKER_SHARED_GROUP" => self.broker.shared_group = value,
+                "VIGIL_HTTP_LISTEN" => self.http.listen = value,
                 "VIGIL_INGEST_MAX_BATCH" => match value.parse() {
                     Ok(n) => self.ingest.max_batch = n,
                     Err(_) => problems.push(format!(
@@ -146,6 +174,18 @@ impl Config {
             p.push(format!(
                 "broker.shared_group {:?} {e}",
                 self.broker.shared_group
+            ));
+        }
+        if self.http.listen.parse::<std::net::SocketAddr>().is_err() {
+            p.push(format!(
+                "http.listen {:?} must be an address and port, e.g. \"127.0.0.1:8080\"",
+                self.http.listen
+            ));
+        }
+        if self.ingest.max_pending < self.ingest.max_batch {
+            p.push(format!(
+                "ingest.max_pending ({}) must be at least ingest.max_batch ({})",
+                self.ingest.max_pending, self.ingest.max_batch
             ));
         }
         if !(1..=10_000).contains(&self.ingest.max_batch) {

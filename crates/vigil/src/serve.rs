@@ -30,6 +30,16 @@ async fn serve(config: Config, registry: Registry) -> anyhow::Result<()> {
     intake_config.client_id = config.broker.client_id.clone();
     intake_config.subscription = config.subscription();
     intake_config.max_batch = config.ingest.max_batch;
+    intake_config.max_pending = config.ingest.max_pending;
+    let listener = tokio::net::TcpListener::bind(&config.http.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} for HTTP (in use?): set http.listen or VIGIL_HTTP_LISTEN",
+                config.http.listen
+            )
+        })?;
+    let http_addr = listener.local_addr().context("reading the HTTP address")?;
     eprintln!(
         "vigil serve: clinical store {}; broker {} as {:?}, subscribed to {}; registry {} ({} devices, {} patients)",
         db.display(),
@@ -46,9 +56,25 @@ async fn serve(config: Config, registry: Registry) -> anyhow::Result<()> {
         Arc::new(registry),
         Arc::new(SystemClock),
     );
+    let app = vigil_api::app(vigil_api::AppState {
+        store: store.clone(),
+        stats: intake.stats.clone(),
+    });
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let http = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = http_stopped.await;
+            })
+            .await
+    });
+    eprintln!("vigil serve: HTTP on http://{http_addr} (/healthz /readyz /metrics /api/v1/...)");
     shutdown_signal().await;
+    // Ordered: stop intake, commit and ack what was taken, then stop HTTP, then close.
     eprintln!("vigil serve: stopping: committing and acknowledging what was taken");
     intake.shutdown().await;
+    let _ = stop_http.send(());
+    let _ = http.await;
     store.close().await;
     eprintln!("vigil serve: stopped");
     Ok(())

@@ -44,7 +44,7 @@ async fn a_killed_ingester_restarts_without_losing_or_duplicating_a_reading() {
     std::fs::write(
         dir.path().join("vigil.toml"),
         format!(
-            "data_dir = {:?}\nregistry = {:?}\n[broker]\nurl = \"mqtt://127.0.0.1:{}\"\nclient_id = \"crash-test\"\n[ingest]\nmax_batch = 16\n",
+            "data_dir = {:?}\nregistry = {:?}\n[broker]\nurl = \"mqtt://127.0.0.1:{}\"\nclient_id = \"crash-test\"\n[http]\nlisten = \"127.0.0.1:0\"\n[ingest]\nmax_batch = 16\n",
             dir.path().join("data"),
             dir.path().join("registry.toml"),
             broker.port
@@ -171,6 +171,28 @@ async fn a_killed_ingester_restarts_without_losing_or_duplicating_a_reading() {
     assert_eq!(stored.len() as u64, expected);
     store.close().await;
 
+    // The same accounting through the HTTP API and metrics of the running process.
+    let log = std::fs::read_to_string(dir.path().join("serve-2.log")).unwrap();
+    let base_url = log
+        .split("HTTP on http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let metrics = http_get(&base_url, "/metrics");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == format!("vigil_readings_stored_total{{type=\"bp\"}} {expected}")),
+        "{metrics}"
+    );
+    let api = http_get(
+        &base_url,
+        "/api/v1/patients/p-000123/readings?type=bp&limit=10000",
+    );
+    let v: serde_json::Value = serde_json::from_str(api.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(v["readings"].as_array().unwrap().len() as u64, expected);
+
     // SIGTERM: ordered shutdown, exit 0.
     let status = Command::new("kill")
         .args(["-TERM", &serve.id().to_string()])
@@ -181,4 +203,19 @@ async fn a_killed_ingester_restarts_without_losing_or_duplicating_a_reading() {
     assert!(exit.success(), "vigil serve exited with {exit:?}");
     let log = std::fs::read_to_string(dir.path().join("serve-2.log")).unwrap();
     assert!(log.contains("vigil serve: stopped"), "{log}");
+}
+
+/// A minimal HTTP/1.1 GET (the test needs no HTTP client library).
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    out
 }

@@ -1,0 +1,287 @@
+//! Vigil's HTTP surface (axum): health, readiness, Prometheus metrics, and the first
+//! read API over the clinical store.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /healthz` | 200 while the process runs |
+//! | `GET /readyz` | 200 when the MQTT subscription is confirmed and the store answers, else 503 |
+//! | `GET /metrics` | Prometheus text: received, stored by type, quarantined by reason, duplicates, acked publishes, commit latency |
+//! | `GET /api/v1/patients/{id}/readings?type=&from=&to=&limit=` | a patient's readings, oldest first, canonical and original |
+//! | `GET /api/v1/quarantine?reason=&gateway=&limit=` | quarantined readings, newest first, with reason and message |
+//!
+//! **No authentication yet**: the routes serve personal health data, so `vigil serve`
+//! binds them to the loopback interface by default. Authentication, care-relationship
+//! access control and the audit trail arrive with the dashboards issue (9).
+//!
+//! Errors map through one table ([`ApiError`]) to a status and a JSON body
+//! `{"error": "..."}` that names what the client can fix and never carries internal
+//! detail or patient data.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::json;
+use vigil_ingest::intake::{IntakeStats, LATENCY_BUCKETS};
+use vigil_model::vocab::{QuarantineReason, ReadingType};
+use vigil_model::{GatewayId, PatientId};
+use vigil_store::SqliteStore;
+
+/// What the routes read.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: SqliteStore,
+    pub stats: Arc<IntakeStats>,
+}
+
+/// The router.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/patients/{id}/readings", get(readings))
+        .route("/api/v1/quarantine", get(quarantine))
+        .with_state(state)
+}
+
+/// Every error a route returns, mapped in one place.
+#[derive(Debug)]
+pub enum ApiError {
+    /// A parameter the client can fix.
+    BadRequest(String),
+    /// The store failed; details stay in the server.
+    Unavailable,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, message) = match self {
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            ApiError::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the clinical store is unavailable; retry shortly".to_owned(),
+            ),
+        };
+        (status, Json(json!({ "error": message }))).into_response()
+    }
+}
+
+impl From<vigil_store::Error> for ApiError {
+    fn from(_: vigil_store::Error) -> Self {
+        ApiError::Unavailable
+    }
+}
+
+async fn readyz(State(s): State<AppState>) -> Response {
+    let subscribed = s.stats.subscriptions_acked.load(Ordering::Relaxed) > 0;
+    let store = s.store.ping().await.is_ok();
+    let body = json!({"mqtt_subscribed": subscribed, "store": store});
+    let status = if subscribed && store {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
+    let st = &s.stats;
+    let mut out = String::new();
+    let mut counter = |name: &str, help: &str, value: u64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+        );
+    };
+    counter(
+        "vigil_readings_received_total",
+        "Readings taken off MQTT by this process.",
+        st.readings_received.load(Ordering::Relaxed),
+    );
+    counter(
+        "vigil_readings_duplicate_total",
+        "Readings counted as duplicates by this process.",
+        st.readings_duplicate.load(Ordering::Relaxed),
+    );
+    counter(
+        "vigil_mqtt_publishes_acked_total",
+        "MQTT publishes acknowledged after their commit.",
+        st.publishes_acked.load(Ordering::Relaxed),
+    );
+    counter(
+        "vigil_payloads_rejected_total",
+        "Payloads kept whole because they are not usable envelopes.",
+        st.payloads_rejected.load(Ordering::Relaxed),
+    );
+    counter(
+        "vigil_store_errors_total",
+        "Failed commits (retried with acks withheld).",
+        st.store_errors.load(Ordering::Relaxed),
+    );
+    counter(
+        "vigil_mqtt_connection_errors_total",
+        "MQTT connection errors (reconnected with backoff).",
+        st.connection_errors.load(Ordering::Relaxed),
+    );
+    let _ = writeln!(
+        out,
+        "# HELP vigil_readings_stored_total Readings in the clinical store, by type.\n# TYPE vigil_readings_stored_total counter"
+    );
+    for (t, n) in s.store.stored_by_type().await? {
+        let _ = writeln!(out, "vigil_readings_stored_total{{type=\"{t}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP vigil_readings_quarantined_total Quarantined readings, by reason.\n# TYPE vigil_readings_quarantined_total counter"
+    );
+    for (r, n) in s.store.quarantined_by_reason().await? {
+        let _ = writeln!(
+            out,
+            "vigil_readings_quarantined_total{{reason=\"{r}\"}} {n}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP vigil_pending_publishes Publishes received and not yet acknowledged.\n# TYPE vigil_pending_publishes gauge\nvigil_pending_publishes {}",
+        st.pending.load(Ordering::Relaxed)
+    );
+    let h = &st.commit_latency;
+    let _ = writeln!(
+        out,
+        "# HELP vigil_commit_duration_seconds From taking publishes to their commit.\n# TYPE vigil_commit_duration_seconds histogram"
+    );
+    let mut cumulative = 0;
+    for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
+        cumulative += h.buckets[i].load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "vigil_commit_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
+        );
+    }
+    cumulative += h.buckets[LATENCY_BUCKETS.len()].load(Ordering::Relaxed);
+    let _ = writeln!(
+        out,
+        "vigil_commit_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
+    );
+    let _ = writeln!(
+        out,
+        "vigil_commit_duration_seconds_sum {}\nvigil_commit_duration_seconds_count {}",
+        h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
+        h.count.load(Ordering::Relaxed)
+    );
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct ReadingsQuery {
+    #[serde(rename = "type")]
+    reading_type: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<u32>,
+}
+
+fn instant(name: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    value
+        .map(|v| {
+            DateTime::parse_from_rfc3339(v)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| {
+                    ApiError::BadRequest(format!(
+                        "'{name}' must be an RFC 3339 time with an offset, e.g. 2026-11-22T08:00:00+08:00"
+                    ))
+                })
+        })
+        .transpose()
+}
+
+fn limit(l: Option<u32>) -> Result<u32, ApiError> {
+    match l {
+        None => Ok(1000),
+        Some(n @ 1..=10_000) => Ok(n),
+        Some(n) => Err(ApiError::BadRequest(format!(
+            "'limit' is {n}; use 1 to 10000"
+        ))),
+    }
+}
+
+async fn readings(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<ReadingsQuery>,
+) -> Result<Response, ApiError> {
+    let patient =
+        PatientId::parse(&id).map_err(|e| ApiError::BadRequest(format!("patient id {e}")))?;
+    if let Some(t) = &q.reading_type {
+        ReadingType::parse(t).map_err(|e| ApiError::BadRequest(format!("'type': {e}")))?;
+    }
+    let rows = s
+        .store
+        .readings(
+            &patient,
+            q.reading_type.as_deref(),
+            instant("from", q.from.as_deref())?,
+            instant("to", q.to.as_deref())?,
+            limit(q.limit)?,
+        )
+        .await?;
+    let items: Vec<_> = rows
+        .into_iter()
+        .map(|r| {
+            json!({
+                "device_id": r.device_id, "gateway_id": r.gateway_id, "type": r.reading_type,
+                "time": r.time.to_rfc3339(), "received": r.received.to_rfc3339(), "late": r.late,
+                "canonical": r.canonical, "original": r.original,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "patient_id": patient, "readings": items })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct QuarantineQuery {
+    reason: Option<String>,
+    gateway: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn quarantine(
+    State(s): State<AppState>,
+    Query(q): Query<QuarantineQuery>,
+) -> Result<Response, ApiError> {
+    let reason = q
+        .reason
+        .as_deref()
+        .map(QuarantineReason::parse)
+        .transpose()
+        .map_err(|e| ApiError::BadRequest(format!("'reason': {e}")))?;
+    let gateway = q
+        .gateway
+        .as_deref()
+        .map(GatewayId::parse)
+        .transpose()
+        .map_err(|e| ApiError::BadRequest(format!("'gateway' {e}")))?;
+    let rows = s
+        .store
+        .quarantine(reason, gateway.as_ref(), limit(q.limit)?)
+        .await?;
+    let items: Vec<_> = rows
+        .into_iter()
+        .map(|r| {
+            json!({
+                "reason": r.reason, "message": r.message, "gateway_id": r.gateway_id,
+                "batch_seq": r.batch_seq, "index": r.index, "device_id": r.device_id,
+                "received": r.received.to_rfc3339(), "raw": r.raw,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "quarantine": items })).into_response())
+}

@@ -1,0 +1,159 @@
+//! The HTTP routes through `oneshot`, over a store filled by the real pipeline.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed assertion
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use chrono::{DateTime, Utc};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use vigil_api::{AppState, app};
+use vigil_ingest::intake::IntakeStats;
+use vigil_ingest::pipeline::prepare;
+use vigil_model::GatewayId;
+use vigil_registry::Registry;
+use vigil_store::SqliteStore;
+
+async fn state() -> AppState {
+    let store = SqliteStore::in_memory().await.unwrap();
+    let registry = Registry::parse(&vigil_testkit::example_registry()).unwrap();
+    let received = DateTime::parse_from_rfc3339("2026-11-22T08:00:02+08:00")
+        .unwrap()
+        .with_timezone(&Utc);
+    let bp = |min: u32, sys: u32| {
+        json!({"device_id": "bpm-omron-3f9a21", "type": "bp", "time": format!("2026-11-22T07:{min:02}:00+08:00"),
+               "unit": "mm[Hg]", "values": {"systolic": sys, "diastolic": 85}})
+    };
+    let payload = serde_json::to_vec(
+        &json!({"schema": "vigil.readings.v1", "gateway_id": "gw-0042", "batch_seq": 1,
+        "sent_at": "2026-11-22T08:00:01+08:00",
+        "readings": [bp(10, 142), bp(20, 150), bp(30, 400), {"device_id": "nope", "type": "bp"}]}),
+    )
+    .unwrap();
+    let commit = prepare(
+        &GatewayId::parse("gw-0042").unwrap(),
+        &payload,
+        received,
+        &registry,
+    )
+    .unwrap();
+    store.commit(&[commit]).await.unwrap();
+    AppState {
+        store,
+        stats: Arc::new(IntakeStats::default()),
+    }
+}
+
+async fn get(state: &AppState, uri: &str) -> (StatusCode, String) {
+    let res = app(state.clone())
+        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = res.status();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+fn json_of(body: &str) -> Value {
+    serde_json::from_str(body).unwrap()
+}
+
+#[tokio::test]
+async fn health_is_always_ok_and_readiness_waits_for_the_subscription() {
+    let s = state().await;
+    assert_eq!(get(&s, "/healthz").await.0, StatusCode::OK);
+    let (status, body) = get(&s, "/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        json_of(&body),
+        json!({"mqtt_subscribed": false, "store": true})
+    );
+    s.stats.subscriptions_acked.store(1, Ordering::Relaxed);
+    assert_eq!(get(&s, "/readyz").await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn metrics_count_stored_by_type_and_quarantined_by_reason() {
+    let s = state().await;
+    s.stats
+        .commit_latency
+        .observe(std::time::Duration::from_millis(3));
+    let (status, text) = get(&s, "/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    for line in [
+        "vigil_readings_stored_total{type=\"bp\"} 2",
+        "vigil_readings_quarantined_total{reason=\"malformed\"} 1",
+        "vigil_readings_quarantined_total{reason=\"out_of_range\"} 1",
+        "vigil_readings_duplicate_total 0",
+        "vigil_mqtt_publishes_acked_total 0",
+        "vigil_commit_duration_seconds_bucket{le=\"0.002\"} 0",
+        "vigil_commit_duration_seconds_bucket{le=\"0.005\"} 1",
+        "vigil_commit_duration_seconds_bucket{le=\"+Inf\"} 1",
+        "vigil_commit_duration_seconds_count 1",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_patients_readings_come_back_in_canonical_and_original_form() {
+    let s = state().await;
+    let (status, body) = get(
+        &s,
+        "/api/v1/patients/p-000123/readings?type=bp&from=2026-11-22T07:15:00%2B08:00",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let v = json_of(&body);
+    let readings = v["readings"].as_array().unwrap();
+    assert_eq!(readings.len(), 1);
+    assert_eq!(readings[0]["canonical"]["systolic_mmhg"], json!(150));
+    assert_eq!(readings[0]["original"]["unit"], json!("mm[Hg]"));
+    assert_eq!(readings[0]["late"], json!(false));
+}
+
+#[tokio::test]
+async fn quarantine_is_filtered_by_reason_with_the_message() {
+    let s = state().await;
+    let (status, body) = get(&s, "/api/v1/quarantine?reason=out_of_range&gateway=gw-0042").await;
+    assert_eq!(status, StatusCode::OK);
+    let q = json_of(&body)["quarantine"].as_array().unwrap().clone();
+    assert_eq!(q.len(), 1);
+    assert_eq!(q[0]["reason"], json!("out_of_range"));
+    assert!(
+        q[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("systolic 400 mmHg")
+    );
+}
+
+#[tokio::test]
+async fn bad_parameters_get_a_400_that_says_what_to_fix() {
+    let s = state().await;
+    for (uri, needle) in [
+        (
+            "/api/v1/patients/p-000123/readings?type=bloodpressure",
+            "'type'",
+        ),
+        (
+            "/api/v1/patients/p-000123/readings?from=yesterday",
+            "'from' must be an RFC 3339 time",
+        ),
+        ("/api/v1/patients/p-000123/readings?limit=0", "'limit' is 0"),
+        ("/api/v1/patients/p%20x/readings", "patient id"),
+        ("/api/v1/quarantine?reason=bad", "'reason'"),
+    ] {
+        let (status, body) = get(&s, uri).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+        let msg = json_of(&body)["error"].as_str().unwrap().to_owned();
+        assert!(msg.contains(needle), "{uri}: {msg}");
+    }
+}
