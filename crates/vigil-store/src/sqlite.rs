@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, FixedOffset, TimeZone, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 use vigil_model::vocab::QuarantineReason;
 use vigil_model::{DeviceId, GatewayId, PatientId};
 use vigil_wire::check::CanonicalJson;
@@ -62,6 +62,23 @@ const SCHEMA: &[&str] = &[
         payload     BLOB    NOT NULL  -- exactly as received
     )",
 ];
+
+/// Rows per multi-row INSERT: 12 parameters a reading row stays far below SQLite's
+/// limit of 32 766 bound parameters.
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// A reading row, ready to bind.
+struct ReadingRow<'a> {
+    identity: String,
+    patient: &'a str,
+    device: &'a str,
+    reading_type: &'static str,
+    time_ms: i64,
+    time: String,
+    late: bool,
+    canonical: String,
+    original: String,
+}
 
 /// The clinical store in one SQLite file.
 #[derive(Debug, Clone)]
@@ -127,61 +144,76 @@ impl SqliteStore {
             }
             let received_ms = env.received.timestamp_millis();
             let mut out = Outcome::default();
+            // Rows first, then one multi-row INSERT per chunk: a statement costs a
+            // round trip to SQLite's worker thread, far more than a row.
+            let mut rows = Vec::new();
+            let mut quarantined = Vec::new();
             for item in &env.items {
                 match item {
                     Item::Store { reading, patient } => {
                         let r = reading.reading();
-                        let canonical =
-                            serde_json::to_string(&CanonicalJson(reading.canonical().clone()))
-                                .map_err(|e| Error::Corrupt(e.to_string()))?;
-                        let original = serde_json::to_string(&ReadingJson(r))
-                            .map_err(|e| Error::Corrupt(e.to_string()))?;
-                        let done = sqlx::query(
-                            "INSERT INTO readings (identity, patient_id, device_id, gateway_id, batch_seq, type,
-                                 time_ms, time, received_ms, late, canonical, original)
-                             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                             ON CONFLICT (identity) DO NOTHING",
-                        )
-                        .bind(identity_key(&r.identity()))
-                        .bind(patient.as_str())
-                        .bind(r.device_id.as_str())
-                        .bind(env.gateway_id.as_str())
-                        .bind(seq)
-                        .bind(r.measurement.reading_type().as_str())
-                        .bind(r.time.timestamp_millis())
-                        .bind(r.time.to_rfc3339())
-                        .bind(received_ms)
-                        .bind(reading.is_late())
-                        .bind(canonical)
-                        .bind(original)
-                        .execute(&mut *tx)
-                        .await?;
-                        if done.rows_affected() == 1 {
-                            out.stored += 1;
-                        } else {
-                            out.duplicates += 1;
-                        }
+                        rows.push(ReadingRow {
+                            identity: identity_key(&r.identity()),
+                            patient: patient.as_str(),
+                            device: r.device_id.as_str(),
+                            reading_type: r.measurement.reading_type().as_str(),
+                            time_ms: r.time.timestamp_millis(),
+                            time: r.time.to_rfc3339(),
+                            late: reading.is_late(),
+                            canonical: serde_json::to_string(&CanonicalJson(
+                                reading.canonical().clone(),
+                            ))
+                            .map_err(|e| Error::Corrupt(e.to_string()))?,
+                            original: serde_json::to_string(&ReadingJson(r))
+                                .map_err(|e| Error::Corrupt(e.to_string()))?,
+                        });
                     }
-                    Item::Quarantine(q) => {
-                        sqlx::query(
-                            "INSERT INTO quarantine (reason, message, gateway_id, batch_seq, reading_index,
-                                 device_id, time_ms, received_ms, raw)
-                             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        )
-                        .bind(q.reason.as_str())
-                        .bind(&q.message)
-                        .bind(env.gateway_id.as_str())
-                        .bind(seq)
-                        .bind(i64::try_from(q.index).unwrap_or(i64::MAX))
-                        .bind(q.device_id.as_ref().map(DeviceId::as_str))
-                        .bind(q.time.map(|t| t.timestamp_millis()))
-                        .bind(received_ms)
-                        .bind(q.raw.to_string())
-                        .execute(&mut *tx)
-                        .await?;
-                        out.quarantined += 1;
-                    }
+                    Item::Quarantine(q) => quarantined.push(q),
                 }
+            }
+            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                let mut b = QueryBuilder::<Sqlite>::new(
+                    "INSERT INTO readings (identity, patient_id, device_id, gateway_id, batch_seq, type,
+                         time_ms, time, received_ms, late, canonical, original) ",
+                );
+                b.push_values(chunk, |mut v, row| {
+                    v.push_bind(row.identity.as_str())
+                        .push_bind(row.patient)
+                        .push_bind(row.device)
+                        .push_bind(env.gateway_id.as_str())
+                        .push_bind(seq)
+                        .push_bind(row.reading_type)
+                        .push_bind(row.time_ms)
+                        .push_bind(row.time.as_str())
+                        .push_bind(received_ms)
+                        .push_bind(row.late)
+                        .push_bind(row.canonical.as_str())
+                        .push_bind(row.original.as_str());
+                });
+                b.push(" ON CONFLICT (identity) DO NOTHING RETURNING id");
+                let inserted = b.build().fetch_all(&mut *tx).await?.len();
+                let inserted = u32::try_from(inserted).unwrap_or(u32::MAX);
+                out.stored += inserted;
+                out.duplicates += u32::try_from(chunk.len()).unwrap_or(u32::MAX) - inserted;
+            }
+            for chunk in quarantined.chunks(ROWS_PER_STATEMENT) {
+                let mut b = QueryBuilder::<Sqlite>::new(
+                    "INSERT INTO quarantine (reason, message, gateway_id, batch_seq, reading_index,
+                         device_id, time_ms, received_ms, raw) ",
+                );
+                b.push_values(chunk, |mut v, q| {
+                    v.push_bind(q.reason.as_str())
+                        .push_bind(q.message.as_str())
+                        .push_bind(env.gateway_id.as_str())
+                        .push_bind(seq)
+                        .push_bind(i64::try_from(q.index).unwrap_or(i64::MAX))
+                        .push_bind(q.device_id.as_ref().map(DeviceId::as_str))
+                        .push_bind(q.time.map(|t| t.timestamp_millis()))
+                        .push_bind(received_ms)
+                        .push_bind(q.raw.to_string());
+                });
+                b.build().execute(&mut *tx).await?;
+                out.quarantined += u32::try_from(chunk.len()).unwrap_or(u32::MAX);
             }
             sqlx::query(
                 "INSERT INTO envelopes (gateway_id, batch_seq, received_ms, stored, duplicates, quarantined)

@@ -267,3 +267,46 @@ async fn an_unusable_payload_is_kept_whole_with_its_reason() {
         .unwrap();
     assert_eq!(store.rejected_payloads().await.unwrap(), 1);
 }
+
+#[tokio::test]
+async fn the_same_reading_twice_in_one_envelope_is_stored_once() {
+    let store = SqliteStore::in_memory().await.unwrap();
+    let out = store
+        .commit(&[envelope(
+            1,
+            json!([bp(1, 142, 50), bp(1, 142, 50), bp(2, 130, 51)]),
+        )])
+        .await
+        .unwrap();
+    assert_eq!(
+        out[0],
+        Outcome {
+            already_committed: false,
+            stored: 2,
+            duplicates: 1,
+            quarantined: 0
+        }
+    );
+}
+
+#[tokio::test]
+async fn an_envelope_larger_than_one_statement_commits_whole() {
+    let store = SqliteStore::in_memory().await.unwrap();
+    let many: Vec<_> = (0..1200)
+        .map(|i| bp(i, 120 + (i % 50) as u32, (i % 60) as u32))
+        .collect();
+    // Minutes repeat, record numbers do not: 1200 distinct identities.
+    let out = store
+        .commit(&[envelope(1, serde_json::Value::Array(many))])
+        .await
+        .unwrap();
+    assert_eq!(out[0].stored, 1200);
+    assert_eq!(
+        store
+            .readings(&p1(), None, None, None, 10_000)
+            .await
+            .unwrap()
+            .len(),
+        1200
+    );
+}

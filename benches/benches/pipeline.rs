@@ -1,0 +1,99 @@
+//! The ingester's pipeline, decode → bind → validate → attribute → dedup → commit, in
+//! readings per second, on envelopes of 100 blood-pressure readings from one gateway.
+//!
+//! In one group, on fresh envelopes each iteration (new `batch_seq` and record
+//! numbers, so nothing is deduplicated away):
+//! - `decode_only` (**baseline**): the wire decode alone;
+//! - `prepare`: decode, device binding, plausibility validation and attribution;
+//! - `prepare_commit_memory`: plus the commit to an in-memory SQLite store (the cost of
+//!   the SQL without the disk);
+//! - `prepare_commit_file`: plus the commit to a SQLite file in WAL mode with
+//!   `synchronous = FULL`, one transaction (and one fsync) per envelope, as the
+//!   ingester does when publishes arrive one at a time.
+
+#![allow(clippy::unwrap_used)] // bench setup: a failed unwrap is a broken bench
+
+use std::cell::Cell;
+use std::hint::black_box;
+
+use chrono::{DateTime, Utc};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use serde_json::json;
+use vigil_ingest::pipeline::prepare;
+use vigil_model::GatewayId;
+use vigil_registry::Registry;
+use vigil_store::SqliteStore;
+
+const READINGS: u64 = 100;
+
+fn pipeline(c: &mut Criterion) {
+    let registry = Registry::parse(&vigil_testkit::example_registry()).unwrap();
+    let gateway = GatewayId::parse("gw-0042").unwrap();
+    let received = DateTime::parse_from_rfc3339("2026-11-22T08:00:02+08:00")
+        .unwrap()
+        .with_timezone(&Utc);
+    let next = Cell::new(0u64);
+    let envelope = || {
+        let n = next.get();
+        next.set(n + 1);
+        let readings: Vec<_> = (0..READINGS)
+            .map(|i| {
+                let seq = n * READINGS + i;
+                json!({"device_id": "bpm-omron-3f9a21", "record_seq": seq, "type": "bp",
+                       "time": "2026-11-22T07:58:03+08:00", "unit": "mm[Hg]",
+                       "values": {"systolic": 120 + seq % 50, "diastolic": 80, "pulse": 70}})
+            })
+            .collect();
+        serde_json::to_vec(
+            &json!({"schema": "vigil.readings.v1", "gateway_id": "gw-0042",
+            "batch_seq": n, "sent_at": "2026-11-22T08:00:01+08:00", "readings": readings}),
+        )
+        .unwrap()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let memory = rt.block_on(SqliteStore::in_memory()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = rt
+        .block_on(SqliteStore::open(&dir.path().join("bench.db")))
+        .unwrap();
+
+    let mut g = c.benchmark_group("pipeline_100_bp_readings");
+    g.throughput(Throughput::Elements(READINGS));
+    g.bench_function("decode_only", |b| {
+        b.iter_batched(
+            envelope,
+            |p| black_box(vigil_wire::decode_envelope(&p).unwrap()),
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("prepare", |b| {
+        b.iter_batched(
+            envelope,
+            |p| black_box(prepare(&gateway, &p, received, &registry).unwrap()),
+            BatchSize::SmallInput,
+        )
+    });
+    for (name, store) in [
+        ("prepare_commit_memory", &memory),
+        ("prepare_commit_file", &file),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                envelope,
+                |p| {
+                    let commit = prepare(&gateway, &p, received, &registry).unwrap();
+                    let out = rt.block_on(store.commit(&[commit])).unwrap();
+                    assert_eq!(out[0].stored, READINGS as u32);
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, pipeline);
+criterion_main!(benches);
