@@ -178,3 +178,51 @@ pub fn example_registry() -> String {
     let end = start + DOC[start..].find("```").unwrap();
     DOC[start..end].to_owned()
 }
+
+/// A simulated gateway's MQTT connection, with a count of the broker's PUBACKs. Its
+/// session is persistent, so publishes not yet acknowledged are resent after a
+/// reconnect, as a real gateway's outbox would.
+pub fn gateway(
+    port: u16,
+    client_id: &str,
+) -> (
+    rumqttc::AsyncClient,
+    std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    use rumqttc::{Event, MqttOptions, Packet};
+    use std::sync::atomic::Ordering;
+    let mut opts = MqttOptions::new(client_id, "127.0.0.1", port);
+    opts.set_keep_alive(Duration::from_secs(10));
+    opts.set_clean_session(false);
+    let (client, mut eventloop) = rumqttc::AsyncClient::new(opts, 2048);
+    let acked = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = acked.clone();
+    tokio::spawn(async move {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::PubAck(_))) => {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(_) => {}
+                // Reconnects on the next poll; pause so a stopped broker is not spun on.
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    });
+    (client, acked)
+}
+
+/// Publishes each payload at QoS 1 on a gateway's readings topic.
+pub async fn publish_all(
+    client: &rumqttc::AsyncClient,
+    gateway_id: &str,
+    payloads: impl IntoIterator<Item = Vec<u8>>,
+) {
+    let topic = format!("vigil/v1/gw/{gateway_id}/readings");
+    for p in payloads {
+        client
+            .publish(topic.as_str(), rumqttc::QoS::AtLeastOnce, false, p)
+            .await
+            .unwrap();
+    }
+}

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, QoS};
 use serde_json::{Value, json};
 use vigil_ingest::intake::{Intake, IntakeConfig};
 use vigil_model::clock::ManualClock;
@@ -44,27 +44,8 @@ fn bp(record: u64, sys: u64) -> Value {
            "unit": "mm[Hg]", "values": {"systolic": sys, "diastolic": 80}})
 }
 
-/// A gateway-side publisher that counts the broker's PUBACKs. Its session is
-/// persistent, so publishes not yet acknowledged are resent after a reconnect.
 async fn publisher(port: u16) -> (AsyncClient, Arc<AtomicU64>) {
-    let mut opts = MqttOptions::new("test-gateway", "127.0.0.1", port);
-    opts.set_keep_alive(Duration::from_secs(10));
-    opts.set_clean_session(false);
-    let (client, mut eventloop) = AsyncClient::new(opts, 1024);
-    let acked = Arc::new(AtomicU64::new(0));
-    let counter = acked.clone();
-    tokio::spawn(async move {
-        loop {
-            match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::PubAck(_))) => {
-                    counter.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok(_) => {}
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
-    });
-    (client, acked)
+    vigil_testkit::gateway(port, "test-gateway")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -213,17 +194,12 @@ async fn publishes_sent_while_the_ingester_is_down_are_delivered_by_its_persiste
 
     // While it is down, a gateway publishes; the broker queues for the session.
     let (client, broker_acks) = publisher(broker.port).await;
-    for n in 0..20u64 {
-        client
-            .publish(
-                "vigil/v1/gw/gw-0042/readings",
-                QoS::AtLeastOnce,
-                false,
-                envelope(n, vec![bp(n, 125)]),
-            )
-            .await
-            .unwrap();
-    }
+    vigil_testkit::publish_all(
+        &client,
+        "gw-0042",
+        (0..20u64).map(|n| envelope(n, vec![bp(n, 125)])),
+    )
+    .await;
     eventually("the broker's PUBACKs", Duration::from_secs(30), || {
         broker_acks.load(Ordering::Relaxed) == 20
     })
@@ -300,17 +276,12 @@ async fn a_slow_store_delays_acknowledgements_but_loses_nothing_and_never_stalls
 
     const N: u64 = 400;
     let (client, broker_acks) = publisher(broker.port).await;
-    for n in 0..N {
-        client
-            .publish(
-                "vigil/v1/gw/gw-0042/readings",
-                QoS::AtLeastOnce,
-                false,
-                envelope(n, vec![bp(n, 125)]),
-            )
-            .await
-            .unwrap();
-    }
+    vigil_testkit::publish_all(
+        &client,
+        "gw-0042",
+        (0..N).map(|n| envelope(n, vec![bp(n, 125)])),
+    )
+    .await;
     eventually("the broker's PUBACKs", Duration::from_secs(30), || {
         broker_acks.load(Ordering::Relaxed) == N
     })

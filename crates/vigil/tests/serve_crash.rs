@@ -6,12 +6,10 @@
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::QoS;
 use serde_json::json;
 use vigil_store::SqliteStore;
 use vigil_testkit::{Mosquitto, example_registry};
@@ -57,22 +55,7 @@ async fn a_killed_ingester_restarts_without_losing_or_duplicating_a_reading() {
     // The ingester has subscribed once its persistent session exists; publishing
     // before that would lose messages at the broker, so wait for the store file and a
     // first probe envelope to be committed.
-    let mut opts = MqttOptions::new("crash-test-gateway", "127.0.0.1", broker.port);
-    opts.set_keep_alive(Duration::from_secs(10));
-    let (client, mut eventloop) = AsyncClient::new(opts, 2048);
-    let acked = Arc::new(AtomicU64::new(0));
-    let counter = acked.clone();
-    tokio::spawn(async move {
-        loop {
-            match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::PubAck(_))) => {
-                    counter.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok(_) => {}
-                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-            }
-        }
-    });
+    let (client, _acked) = vigil_testkit::gateway(broker.port, "crash-test-gateway");
 
     // Readings measured in the last hour by the system clock `vigil serve` uses.
     let base: DateTime<Utc> =
