@@ -133,3 +133,58 @@ fn stage_reading(
         }
     }
 }
+
+/// What [`reprocess_unassigned`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Reprocessed {
+    /// Readings now stored as their patient's.
+    pub stored: u64,
+    /// Readings that turned out to be stored already.
+    pub duplicates: u64,
+    /// Readings still without an assignment (or no longer valid), left in quarantine.
+    pub left: u64,
+}
+
+/// Re-runs binding, validation and attribution for readings quarantined as
+/// `unassigned_device`, with the current registry: those an assignment now covers
+/// move into the store, judged as at their original receipt.
+pub async fn reprocess_unassigned(
+    store: &vigil_store::SqliteStore,
+    registry: &Registry,
+    now: DateTime<Utc>,
+) -> Result<Reprocessed, vigil_store::Error> {
+    let mut done = Reprocessed::default();
+    let mut after = 0;
+    loop {
+        let page = store
+            .unresolved(QuarantineReason::UnassignedDevice, after, 1000)
+            .await?;
+        let Some((last, _)) = page.last() else {
+            return Ok(done);
+        };
+        after = *last;
+        for (id, record) in page {
+            let item = vigil_wire::envelope::decode_reading_value(record.index, &record.raw)
+                .ok()
+                .map(|reading| {
+                    stage_reading(
+                        record.index,
+                        reading,
+                        &record.gateway_id,
+                        record.received,
+                        registry,
+                    )
+                });
+            match item {
+                Some(Item::Store { reading, patient }) => {
+                    if store.release(id, &record, &reading, &patient, now).await? {
+                        done.stored += 1;
+                    } else {
+                        done.duplicates += 1;
+                    }
+                }
+                _ => done.left += 1,
+            }
+        }
+    }
+}

@@ -12,8 +12,7 @@ use vigil_registry::Registry;
 use vigil_store::{Item, SqliteStore, Totals};
 use vigil_testkit::example_registry;
 
-fn registry() -> Registry {
-    // A second device, registered but not assigned, and one on another gateway.
+fn registry_text() -> String {
     let extra = r#"
 [[gateway]]
 id = "gw-0043"
@@ -30,7 +29,13 @@ types = ["weight"]
 gateway = "gw-0043"
 registered = "2026-11-01T00:00:00+08:00"
 "#;
-    Registry::parse(&format!("{}{extra}", example_registry())).unwrap()
+    format!("{}{extra}", example_registry())
+}
+
+/// The documented example, plus a registered but unassigned device and a device on
+/// another gateway.
+fn registry() -> Registry {
+    Registry::parse(&registry_text()).unwrap()
 }
 
 fn received() -> DateTime<Utc> {
@@ -148,4 +153,78 @@ async fn prepared_envelopes_commit_and_account_for_every_reading() {
             duplicates: 0
         }
     );
+}
+
+#[tokio::test]
+async fn readings_of_an_unassigned_device_are_stored_once_an_assignment_covers_them() {
+    let store = SqliteStore::in_memory().await.unwrap();
+    let before = registry();
+    let glucose = |minute: u32| {
+        json!({"device_id": "glu-unassigned", "type": "glucose",
+               "time": format!("2026-11-22T07:{minute:02}:00+08:00"), "unit": "mmol/L", "values": {"value": 5.4}})
+    };
+    let body = payload(
+        "gw-0042",
+        json!([glucose(10), glucose(20), bp("bpm-omron-3f9a21", 142)]),
+    );
+    let commit = prepare(&gw("gw-0042"), &body, received(), &before).unwrap();
+    store.commit(&[commit]).await.unwrap();
+    assert_eq!(
+        store.totals().await.unwrap(),
+        Totals {
+            envelopes: 1,
+            stored: 1,
+            quarantined: 2,
+            duplicates: 0
+        }
+    );
+
+    // Nothing changes while no assignment covers the readings.
+    let now = received();
+    let r = vigil_ingest::pipeline::reprocess_unassigned(&store, &before, now)
+        .await
+        .unwrap();
+    assert_eq!((r.stored, r.left), (0, 2));
+
+    // An assignment from 07:15 covers the second reading only.
+    let text = format!(
+        "{}\n[[assignment]]\ndevice = \"glu-unassigned\"\npatient = \"p-000123\"\nfrom = \"2026-11-22T07:15:00+08:00\"\n",
+        registry_text()
+    );
+    let after = Registry::parse(&text).unwrap();
+    let r = vigil_ingest::pipeline::reprocess_unassigned(&store, &after, now)
+        .await
+        .unwrap();
+    assert_eq!((r.stored, r.duplicates, r.left), (1, 0, 1));
+    assert_eq!(
+        store.totals().await.unwrap(),
+        Totals {
+            envelopes: 1,
+            stored: 2,
+            quarantined: 1,
+            duplicates: 0
+        }
+    );
+    let p = vigil_model::PatientId::parse("p-000123").unwrap();
+    assert_eq!(
+        store
+            .readings(&p, Some("glucose"), None, None, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        store
+            .quarantine(Some(QuarantineReason::UnassignedDevice), None, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // Running it again moves nothing twice.
+    let r = vigil_ingest::pipeline::reprocess_unassigned(&store, &after, now)
+        .await
+        .unwrap();
+    assert_eq!((r.stored, r.left), (0, 1));
 }

@@ -8,6 +8,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 use vigil_model::vocab::QuarantineReason;
 use vigil_model::{DeviceId, GatewayId, PatientId};
+use vigil_rules::validate::Validated;
 use vigil_wire::check::CanonicalJson;
 use vigil_wire::envelope::ReadingJson;
 
@@ -51,7 +52,9 @@ const SCHEMA: &[&str] = &[
         device_id     TEXT,
         time_ms       INTEGER,
         received_ms   INTEGER NOT NULL,
-        raw           TEXT    NOT NULL
+        raw           TEXT    NOT NULL,
+        resolved_ms   INTEGER,          -- set when the reading left quarantine
+        resolution    TEXT              -- how: 'stored', 'duplicate'
     )",
     "CREATE INDEX IF NOT EXISTS quarantine_by_reason ON quarantine (reason, gateway_id)",
     "CREATE TABLE IF NOT EXISTS rejected_payloads (
@@ -288,6 +291,90 @@ impl SqliteStore {
             .collect()
     }
 
+    /// Unresolved quarantine records of one reason with row ids above `after`, oldest
+    /// first, with their row ids (page with the last id returned).
+    pub async fn unresolved(
+        &self,
+        reason: QuarantineReason,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, QuarantineRecord)>, Error> {
+        let rows = sqlx::query(
+            "SELECT reason, message, gateway_id, batch_seq, reading_index, device_id, received_ms, raw, id
+             FROM quarantine WHERE resolved_ms IS NULL AND reason = ? AND id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(reason.as_str())
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get::<i64, _>(8)?, quarantine_record(r)?)))
+            .collect()
+    }
+
+    /// Moves a quarantined reading into the store (it can now be attributed), in one
+    /// transaction with its envelope's counts, so stored + quarantined + duplicates
+    /// still adds up. Returns false if it turned out to be a duplicate of a stored one.
+    pub async fn release(
+        &self,
+        quarantine_id: i64,
+        record: &QuarantineRecord,
+        reading: &Validated,
+        patient: &PatientId,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        let r = reading.reading();
+        let mut tx = self.pool.begin().await?;
+        let seq = record.batch_seq as i64;
+        let done = sqlx::query(
+            "INSERT INTO readings (identity, patient_id, device_id, gateway_id, batch_seq, type,
+                 time_ms, time, received_ms, late, canonical, original)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (identity) DO NOTHING",
+        )
+        .bind(identity_key(&r.identity()))
+        .bind(patient.as_str())
+        .bind(r.device_id.as_str())
+        .bind(record.gateway_id.as_str())
+        .bind(seq)
+        .bind(r.measurement.reading_type().as_str())
+        .bind(r.time.timestamp_millis())
+        .bind(r.time.to_rfc3339())
+        .bind(record.received.timestamp_millis())
+        .bind(reading.is_late())
+        .bind(
+            serde_json::to_string(&CanonicalJson(reading.canonical().clone()))
+                .map_err(|e| Error::Corrupt(e.to_string()))?,
+        )
+        .bind(serde_json::to_string(&ReadingJson(r)).map_err(|e| Error::Corrupt(e.to_string()))?)
+        .execute(&mut *tx)
+        .await?;
+        let stored = done.rows_affected() == 1;
+        let (resolution, counter) = if stored {
+            ("stored", "stored")
+        } else {
+            ("duplicate", "duplicates")
+        };
+        sqlx::query("UPDATE quarantine SET resolved_ms = ?, resolution = ? WHERE id = ? AND resolved_ms IS NULL")
+            .bind(now.timestamp_millis())
+            .bind(resolution)
+            .bind(quarantine_id)
+            .execute(&mut *tx)
+            .await?;
+        let update = if counter == "stored" {
+            "UPDATE envelopes SET quarantined = quarantined - 1, stored = stored + 1 WHERE gateway_id = ? AND batch_seq = ?"
+        } else {
+            "UPDATE envelopes SET quarantined = quarantined - 1, duplicates = duplicates + 1 WHERE gateway_id = ? AND batch_seq = ?"
+        };
+        sqlx::query(update)
+            .bind(record.gateway_id.as_str())
+            .bind(seq)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
     /// Whether the store answers a query (readiness).
     pub async fn ping(&self) -> Result<(), Error> {
         sqlx::query("SELECT 1").fetch_one(&self.pool).await?;
@@ -353,7 +440,7 @@ impl SqliteStore {
         let rows = sqlx::query(
             "SELECT reason, message, gateway_id, batch_seq, reading_index, device_id, received_ms, raw
              FROM quarantine
-             WHERE (? IS NULL OR reason = ?) AND (? IS NULL OR gateway_id = ?)
+             WHERE resolved_ms IS NULL AND (? IS NULL OR reason = ?) AND (? IS NULL OR gateway_id = ?)
              ORDER BY id DESC LIMIT ?",
         )
         .bind(reason)

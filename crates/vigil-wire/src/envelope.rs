@@ -303,6 +303,17 @@ fn exceeds_depth(payload: &[u8], max_depth: usize) -> Option<usize> {
     None
 }
 
+/// Decodes one reading as it stands in an envelope (for re-processing a reading kept in
+/// quarantine). `index` only labels the error.
+pub fn decode_reading_value(index: usize, raw: &Value) -> Result<Reading, ReadingError> {
+    decode_reading(raw).map_err(|p| ReadingError {
+        index,
+        kind: p.kind,
+        message: p.message,
+        raw: raw.clone(),
+    })
+}
+
 fn decode_reading(raw: &Value) -> Result<Reading, Problem> {
     let Value::Object(obj) = raw else {
         return Err(Problem::new(

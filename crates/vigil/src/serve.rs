@@ -25,6 +25,20 @@ async fn serve(config: Config, registry: Registry) -> anyhow::Result<()> {
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
     let db = config.data_dir.join("clinical.db");
     let store = SqliteStore::open(&db).await?;
+    // Assignments may have been added since the readings arrived: move those now
+    // attributable out of quarantine before taking new ones.
+    let moved = vigil_ingest::pipeline::reprocess_unassigned(
+        &store,
+        &registry,
+        vigil_model::clock::Clock::now(&SystemClock),
+    )
+    .await?;
+    if moved.stored + moved.duplicates + moved.left > 0 {
+        eprintln!(
+            "vigil serve: re-processed readings quarantined as unassigned_device: {} stored, {} already stored, {} still unassigned",
+            moved.stored, moved.duplicates, moved.left
+        );
+    }
     let broker = config.broker_address().map_err(anyhow::Error::msg)?;
     let mut intake_config = IntakeConfig::new(broker.host, broker.port);
     intake_config.client_id = config.broker.client_id.clone();
