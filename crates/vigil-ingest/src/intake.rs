@@ -30,7 +30,7 @@ use vigil_registry::Registry;
 use vigil_store::{ClinicalStore, EnvelopeCommit};
 use vigil_wire::Topic;
 
-use crate::pipeline::prepare;
+use crate::pipeline::{check_weight_changes, prepare};
 
 /// Where and how to subscribe.
 #[derive(Debug, Clone)]
@@ -324,6 +324,7 @@ async fn work<S: ClinicalStore>(
         let mut delay = Duration::from_millis(50);
         let outcomes = loop {
             let result = async {
+                check_weight_changes(&mut commits, &store).await?;
                 for (gw, payload, message) in &rejected {
                     store.reject_payload(gw, received, payload, message).await?;
                 }

@@ -7,6 +7,7 @@
 //!         --bind-->   device known and bound to the publishing gateway
 //!         --validate--> plausible (clinical rules §3.1), or quarantined with a reason
 //!         --attribute--> the patient the device measured at that time
+//!         --weight reference--> a weight > 5 kg from the last one of 48 h is unit_suspect
 //!         --commit--> clinical store (one transaction per group of envelopes) --> ack
 //! ```
 //!

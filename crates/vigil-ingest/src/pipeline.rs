@@ -101,7 +101,8 @@ fn stage_reading(
     let ctx = Context {
         received,
         device_registered: Some(device.registered.with_timezone(&Utc)),
-        // The reference weight (§0.8) comes from the store; wired with the intake.
+        // The reference weight (§0.8) is in the store: applied after attribution by
+        // `check_weight_changes`, which knows the patient.
         reference_weight_kg: None,
     };
     let validated = match validate(reading, &ctx) {
@@ -187,4 +188,50 @@ pub async fn reprocess_unassigned(
             }
         }
     }
+}
+
+/// The weight plausibility check of §0.8 over prepared envelopes, in order: a stored
+/// weight more than 5 kg from the patient's most recent accepted weight of the
+/// preceding 48 h (in the store, or earlier in these envelopes) is quarantined as
+/// `unit_suspect` instead. Runs after [`prepare`], which cannot see the store.
+pub async fn check_weight_changes<S: vigil_store::ClinicalStore>(
+    commits: &mut [EnvelopeCommit],
+    store: &S,
+) -> Result<(), vigil_store::Error> {
+    use vigil_model::measurement::Measurement;
+    use vigil_rules::validate::{WEIGHT_REFERENCE_WINDOW, weight_change};
+    // Weights accepted so far in these envelopes: (patient, measured, kg).
+    let mut accepted: Vec<(vigil_model::PatientId, DateTime<Utc>, f64)> = Vec::new();
+    for commit in commits.iter_mut() {
+        for (index, item) in commit.items.iter_mut().enumerate() {
+            let Item::Store { reading, patient } = item else {
+                continue;
+            };
+            let Measurement::Weight(w) = &reading.reading().measurement else {
+                continue;
+            };
+            let at = reading.reading().time.with_timezone(&Utc);
+            // The most recent accepted weight of the 48 h before: earlier in these
+            // envelopes, or in the store.
+            let local = accepted
+                .iter()
+                .filter(|(p, t, _)| p == patient && *t < at && *t >= at - WEIGHT_REFERENCE_WINDOW)
+                .map(|(_, t, kg)| (*t, *kg))
+                .max_by_key(|(t, _)| *t);
+            let stored = store.reference_weight(patient, at).await?;
+            let reference = [local, stored]
+                .into_iter()
+                .flatten()
+                .max_by_key(|(t, _)| *t)
+                .map(|(_, kg)| kg);
+            match reference.map(|r| weight_change(w, r)) {
+                Some(Err((reason, message))) => {
+                    let r = reading.reading();
+                    *item = quarantine(index, r, reason, message);
+                }
+                _ => accepted.push((patient.clone(), at, w.unit.to_kg(w.value))),
+            }
+        }
+    }
+    Ok(())
 }

@@ -232,6 +232,14 @@ impl ClinicalStore for SlowStore {
         self.inner.commit(envelopes).await
     }
 
+    async fn reference_weight(
+        &self,
+        patient: &vigil_model::PatientId,
+        before: DateTime<Utc>,
+    ) -> Result<Option<(DateTime<Utc>, f64)>, vigil_store::Error> {
+        self.inner.reference_weight(patient, before).await
+    }
+
     async fn reject_payload(
         &self,
         gateway: &vigil_model::GatewayId,

@@ -228,3 +228,61 @@ async fn readings_of_an_unassigned_device_are_stored_once_an_assignment_covers_t
         .unwrap();
     assert_eq!((r.stored, r.left), (0, 1));
 }
+
+/// §0.8 / §3.1 / §3.2: a weight more than 5 kg from the last accepted weight of the
+/// preceding 48 h is unit_suspect, whether that weight is in the store or earlier in
+/// the same envelope; 130 "kg" from a 65 kg patient is named as 斤.
+#[tokio::test]
+async fn a_weight_jump_against_the_stored_or_earlier_weight_is_quarantined() {
+    use vigil_ingest::pipeline::check_weight_changes;
+    let store = SqliteStore::in_memory().await.unwrap();
+    let text = format!(
+        "{}\n[[device]]\nid = \"scale-1\"\ntypes = [\"weight\"]\ngateway = \"gw-0042\"\nregistered = \"2026-11-01T00:00:00+08:00\"\n\n[[assignment]]\ndevice = \"scale-1\"\npatient = \"p-000123\"\nfrom = \"2026-11-01T00:00:00+08:00\"\n",
+        registry_text()
+    );
+    let reg = Registry::parse(&text).unwrap();
+    let weight = |time: &str, kg: f64| json!({"device_id": "scale-1", "type": "weight", "time": time, "unit": "kg", "values": {"value": kg}});
+    let mut first = vec![
+        prepare(
+            &gw("gw-0042"),
+            &payload(
+                "gw-0042",
+                json!([weight("2026-11-21T07:00:00+08:00", 65.0)]),
+            ),
+            received(),
+            &reg,
+        )
+        .unwrap(),
+    ];
+    check_weight_changes(&mut first, &store).await.unwrap();
+    store.commit(&first).await.unwrap();
+
+    let body = serde_json::to_vec(
+        &json!({"schema": "vigil.readings.v1", "gateway_id": "gw-0042", "batch_seq": 2,
+        "sent_at": "2026-11-22T08:00:01+08:00", "readings": [
+            weight("2026-11-22T07:00:00+08:00", 130.0),  // 斤 shown as kg: suspect
+            weight("2026-11-22T07:10:00+08:00", 66.0),   // fine against yesterday's 65
+            weight("2026-11-22T07:20:00+08:00", 72.0),   // 6 kg above the 66 just before
+        ]}),
+    )
+    .unwrap();
+    let mut second = vec![prepare(&gw("gw-0042"), &body, received(), &reg).unwrap()];
+    check_weight_changes(&mut second, &store).await.unwrap();
+    let outcome: Vec<String> = second[0]
+        .items
+        .iter()
+        .map(|i| match i {
+            Item::Store { .. } => "stored".to_owned(),
+            Item::Quarantine(q) => format!("{}: {}", q.reason, q.message),
+        })
+        .collect();
+    assert!(
+        outcome[0].starts_with("unit_suspect: ") && outcome[0].contains("斤"),
+        "{outcome:?}"
+    );
+    assert_eq!(outcome[1], "stored");
+    assert!(
+        outcome[2].starts_with("unit_suspect: ") && outcome[2].contains("(66.0 kg)"),
+        "{outcome:?}"
+    );
+}

@@ -28,7 +28,7 @@
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use vigil_model::canonical::Canonical;
-use vigil_model::measurement::Measurement;
+use vigil_model::measurement::{Measurement, Weight};
 use vigil_model::reading::Reading;
 use vigil_model::round::round_to_i32;
 use vigil_model::units::{GlucoseUnit, TemperatureUnit, WeightUnit};
@@ -327,28 +327,41 @@ fn check_ranges(m: &Measurement, ctx: &Context, notes: &mut Vec<Note>) -> Verdic
                 );
             }
             match ctx.reference_weight_kg {
-                Some(reference) if (kg - reference).abs() > MAX_WEIGHT_CHANGE_KG => {
-                    let jin_as_kg = w.unit == WeightUnit::Kg
-                        && (kg / 2.0 - reference).abs() <= MAX_WEIGHT_CHANGE_KG;
-                    let hint = if jin_as_kg {
-                        "the scale may show 斤 labelled as kg"
-                    } else {
-                        "another family member may have used the scale, or its unit setting changed"
-                    };
-                    fail(
-                        QuarantineReason::UnitSuspect,
-                        format!(
-                            "weight {kg:.1} kg differs by more than {MAX_WEIGHT_CHANGE_KG} kg from the last weight ({reference:.1} kg) within 48 h: {hint}"
-                        ),
-                    )
-                }
-                _ => Ok(()),
+                Some(reference) => weight_change(w, reference),
+                None => Ok(()),
             }
         }
         // ECG summaries and strips have no plausibility range in §3.1.
         Measurement::Ecg(_) | Measurement::EcgWaveform(_) => Ok(()),
     }
 }
+
+/// The weight plausibility check of §0.8 / §3.1: a weight more than 5 kg from the
+/// reference weight (the most recent accepted weight measured within the preceding
+/// 48 h) is `unit_suspect`. Public so a pipeline that learns the reference only
+/// after validation (from its store) applies the same rule.
+pub fn weight_change(w: &Weight, reference_kg: f64) -> Result<(), (QuarantineReason, String)> {
+    let kg = w.unit.to_kg(w.value);
+    if (kg - reference_kg).abs() <= MAX_WEIGHT_CHANGE_KG {
+        return Ok(());
+    }
+    let jin_as_kg =
+        w.unit == WeightUnit::Kg && (kg / 2.0 - reference_kg).abs() <= MAX_WEIGHT_CHANGE_KG;
+    let hint = if jin_as_kg {
+        "the scale may show 斤 labelled as kg"
+    } else {
+        "another family member may have used the scale, or its unit setting changed"
+    };
+    Err((
+        QuarantineReason::UnitSuspect,
+        format!(
+            "weight {kg:.1} kg differs by more than {MAX_WEIGHT_CHANGE_KG} kg from the last weight ({reference_kg:.1} kg) within 48 h: {hint}"
+        ),
+    ))
+}
+
+/// How far back a reference weight may be (§0.8).
+pub const WEIGHT_REFERENCE_WINDOW: TimeDelta = TimeDelta::hours(48);
 
 #[cfg(test)]
 mod tests {

@@ -136,6 +136,13 @@ pub trait ClinicalStore: Clone + Send + Sync + 'static {
         envelopes: &[EnvelopeCommit],
     ) -> impl Future<Output = Result<Vec<Outcome>, Error>> + Send;
 
+    /// The reference weight of §0.8; see [`SqliteStore::reference_weight`].
+    fn reference_weight(
+        &self,
+        patient: &PatientId,
+        before: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<(DateTime<Utc>, f64)>, Error>> + Send;
+
     /// Keeps an unusable payload whole; see [`SqliteStore::reject_payload`].
     fn reject_payload(
         &self,
@@ -147,6 +154,14 @@ pub trait ClinicalStore: Clone + Send + Sync + 'static {
 }
 
 impl ClinicalStore for SqliteStore {
+    async fn reference_weight(
+        &self,
+        patient: &PatientId,
+        before: DateTime<Utc>,
+    ) -> Result<Option<(DateTime<Utc>, f64)>, Error> {
+        SqliteStore::reference_weight(self, patient, before).await
+    }
+
     async fn commit(&self, envelopes: &[EnvelopeCommit]) -> Result<Vec<Outcome>, Error> {
         SqliteStore::commit(self, envelopes).await
     }

@@ -375,6 +375,37 @@ impl SqliteStore {
         Ok(stored)
     }
 
+    /// The most recent stored weight of a patient measured in the 48 h before `before`
+    /// (`clinical/rules.md` §0.8), as (measured, kg); quarantined weights are never
+    /// the reference.
+    pub async fn reference_weight(
+        &self,
+        patient: &PatientId,
+        before: DateTime<Utc>,
+    ) -> Result<Option<(DateTime<Utc>, f64)>, Error> {
+        let until = before.timestamp_millis();
+        let since = (before - vigil_rules::validate::WEIGHT_REFERENCE_WINDOW).timestamp_millis();
+        let row = sqlx::query(
+            "SELECT time_ms, canonical FROM readings
+             WHERE patient_id = ? AND type = 'weight' AND time_ms < ? AND time_ms >= ?
+             ORDER BY time_ms DESC LIMIT 1",
+        )
+        .bind(patient.as_str())
+        .bind(until)
+        .bind(since)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let canonical: String = row.try_get(1)?;
+        let kg = serde_json::from_str::<serde_json::Value>(&canonical)
+            .ok()
+            .and_then(|v| v["weight_kg"].as_f64())
+            .ok_or_else(|| corrupt("weight", &canonical))?;
+        Ok(Some((millis(row.try_get(0)?)?, kg)))
+    }
+
     /// Whether the store answers a query (readiness).
     pub async fn ping(&self) -> Result<(), Error> {
         sqlx::query("SELECT 1").fetch_one(&self.pool).await?;
