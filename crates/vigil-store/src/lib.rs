@@ -22,6 +22,7 @@
 //!   reading and the gateway.
 //! - Readings keep the original value and unit as received beside the canonical form.
 
+pub mod ecg;
 mod sqlite;
 
 use chrono::{DateTime, FixedOffset, Utc};

@@ -6,6 +6,7 @@ use std::str::FromStr;
 use chrono::{DateTime, FixedOffset, TimeZone, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use vigil_model::measurement::{EcgLeads, Measurement};
 use vigil_model::vocab::QuarantineReason;
 use vigil_model::{DeviceId, GatewayId, PatientId};
 use vigil_rules::validate::Validated;
@@ -39,7 +40,8 @@ const SCHEMA: &[&str] = &[
         received_ms INTEGER NOT NULL,
         late        INTEGER NOT NULL,
         canonical   TEXT    NOT NULL, -- JSON, canonical units
-        original    TEXT    NOT NULL  -- JSON, the reading as received
+        original    TEXT    NOT NULL, -- JSON, the reading as received (ECG samples aside)
+        samples     BLOB              -- an ECG strip's samples (crate::ecg), else NULL
     )",
     "CREATE INDEX IF NOT EXISTS readings_by_patient ON readings (patient_id, type, time_ms)",
     "CREATE TABLE IF NOT EXISTS quarantine (
@@ -80,7 +82,79 @@ struct ReadingRow<'a> {
     time: String,
     late: bool,
     canonical: String,
+    /// The reading as received; an ECG strip's samples are in `samples` instead.
     original: String,
+    /// An ECG strip's samples, compact ([`crate::ecg`]).
+    samples: Option<Vec<u8>>,
+}
+
+impl<'a> ReadingRow<'a> {
+    fn new(reading: &'a Validated, patient: &'a PatientId) -> Result<ReadingRow<'a>, Error> {
+        let r = reading.reading();
+        let mut original =
+            serde_json::to_value(ReadingJson(r)).map_err(|e| Error::Corrupt(e.to_string()))?;
+        let samples = match &r.measurement {
+            Measurement::EcgWaveform(w) => {
+                let leads: Vec<&[i32]> = match &w.leads {
+                    EcgLeads::Single { samples_uv, .. } => vec![samples_uv.as_slice()],
+                    EcgLeads::Multi { samples_uv, .. } => {
+                        samples_uv.iter().map(Vec::as_slice).collect()
+                    }
+                };
+                if let Some(values) = original.get_mut("values").and_then(|v| v.as_object_mut()) {
+                    values.remove("samples_uv");
+                }
+                Some(crate::ecg::encode(&leads))
+            }
+            _ => None,
+        };
+        Ok(ReadingRow {
+            identity: identity_key(&r.identity()),
+            patient: patient.as_str(),
+            device: r.device_id.as_str(),
+            reading_type: r.measurement.reading_type().as_str(),
+            time_ms: r.time.timestamp_millis(),
+            time: r.time.to_rfc3339(),
+            late: reading.is_late(),
+            canonical: serde_json::to_string(&CanonicalJson(reading.canonical().clone()))
+                .map_err(|e| Error::Corrupt(e.to_string()))?,
+            original: original.to_string(),
+            samples,
+        })
+    }
+}
+
+/// Inserts reading rows (one statement); returns how many were new (the others are
+/// duplicates by identity).
+async fn insert_readings(
+    tx: &mut sqlx::SqliteConnection,
+    rows: &[ReadingRow<'_>],
+    gateway: &GatewayId,
+    seq: i64,
+    received_ms: i64,
+) -> Result<u32, Error> {
+    let mut b = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO readings (identity, patient_id, device_id, gateway_id, batch_seq, type,
+             time_ms, time, received_ms, late, canonical, original, samples) ",
+    );
+    b.push_values(rows, |mut v, row| {
+        v.push_bind(row.identity.as_str())
+            .push_bind(row.patient)
+            .push_bind(row.device)
+            .push_bind(gateway.as_str())
+            .push_bind(seq)
+            .push_bind(row.reading_type)
+            .push_bind(row.time_ms)
+            .push_bind(row.time.as_str())
+            .push_bind(received_ms)
+            .push_bind(row.late)
+            .push_bind(row.canonical.as_str())
+            .push_bind(row.original.as_str())
+            .push_bind(row.samples.as_deref());
+    });
+    b.push(" ON CONFLICT (identity) DO NOTHING RETURNING id");
+    let inserted = b.build().fetch_all(&mut *tx).await?.len();
+    Ok(u32::try_from(inserted).unwrap_or(u32::MAX))
 }
 
 /// The clinical store in one SQLite file.
@@ -154,48 +228,14 @@ impl SqliteStore {
             for item in &env.items {
                 match item {
                     Item::Store { reading, patient } => {
-                        let r = reading.reading();
-                        rows.push(ReadingRow {
-                            identity: identity_key(&r.identity()),
-                            patient: patient.as_str(),
-                            device: r.device_id.as_str(),
-                            reading_type: r.measurement.reading_type().as_str(),
-                            time_ms: r.time.timestamp_millis(),
-                            time: r.time.to_rfc3339(),
-                            late: reading.is_late(),
-                            canonical: serde_json::to_string(&CanonicalJson(
-                                reading.canonical().clone(),
-                            ))
-                            .map_err(|e| Error::Corrupt(e.to_string()))?,
-                            original: serde_json::to_string(&ReadingJson(r))
-                                .map_err(|e| Error::Corrupt(e.to_string()))?,
-                        });
+                        rows.push(ReadingRow::new(reading, patient)?)
                     }
                     Item::Quarantine(q) => quarantined.push(q),
                 }
             }
             for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-                let mut b = QueryBuilder::<Sqlite>::new(
-                    "INSERT INTO readings (identity, patient_id, device_id, gateway_id, batch_seq, type,
-                         time_ms, time, received_ms, late, canonical, original) ",
-                );
-                b.push_values(chunk, |mut v, row| {
-                    v.push_bind(row.identity.as_str())
-                        .push_bind(row.patient)
-                        .push_bind(row.device)
-                        .push_bind(env.gateway_id.as_str())
-                        .push_bind(seq)
-                        .push_bind(row.reading_type)
-                        .push_bind(row.time_ms)
-                        .push_bind(row.time.as_str())
-                        .push_bind(received_ms)
-                        .push_bind(row.late)
-                        .push_bind(row.canonical.as_str())
-                        .push_bind(row.original.as_str());
-                });
-                b.push(" ON CONFLICT (identity) DO NOTHING RETURNING id");
-                let inserted = b.build().fetch_all(&mut *tx).await?.len();
-                let inserted = u32::try_from(inserted).unwrap_or(u32::MAX);
+                let inserted =
+                    insert_readings(&mut tx, chunk, &env.gateway_id, seq, received_ms).await?;
                 out.stored += inserted;
                 out.duplicates += u32::try_from(chunk.len()).unwrap_or(u32::MAX) - inserted;
             }
@@ -324,32 +364,18 @@ impl SqliteStore {
         patient: &PatientId,
         now: DateTime<Utc>,
     ) -> Result<bool, Error> {
-        let r = reading.reading();
+        let row = ReadingRow::new(reading, patient)?;
         let mut tx = self.pool.begin().await?;
         let seq = record.batch_seq as i64;
-        let done = sqlx::query(
-            "INSERT INTO readings (identity, patient_id, device_id, gateway_id, batch_seq, type,
-                 time_ms, time, received_ms, late, canonical, original)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (identity) DO NOTHING",
+        let stored = insert_readings(
+            &mut tx,
+            std::slice::from_ref(&row),
+            &record.gateway_id,
+            seq,
+            record.received.timestamp_millis(),
         )
-        .bind(identity_key(&r.identity()))
-        .bind(patient.as_str())
-        .bind(r.device_id.as_str())
-        .bind(record.gateway_id.as_str())
-        .bind(seq)
-        .bind(r.measurement.reading_type().as_str())
-        .bind(r.time.timestamp_millis())
-        .bind(r.time.to_rfc3339())
-        .bind(record.received.timestamp_millis())
-        .bind(reading.is_late())
-        .bind(
-            serde_json::to_string(&CanonicalJson(reading.canonical().clone()))
-                .map_err(|e| Error::Corrupt(e.to_string()))?,
-        )
-        .bind(serde_json::to_string(&ReadingJson(r)).map_err(|e| Error::Corrupt(e.to_string()))?)
-        .execute(&mut *tx)
-        .await?;
-        let stored = done.rows_affected() == 1;
+        .await?
+            == 1;
         let (resolution, counter) = if stored {
             ("stored", "stored")
         } else {
@@ -443,7 +469,7 @@ impl SqliteStore {
         limit: u32,
     ) -> Result<Vec<StoredReading>, Error> {
         let rows = sqlx::query(
-            "SELECT patient_id, device_id, gateway_id, type, time, received_ms, late, canonical, original
+            "SELECT patient_id, device_id, gateway_id, type, time, received_ms, late, canonical, original, samples
              FROM readings
              WHERE patient_id = ? AND (? IS NULL OR type = ?) AND time_ms >= ? AND time_ms < ?
              ORDER BY time_ms, id LIMIT ?",
@@ -512,8 +538,34 @@ fn stored_reading(row: &sqlx::sqlite::SqliteRow) -> Result<StoredReading, Error>
         received: millis(row.try_get(5)?)?,
         late: row.try_get(6)?,
         canonical: serde_json::from_str(&text(7)?).map_err(|e| corrupt("canonical", e))?,
-        original: serde_json::from_str(&text(8)?).map_err(|e| corrupt("original", e))?,
+        original: with_samples(
+            serde_json::from_str(&text(8)?).map_err(|e| corrupt("original", e))?,
+            row.try_get(9)?,
+        )?,
     })
+}
+
+/// Puts an ECG strip's samples back into its original JSON, in the form it arrived in
+/// (a flat array for `lead`, one array per lead for `leads`).
+fn with_samples(
+    mut original: serde_json::Value,
+    samples: Option<Vec<u8>>,
+) -> Result<serde_json::Value, Error> {
+    let Some(blob) = samples else {
+        return Ok(original);
+    };
+    let leads = crate::ecg::decode(&blob).ok_or_else(|| corrupt("ECG samples", "undecodable"))?;
+    let values = original
+        .get_mut("values")
+        .and_then(|v| v.as_object_mut())
+        .ok_or_else(|| corrupt("ECG reading", "no values"))?;
+    let samples = if values.contains_key("leads") {
+        serde_json::json!(leads)
+    } else {
+        serde_json::json!(leads.into_iter().next().unwrap_or_default())
+    };
+    values.insert("samples_uv".to_owned(), samples);
+    Ok(original)
 }
 
 fn quarantine_record(row: &sqlx::sqlite::SqliteRow) -> Result<QuarantineRecord, Error> {

@@ -310,3 +310,28 @@ async fn an_envelope_larger_than_one_statement_commits_whole() {
         1200
     );
 }
+
+#[tokio::test]
+async fn ecg_strips_are_kept_as_one_compact_blob_and_read_back_as_sent() {
+    let store = SqliteStore::in_memory().await.unwrap();
+    let single: Vec<i64> = (0..360).map(|i| (i % 37) * 11 - 150).collect();
+    let strips = json!([
+        {"device_id": "patch-1", "type": "ecg_waveform", "time": "2026-11-22T07:00:00+08:00", "unit": "uV",
+         "values": {"lead": "MLII", "sample_rate_hz": 360, "samples_uv": single}},
+        {"device_id": "ecg12-1", "type": "ecg_waveform", "time": "2026-11-22T07:01:00+08:00", "unit": "uV",
+         "values": {"leads": ["I", "II"], "sample_rate_hz": 500, "samples_uv": [[1, -2, 3], [40, 41, -42]]}},
+    ]);
+    let out = store.commit(&[envelope(1, strips)]).await.unwrap();
+    assert_eq!(out[0].stored, 2);
+    let back = store
+        .readings(&p1(), Some("ecg_waveform"), None, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(back[0].original["values"]["samples_uv"], json!(single));
+    assert_eq!(back[0].original["values"]["lead"], json!("MLII"));
+    assert_eq!(
+        back[1].original["values"]["samples_uv"],
+        json!([[1, -2, 3], [40, 41, -42]])
+    );
+    assert_eq!(back[1].canonical["samples_per_lead"], json!(3));
+}
