@@ -44,6 +44,24 @@ fn bp(record: u64, sys: u64) -> Value {
            "unit": "mm[Hg]", "values": {"systolic": sys, "diastolic": 80}})
 }
 
+/// Starts an intake over the test registry and waits until the broker confirmed its
+/// subscription (publishing before that would lose messages at the broker).
+async fn subscribed<S: ClinicalStore>(
+    config: IntakeConfig,
+    store: S,
+    clock: Arc<ManualClock>,
+) -> (Intake, Arc<vigil_ingest::intake::IntakeStats>) {
+    let intake = Intake::start(config, store, Arc::new(registry()), clock);
+    let stats = intake.stats.clone();
+    eventually(
+        "the ingester's subscription",
+        Duration::from_secs(10),
+        || stats.subscriptions_acked.load(Ordering::Relaxed) >= 1,
+    )
+    .await;
+    (intake, stats)
+}
+
 async fn publisher(port: u16) -> (AsyncClient, Arc<AtomicU64>) {
     vigil_testkit::gateway(port, "test-gateway")
 }
@@ -57,19 +75,8 @@ async fn every_published_reading_is_stored_quarantined_or_counted_duplicate() {
         .unwrap();
     let mut config = IntakeConfig::new("127.0.0.1", broker.port);
     config.client_id = "ingester-under-test".into();
-    let intake = Intake::start(
-        config,
-        store.clone(),
-        Arc::new(registry()),
-        Arc::new(ManualClock::new(now())),
-    );
-    let stats = intake.stats.clone();
-    eventually(
-        "the ingester's subscription",
-        Duration::from_secs(10),
-        || stats.subscriptions_acked.load(Ordering::Relaxed) >= 1,
-    )
-    .await;
+    let (intake, stats) =
+        subscribed(config, store.clone(), Arc::new(ManualClock::new(now()))).await;
 
     let (client, broker_acks) = publisher(broker.port).await;
     let topic = "vigil/v1/gw/gw-0042/readings";
@@ -184,12 +191,7 @@ async fn publishes_sent_while_the_ingester_is_down_are_delivered_by_its_persiste
     };
     let clock = Arc::new(ManualClock::new(now()));
     // First run: subscribe (creating the persistent session), then stop.
-    let intake = Intake::start(config(), store.clone(), Arc::new(registry()), clock.clone());
-    let stats = intake.stats.clone();
-    eventually("the first subscription", Duration::from_secs(10), || {
-        stats.subscriptions_acked.load(Ordering::Relaxed) >= 1
-    })
-    .await;
+    let (intake, _) = subscribed(config(), store.clone(), clock.clone()).await;
     intake.shutdown().await;
 
     // While it is down, a gateway publishes; the broker queues for the session.
@@ -270,17 +272,7 @@ async fn a_slow_store_delays_acknowledgements_but_loses_nothing_and_never_stalls
     config.client_id = "ingester-slow".into();
     config.max_batch = 4;
     config.max_pending = WINDOW;
-    let intake = Intake::start(
-        config,
-        store,
-        Arc::new(registry()),
-        Arc::new(ManualClock::new(now())),
-    );
-    let stats = intake.stats.clone();
-    eventually("the subscription", Duration::from_secs(10), || {
-        stats.subscriptions_acked.load(Ordering::Relaxed) >= 1
-    })
-    .await;
+    let (intake, stats) = subscribed(config, store, Arc::new(ManualClock::new(now()))).await;
 
     const N: u64 = 400;
     let (client, broker_acks) = publisher(broker.port).await;
@@ -332,17 +324,8 @@ async fn a_broker_restart_mid_stream_loses_nothing() {
     let store = SqliteStore::in_memory().await.unwrap();
     let mut config = IntakeConfig::new("127.0.0.1", broker.port);
     config.client_id = "ingester-restart".into();
-    let intake = Intake::start(
-        config,
-        store.clone(),
-        Arc::new(registry()),
-        Arc::new(ManualClock::new(now())),
-    );
-    let stats = intake.stats.clone();
-    eventually("the subscription", Duration::from_secs(10), || {
-        stats.subscriptions_acked.load(Ordering::Relaxed) >= 1
-    })
-    .await;
+    let (intake, stats) =
+        subscribed(config, store.clone(), Arc::new(ManualClock::new(now()))).await;
 
     const N: u64 = 300;
     let (client, broker_acks) = publisher(broker.port).await;
