@@ -130,7 +130,8 @@ impl Histogram {
 #[derive(Debug)]
 pub struct Intake {
     pub stats: Arc<IntakeStats>,
-    stop: watch::Sender<bool>,
+    stop_worker: watch::Sender<bool>,
+    stop_poller: watch::Sender<bool>,
     worker: tokio::task::JoinHandle<()>,
     poller: tokio::task::JoinHandle<()>,
 }
@@ -153,7 +154,8 @@ impl Intake {
         let (client, eventloop) = AsyncClient::new(options, (2 * max_batch).max(256));
         let room = Arc::new(Notify::new());
         let stats = Arc::new(IntakeStats::default());
-        let (stop, stopped) = watch::channel(false);
+        let (stop_worker, worker_stopped) = watch::channel(false);
+        let (stop_poller, poller_stopped) = watch::channel(false);
         // The channel needs no bound of its own: the poller stops reading at
         // `max_pending`, and nothing is acknowledged before it is committed.
         let (tx, rx) = mpsc::unbounded_channel();
@@ -167,7 +169,7 @@ impl Intake {
                 room: room.clone(),
             },
             stats.clone(),
-            stopped.clone(),
+            poller_stopped,
         ));
         let worker = tokio::spawn(work(
             rx,
@@ -178,21 +180,24 @@ impl Intake {
             max_batch,
             room,
             stats.clone(),
-            stopped,
+            worker_stopped,
         ));
         Intake {
             stats,
-            stop,
+            stop_worker,
+            stop_poller,
             worker,
             poller,
         }
     }
 
     /// Ordered shutdown: stop taking publishes, finish committing and acknowledging
-    /// what was taken, then disconnect.
+    /// what was taken, then write the last acknowledgements and disconnect. Publishes
+    /// received but not taken stay unacknowledged: the broker redelivers them.
     pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
+        let _ = self.stop_worker.send(true);
         let _ = self.worker.await;
+        let _ = self.stop_poller.send(true);
         let _ = self.poller.await;
     }
 }
