@@ -9,7 +9,7 @@ use serde::Deserialize;
 pub const DEFAULT_CONFIG: &str = r#"# Vigil ingester configuration (vigil serve --config FILE).
 # Every key is optional; the values shown are the defaults.
 # Environment variables override the file: VIGIL_DATA_DIR, VIGIL_REGISTRY,
-# VIGIL_BROKER_URL, VIGIL_BROKER_CLIENT_ID, VIGIL_BROKER_SHARED_GROUP,
+# VIGIL_BROKER_URL, VIGIL_BROKER_EMBEDDED, VIGIL_BROKER_EMBEDDED_LISTEN, VIGIL_BROKER_CLIENT_ID, VIGIL_BROKER_SHARED_GROUP,
 # VIGIL_HTTP_LISTEN, VIGIL_INGEST_MAX_BATCH.
 
 # Where the clinical store (clinical.db, SQLite) lives. Back it up: it is the record.
@@ -22,6 +22,11 @@ registry = "registry.toml"
 [broker]
 # mqtt://host:port of the broker the gateways publish to.
 url = "mqtt://127.0.0.1:1883"
+# Run an MQTT broker inside this process instead (for trials and single-node
+# installs; sessions do not survive a restart of the process). broker.url is then
+# ignored: the ingester connects to the embedded broker.
+embedded = false
+embedded_listen = "127.0.0.1:1883"
 # Stable across restarts: the broker keeps this persistent session, with every publish
 # not yet acknowledged, while the ingester is down. Two ingesters must not share one.
 client_id = "vigil-ingester"
@@ -71,6 +76,8 @@ impl Default for HttpConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct BrokerConfig {
     pub url: String,
+    pub embedded: bool,
+    pub embedded_listen: String,
     pub client_id: String,
     pub shared_group: String,
 }
@@ -98,6 +105,8 @@ impl Default for BrokerConfig {
     fn default() -> Self {
         BrokerConfig {
             url: "mqtt://127.0.0.1:1883".to_owned(),
+            embedded: false,
+            embedded_listen: "127.0.0.1:1883".to_owned(),
             client_id: "vigil-ingester".to_owned(),
             shared_group: String::new(),
         }
@@ -137,6 +146,14 @@ impl Config {
                 "VIGIL_DATA_DIR" => self.data_dir = value.into(),
                 "VIGIL_REGISTRY" => self.registry = value.into(),
                 "VIGIL_BROKER_URL" => self.broker.url = value,
+                "VIGIL_BROKER_EMBEDDED" => match value.as_str() {
+                    "true" | "1" => self.broker.embedded = true,
+                    "false" | "0" => self.broker.embedded = false,
+                    _ => problems.push(format!(
+                        "VIGIL_BROKER_EMBEDDED={value:?} must be true or false"
+                    )),
+                },
+                "VIGIL_BROKER_EMBEDDED_LISTEN" => self.broker.embedded_listen = value,
                 "VIGIL_BROKER_CLIENT_ID" => self.broker.client_id = value,
                 "VIGIL_BROKER_SHARED_GROUP" => self.broker.shared_group = value,
                 "VIGIL_HTTP_LISTEN" => self.http.listen = value,
@@ -162,7 +179,25 @@ impl Config {
     /// Checks the values; returns every problem at once.
     pub fn validate(&self) -> Result<(), Vec<String>> {
         let mut p = Vec::new();
-        if let Err(e) = self.broker_address() {
+        if self.broker.embedded {
+            if self
+                .broker
+                .embedded_listen
+                .parse::<std::net::SocketAddr>()
+                .is_err()
+            {
+                p.push(format!(
+                    "broker.embedded_listen {:?} must be an address and port, e.g. \"127.0.0.1:1883\"",
+                    self.broker.embedded_listen
+                ));
+            }
+            if !cfg!(feature = "embedded-broker") {
+                p.push(
+                    "broker.embedded is true, but this vigil was built without the embedded-broker feature"
+                        .to_owned(),
+                );
+            }
+        } else if let Err(e) = self.broker_address() {
             p.push(e);
         }
         if let Err(e) = vigil_model::id::check_id(&self.broker.client_id) {

@@ -12,6 +12,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use vigil_wire::DecodeLimits;
 
+#[cfg(feature = "embedded-broker")]
+mod broker;
 mod config;
 mod serve;
 

@@ -39,7 +39,12 @@ async fn serve(config: Config, registry: Registry) -> anyhow::Result<()> {
             moved.stored, moved.duplicates, moved.left
         );
     }
-    let broker = config.broker_address().map_err(anyhow::Error::msg)?;
+    let broker = if config.broker.embedded {
+        embedded_broker(&config)?
+    } else {
+        config.broker_address().map_err(anyhow::Error::msg)?
+    };
+    let broker_url = format!("mqtt://{}:{}", broker.host, broker.port);
     let mut intake_config = IntakeConfig::new(broker.host, broker.port);
     intake_config.client_id = config.broker.client_id.clone();
     intake_config.subscription = config.subscription();
@@ -57,7 +62,7 @@ async fn serve(config: Config, registry: Registry) -> anyhow::Result<()> {
     eprintln!(
         "vigil serve: clinical store {}; broker {} as {:?}, subscribed to {}; registry {} ({} devices, {} patients)",
         db.display(),
-        config.broker.url,
+        broker_url,
         config.broker.client_id,
         intake_config.subscription,
         config.registry.display(),
@@ -114,4 +119,24 @@ async fn shutdown_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+#[cfg(feature = "embedded-broker")]
+fn embedded_broker(config: &Config) -> anyhow::Result<crate::config::BrokerAddress> {
+    let listen: std::net::SocketAddr = config
+        .broker
+        .embedded_listen
+        .parse()
+        .context("broker.embedded_listen")?;
+    let addr = crate::broker::start(listen)?;
+    eprintln!("vigil serve: embedded broker on mqtt://{addr} (sessions live in this process only)");
+    Ok(crate::config::BrokerAddress {
+        host: addr.ip().to_string(),
+        port: addr.port(),
+    })
+}
+
+#[cfg(not(feature = "embedded-broker"))]
+fn embedded_broker(_: &Config) -> anyhow::Result<crate::config::BrokerAddress> {
+    anyhow::bail!("this vigil was built without the embedded-broker feature")
 }
