@@ -327,11 +327,15 @@ async fn work<S: ClinicalStore>(
         }
         // Commit (retrying while acks are withheld), then ack in receive order.
         let mut delay = Duration::from_millis(50);
+        // Each unusable payload is kept once: a retry after a failed commit does not
+        // keep it again.
+        let rejected_count = rejected.len() as u64;
         let outcomes = loop {
             let result = async {
                 check_weight_changes(&mut commits, &store).await?;
-                for (gw, payload, message) in &rejected {
+                while let Some((gw, payload, message)) = rejected.last() {
                     store.reject_payload(gw, received, payload, message).await?;
+                    rejected.pop();
                 }
                 store.commit(&commits).await
             }
@@ -349,7 +353,7 @@ async fn work<S: ClinicalStore>(
         stats.commits.fetch_add(1, Ordering::Relaxed);
         stats
             .payloads_rejected
-            .fetch_add(rejected.len() as u64, Ordering::Relaxed);
+            .fetch_add(rejected_count, Ordering::Relaxed);
         for o in &outcomes {
             stats
                 .readings_stored
