@@ -108,12 +108,7 @@ fn decode_unit(ty: ReadingType, f: &Fields<'_>) -> Result<Option<Unit>, Problem>
         };
     };
     let text = match f.get("unit") {
-        None => {
-            return Err(Problem::new(
-                Kind::MissingField,
-                format!("missing 'unit'; type '{ty}' accepts {accepted}"),
-            ));
-        }
+        None => return Err(missing_unit(ty)),
         Some(Value::String(s)) => s.as_str(),
         Some(other) => {
             return Err(Problem::new(
@@ -124,10 +119,7 @@ fn decode_unit(ty: ReadingType, f: &Fields<'_>) -> Result<Option<Unit>, Problem>
     };
     match Unit::from_ucum(text) {
         Ok(u) if ty.units().contains(&u) => Ok(Some(u)),
-        Ok(_) => Err(Problem::new(
-            Kind::Unit,
-            format!("unit '{text}' is not accepted for type '{ty}'; use {accepted}"),
-        )),
+        Ok(_) => Err(unit_not_accepted(text, ty)),
         Err(UnitError::NotUcum { use_instead, .. })
             if ty.units().iter().any(|u| u.ucum() == use_instead) =>
         {
@@ -136,10 +128,7 @@ fn decode_unit(ty: ReadingType, f: &Fields<'_>) -> Result<Option<Unit>, Problem>
                 format!("unit '{text}' is not UCUM; use '{use_instead}'"),
             ))
         }
-        Err(UnitError::NotUcum { .. }) => Err(Problem::new(
-            Kind::Unit,
-            format!("unit '{text}' is not accepted for type '{ty}'; use {accepted}"),
-        )),
+        Err(UnitError::NotUcum { .. }) => Err(unit_not_accepted(text, ty)),
         Err(UnitError::Unknown { .. }) => Err(Problem::new(
             Kind::Unit,
             format!("unit '{text}' is unknown; type '{ty}' accepts {accepted}"),
@@ -147,24 +136,33 @@ fn decode_unit(ty: ReadingType, f: &Fields<'_>) -> Result<Option<Unit>, Problem>
     }
 }
 
+fn missing_unit(ty: ReadingType) -> Problem {
+    Problem::new(
+        Kind::MissingField,
+        format!(
+            "missing 'unit'; type '{ty}' accepts {}",
+            ty.accepted_units().unwrap_or_default()
+        ),
+    )
+}
+
+fn unit_not_accepted(unit: &str, ty: ReadingType) -> Problem {
+    Problem::new(
+        Kind::Unit,
+        format!(
+            "unit '{unit}' is not accepted for type '{ty}'; use {}",
+            ty.accepted_units().unwrap_or_default()
+        ),
+    )
+}
+
 /// Narrows a general unit to the quantity's unit type.
 fn typed<U: TryFrom<Unit, Error = Unit>>(
     ty: ReadingType,
     unit: Option<Unit>,
 ) -> Result<U, Problem> {
-    let accepted = ty.accepted_units().unwrap_or_default();
-    let unit = unit.ok_or_else(|| {
-        Problem::new(
-            Kind::MissingField,
-            format!("missing 'unit'; type '{ty}' accepts {accepted}"),
-        )
-    })?;
-    U::try_from(unit).map_err(|u| {
-        Problem::new(
-            Kind::Unit,
-            format!("unit '{u}' is not accepted for type '{ty}'; use {accepted}"),
-        )
-    })
+    let unit = unit.ok_or_else(|| missing_unit(ty))?;
+    U::try_from(unit).map_err(|u| unit_not_accepted(u.ucum(), ty))
 }
 
 fn decode_rr(v: &Fields<'_>) -> Result<Option<Vec<f64>>, Problem> {
