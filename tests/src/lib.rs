@@ -226,3 +226,19 @@ pub async fn publish_all(
             .unwrap();
     }
 }
+
+/// A minimal HTTP/1.1 GET of `path` on `addr` (host:port), returning the whole response
+/// (the tests need no HTTP client library). Fails the test unless the status is 200.
+pub fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    out
+}

@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 pub const SOURCE_RATE_HZ: f64 = 360.0;
 
 /// Where the recording comes from; shown wherever it is used.
-pub const ATTRIBUTION: &str = "ECG: MIT-BIH Arrhythmia Database record 208 (Moody & Mark, IEEE EMB 20(3):45-50, 2001; Goldberger et al., PhysioNet, Circulation 101(23):e215-e220, 2000), ODC-By 1.0";
+pub const ATTRIBUTION: &str = "MIT-BIH Arrhythmia Database record 208 (Moody & Mark, IEEE EMB 20(3):45-50, 2001; Goldberger et al., PhysioNet, Circulation 101(23):e215-e220, 2000), ODC-By 1.0";
 
 const CSV: &str = include_str!("../data/mitdb-208-excerpt-360hz-uv.csv");
 

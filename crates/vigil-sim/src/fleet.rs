@@ -487,6 +487,7 @@ impl Fleet {
     fn routine(&mut self, p: usize, what: Routine, at: DateTime<Utc>) -> Option<Publish> {
         let hour = local_hour(at);
         let b = self.patients[p].baseline.clone();
+        let mut label = None;
         let readings = match what {
             Routine::Bp => {
                 // Morning surge, evening dip.
@@ -519,7 +520,13 @@ impl Fleet {
                     MealContext::Night => base - self.rng.range(0.5, 1.5),
                     _ => base + self.rng.normal(0.0, 0.5),
                 };
-                let r = self.glucose_reading(p, d, at, Some(v.clamp(4.2, 16.0)), None, context);
+                let mut v = v.clamp(4.2, 16.0);
+                // Insulin at bedtime, no snack: some nights end low.
+                if context == MealContext::Night && self.rng.chance(0.15) {
+                    v = self.rng.range(2.6, 3.8);
+                    label = Some("hypoglycaemia at night (the 03:00 check)");
+                }
+                let r = self.glucose_reading(p, d, at, Some(v), None, context);
                 vec![(r, Expect::Stored)]
             }
             Routine::Weight => {
@@ -591,7 +598,7 @@ impl Fleet {
                 vec![(strip, Expect::Stored), (rate, Expect::Stored)]
             }
         };
-        Some(self.envelope(p, at, readings, None))
+        Some(self.envelope(p, at, readings, label))
     }
 
     /// Picks a patient for `kind` and returns its envelope; `None` if no patient fits.
@@ -693,7 +700,13 @@ impl Fleet {
                 } else {
                     (Some(self.rng.range(2.4, 3.8)), None)
                 };
-                let r = self.glucose_reading(p, d, at, value, flag, MealContext::Night);
+                let night = !(6.0..22.0).contains(&local_hour(at));
+                let context = if night {
+                    MealContext::Night
+                } else {
+                    MealContext::Random
+                };
+                let r = self.glucose_reading(p, d, at, value, flag, context);
                 // Treated: 15 g of sugar, re-checked 15 minutes later.
                 let value = self.rng.range(4.6, 6.0);
                 self.schedule(
@@ -706,7 +719,11 @@ impl Fleet {
                 );
                 (
                     vec![(r, Expect::Stored)],
-                    "hypoglycaemia at night (≤3.9 mmol/L or LO)",
+                    if night {
+                        "hypoglycaemia at night (≤3.9 mmol/L or LO)"
+                    } else {
+                        "hypoglycaemia (≤3.9 mmol/L or LO)"
+                    },
                 )
             }
             Incident::GlucoseUnitTrap => {

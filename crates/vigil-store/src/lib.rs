@@ -99,6 +99,15 @@ pub struct Totals {
     pub duplicates: u64,
 }
 
+/// Where the committed envelopes stand ([`SqliteStore::envelope_marks`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EnvelopeMarks {
+    /// The highest committed `batch_seq` of each gateway.
+    pub last_batch_seq: Vec<(GatewayId, u64)>,
+    /// The latest receipt of any envelope (the ingester's clock).
+    pub last_received: Option<DateTime<Utc>>,
+}
+
 /// A stored reading, as the API returns it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredReading {

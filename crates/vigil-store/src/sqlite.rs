@@ -14,7 +14,8 @@ use vigil_wire::check::CanonicalJson;
 use vigil_wire::envelope::ReadingJson;
 
 use crate::{
-    EnvelopeCommit, Error, Item, Outcome, QuarantineRecord, StoredReading, Totals, identity_key,
+    EnvelopeCommit, EnvelopeMarks, Error, Item, Outcome, QuarantineRecord, StoredReading, Totals,
+    identity_key,
 };
 
 const SCHEMA: &[&str] = &[
@@ -456,6 +457,33 @@ impl SqliteStore {
             quarantined: n(2)?,
             duplicates: n(3)?,
         })
+    }
+
+    /// The highest `batch_seq` committed per gateway, and the latest receipt over all
+    /// envelopes: where a restarted simulated fleet resumes its numbering and its clock.
+    pub async fn envelope_marks(&self) -> Result<EnvelopeMarks, Error> {
+        let rows = sqlx::query(
+            // A u64 above i64::MAX is stored as a negative i64: the largest u64 is the
+            // largest negative value when there is one, else the largest positive one.
+            "SELECT gateway_id,
+                    COALESCE(MAX(CASE WHEN batch_seq < 0 THEN batch_seq END), MAX(batch_seq)),
+                    MAX(received_ms)
+             FROM envelopes GROUP BY gateway_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut marks = EnvelopeMarks::default();
+        for row in &rows {
+            let gateway: String = row.try_get(0)?;
+            let seq: i64 = row.try_get(1)?;
+            let received = millis(row.try_get(2)?)?;
+            marks.last_received = marks.last_received.max(Some(received));
+            marks.last_batch_seq.push((
+                GatewayId::parse(&gateway).map_err(|e| corrupt("gateway id", e))?,
+                seq as u64, // stored bit for bit from a u64
+            ));
+        }
+        Ok(marks)
     }
 
     /// A patient's readings, oldest first, optionally of one type and within

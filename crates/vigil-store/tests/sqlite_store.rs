@@ -335,3 +335,34 @@ async fn ecg_strips_are_kept_as_one_compact_blob_and_read_back_as_sent() {
     );
     assert_eq!(back[1].canonical["samples_per_lead"], json!(3));
 }
+
+#[tokio::test]
+async fn envelope_marks_give_each_gateways_last_batch_and_the_latest_receipt() {
+    let store = SqliteStore::in_memory().await.unwrap();
+    assert_eq!(
+        store.envelope_marks().await.unwrap(),
+        vigil_store::EnvelopeMarks::default()
+    );
+    let mut other = envelope(3, json!([bp(9, 120, 40)]));
+    other.gateway_id = GatewayId::parse("gw-2").unwrap();
+    other.received = at("2026-11-22T09:00:00+08:00");
+    store
+        .commit(&[
+            envelope(7, json!([bp(1, 142, 50)])),
+            envelope(u64::MAX, json!([])),
+            other,
+        ])
+        .await
+        .unwrap();
+    let marks = store.envelope_marks().await.unwrap();
+    let mut last = marks.last_batch_seq.clone();
+    last.sort();
+    assert_eq!(
+        last,
+        [
+            (GatewayId::parse("gw-1").unwrap(), u64::MAX),
+            (GatewayId::parse("gw-2").unwrap(), 3)
+        ]
+    );
+    assert_eq!(marks.last_received, Some(at("2026-11-22T09:00:00+08:00")));
+}

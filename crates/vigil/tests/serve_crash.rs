@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use rumqttc::QoS;
 use serde_json::json;
 use vigil_store::SqliteStore;
-use vigil_testkit::{Mosquitto, example_registry};
+use vigil_testkit::{Mosquitto, example_registry, http_get};
 
 const ENVELOPES: u64 = 400;
 const PER_ENVELOPE: u64 = 5;
@@ -186,19 +186,4 @@ async fn a_killed_ingester_restarts_without_losing_or_duplicating_a_reading() {
     assert!(exit.success(), "vigil serve exited with {exit:?}");
     let log = std::fs::read_to_string(dir.path().join("serve-2.log")).unwrap();
     assert!(log.contains("vigil serve: stopped"), "{log}");
-}
-
-/// A minimal HTTP/1.1 GET (the test needs no HTTP client library).
-fn http_get(addr: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
-    out
 }
