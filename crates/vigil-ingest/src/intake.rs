@@ -7,13 +7,15 @@
 //!   out in receive order.
 //! - **Group commit**: publishes that are already waiting are committed together, up to
 //!   `max_batch`, in one transaction.
-//! - **Backpressure**: past `max_pending` publishes held (received, not yet
+//! - **Backpressure**: at `max_pending` publishes held (received, not yet
 //!   acknowledged) the intake stops reading from the broker until commits catch up, so
-//!   a slow store slows delivery and the broker keeps the backlog. Acknowledgements
-//!   still waiting to be written are written first (that needs a poll of the client),
-//!   which is what keeps the intake from deadlocking; see [`IntakeConfig::max_pending`]
-//!   for the limit this leaves.
-//!   The broker must size `max_queued_messages` for that backlog (wire guarantee 5).
+//!   a slow store slows delivery and the broker keeps the backlog (TCP flow control
+//!   stops the broker's writes once the socket buffers are full). Acknowledgements are
+//!   written straight to the connection, without a read: rumqttc writes its own queued
+//!   requests only while it is polled, and polling also reads, so acks through
+//!   `AsyncClient::ack` would let the broker push past the window (measured with
+//!   Mosquitto 2.0.11: 376 of 400 publishes held with a window of 8). The broker must
+//!   size `max_queued_messages` for that backlog (wire guarantee 5).
 //! - **Store failures** are retried with backoff while the acks are withheld; nothing
 //!   is dropped.
 //! - **Reconnect** with capped exponential backoff; subscriptions are renewed on every
@@ -23,8 +25,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
-use tokio::sync::{Notify, mpsc, watch};
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, PubAck, Publish, QoS};
+use tokio::sync::{mpsc, watch};
 use vigil_model::clock::Clock;
 use vigil_registry::Registry;
 use vigil_store::{ClinicalStore, EnvelopeCommit};
@@ -44,15 +46,12 @@ pub struct IntakeConfig {
     pub subscription: String,
     /// Most publishes committed in one transaction.
     pub max_batch: usize,
-    /// Publishes held (received, not yet acknowledged) above which the intake stops
+    /// Publishes held (received, not yet acknowledged) at which the intake stops
     /// reading from the broker until commits catch up. At least `max_batch`.
     ///
-    /// Known limit: the MQTT client writes acknowledgements only while it is polled,
-    /// and polling also reads, so while acknowledgements are being written the broker
-    /// can push more. That is bounded only by the broker's in-flight window, and
-    /// Mosquitto 2.0.11 does not hold its `max_inflight_messages` for a subscriber that
-    /// acknowledges (measured: a window of 20 let 368 publishes through). So the bound
-    /// on memory under a slow store is not yet proven; see docs/architecture.md.
+    /// What the ingester holds is bounded by this many publishes, plus what the MQTT
+    /// client has decoded but not yet handed over (at most 10 packets) and its read
+    /// buffer; the rest of a backlog stays at the broker.
     pub max_pending: usize,
     pub keep_alive: Duration,
 }
@@ -86,11 +85,13 @@ pub struct IntakeStats {
     pub connection_errors: AtomicU64,
     /// Subscriptions the broker confirmed (one per connection).
     pub subscriptions_acked: AtomicU64,
-    /// Publishes received and not yet acknowledged, now and at most so far: bounded by
-    /// the broker's in-flight window, whatever the backlog at the broker.
+    /// Publishes received and not yet acknowledged, now and at most so far: never more
+    /// than `max_pending`, whatever the backlog at the broker.
     pub pending: AtomicU64,
     pub pending_max: AtomicU64,
-    /// Acknowledgements handed to the MQTT client, and those it has written out.
+    /// Acknowledgements the worker queued after a commit, and those written to the
+    /// broker (an ack whose connection dropped is not written: the broker redelivers
+    /// the publish and the store recognises it).
     pub acks_queued: AtomicU64,
     pub acks_flushed: AtomicU64,
     /// Time from taking a group of publishes to its commit returning.
@@ -150,35 +151,31 @@ impl Intake {
         options.set_manual_acks(true);
         let max_batch = config.max_batch.max(1);
         let max_pending = config.max_pending.max(max_batch);
-        // Room for a whole batch of acks while the poller waits for them.
-        let (client, eventloop) = AsyncClient::new(options, (2 * max_batch).max(256));
-        let room = Arc::new(Notify::new());
+        let (client, eventloop) = AsyncClient::new(options, 16);
         let stats = Arc::new(IntakeStats::default());
         let (stop_worker, worker_stopped) = watch::channel(false);
         let (stop_poller, poller_stopped) = watch::channel(false);
-        // The channel needs no bound of its own: the poller stops reading at
-        // `max_pending`, and nothing is acknowledged before it is committed.
+        // Neither channel needs a bound of its own: the poller stops reading at
+        // `max_pending`, so at most that many publishes (and their acks) are in them.
         let (tx, rx) = mpsc::unbounded_channel();
+        let (acks_tx, acks_rx) = mpsc::unbounded_channel();
         let poller = tokio::spawn(poll(
             eventloop,
-            client.clone(),
+            client,
             config.subscription.clone(),
             tx,
-            Window {
-                max_pending: max_pending as u64,
-                room: room.clone(),
-            },
+            acks_rx,
+            max_pending as u64,
             stats.clone(),
             poller_stopped,
         ));
         let worker = tokio::spawn(work(
             rx,
-            client,
+            acks_tx,
             store,
             registry,
             clock,
             max_batch,
-            room,
             stats.clone(),
             worker_stopped,
         ));
@@ -202,42 +199,31 @@ impl Intake {
     }
 }
 
-/// The intake's own in-flight window.
-struct Window {
-    max_pending: u64,
-    /// Signalled by the worker after it acknowledged a batch.
-    room: Arc<Notify>,
-}
-
 #[allow(clippy::too_many_arguments)]
 async fn poll(
     mut eventloop: EventLoop,
     client: AsyncClient,
     subscription: String,
     tx: mpsc::UnboundedSender<Publish>,
-    window: Window,
+    mut acks: mpsc::UnboundedReceiver<u16>,
+    max_pending: u64,
     stats: Arc<IntakeStats>,
     mut stopped: watch::Receiver<bool>,
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        // At the limit, stop reading from the broker until the worker makes room, unless
-        // acknowledgements wait to be written: only polling writes them, and the broker
-        // frees its own window only when it gets them. `notify_one` keeps a permit, so a
-        // signal between the check and the wait is not lost.
-        while stats.pending.load(Ordering::Acquire) >= window.max_pending
-            && stats.acks_flushed.load(Ordering::Acquire)
-                >= stats.acks_queued.load(Ordering::Acquire)
-        {
-            tokio::select! {
-                _ = window.room.notified() => {}
-                _ = stopped.changed() => return,
-            }
-        }
+        // Read only below the window; acknowledgements are written either way, and
+        // each one wakes this loop so the window is looked at again.
+        let open = stats.pending.load(Ordering::Acquire) < max_pending;
         let event = tokio::select! {
-            e = eventloop.poll() => e,
+            biased;
             _ = stopped.changed() => {
-                // Let the worker's last acks and the disconnect go out.
+                // The worker has stopped: write its last acks, then disconnect.
+                let mut last = Vec::new();
+                while let Ok(pkid) = acks.try_recv() {
+                    last.push(pkid);
+                }
+                write_acks(&mut eventloop, &last, &stats).await;
                 let _ = client.try_disconnect();
                 for _ in 0..64 {
                     match tokio::time::timeout(Duration::from_millis(500), eventloop.poll()).await {
@@ -247,6 +233,17 @@ async fn poll(
                 }
                 return;
             }
+            Some(pkid) = acks.recv() => {
+                let mut batch = vec![pkid];
+                while let Ok(pkid) = acks.try_recv() {
+                    batch.push(pkid);
+                }
+                write_acks(&mut eventloop, &batch, &stats).await;
+                continue;
+            }
+            // Cancelling a poll is safe here: the client's reads are buffered, and with
+            // manual acks a poll writes only this task's own small requests.
+            e = eventloop.poll(), if open => e,
         };
         match event {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
@@ -254,9 +251,6 @@ async fn poll(
                 // Renew on every connection; with a persistent session this is
                 // harmless, without one it is required.
                 let _ = client.try_subscribe(subscription.clone(), QoS::AtLeastOnce);
-            }
-            Ok(Event::Outgoing(rumqttc::Outgoing::PubAck(_))) => {
-                stats.acks_flushed.fetch_add(1, Ordering::AcqRel);
             }
             Ok(Event::Incoming(Packet::SubAck(_))) => {
                 stats.subscriptions_acked.fetch_add(1, Ordering::Relaxed);
@@ -281,15 +275,37 @@ async fn poll(
     }
 }
 
+/// Writes PUBACKs straight to the broker connection, without reading from it. Without
+/// a connection (it dropped) they are not written: the broker redelivers those
+/// publishes on the persistent session, and the store recognises them.
+async fn write_acks(eventloop: &mut EventLoop, pkids: &[u16], stats: &IntakeStats) {
+    let Some(network) = eventloop.network.as_mut() else {
+        return;
+    };
+    for pkid in pkids {
+        if network
+            .write(Packet::PubAck(PubAck::new(*pkid)))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+    if network.flush().await.is_ok() {
+        stats
+            .acks_flushed
+            .fetch_add(pkids.len() as u64, Ordering::AcqRel);
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn work<S: ClinicalStore>(
     mut rx: mpsc::UnboundedReceiver<Publish>,
-    client: AsyncClient,
+    acks: mpsc::UnboundedSender<u16>,
     store: S,
     registry: Arc<Registry>,
     clock: Arc<dyn Clock>,
     max_batch: usize,
-    room: Arc<Notify>,
     stats: Arc<IntakeStats>,
     mut stopped: watch::Receiver<bool>,
 ) {
@@ -365,13 +381,17 @@ async fn work<S: ClinicalStore>(
                 .readings_duplicate
                 .fetch_add(u64::from(o.duplicates), Ordering::Relaxed);
         }
+        // Room in the window first, then the acks: each ack wakes the poller, which
+        // then sees the room.
+        stats
+            .pending
+            .fetch_sub(batch.len() as u64, Ordering::Release);
         for p in &batch {
-            if client.ack(p).await.is_ok() {
-                stats.publishes_acked.fetch_add(1, Ordering::Relaxed);
+            // QoS 0 publishes (pkid 0) need no acknowledgement.
+            if p.pkid != 0 && acks.send(p.pkid).is_ok() {
                 stats.acks_queued.fetch_add(1, Ordering::AcqRel);
             }
-            stats.pending.fetch_sub(1, Ordering::Release);
+            stats.publishes_acked.fetch_add(1, Ordering::Relaxed);
         }
-        room.notify_one();
     }
 }
