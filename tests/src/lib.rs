@@ -20,6 +20,9 @@ pub struct MosquittoOptions {
     pub max_queued: u32,
     /// Keep sessions and queued messages across a restart (saved on a clean stop).
     pub persistence: bool,
+    /// Also listen with TLS, on [`Mosquitto::tls`]'s port, with a certificate
+    /// authority made for this broker; `Some(true)` also requires client certificates.
+    pub tls: Option<bool>,
 }
 
 impl Default for MosquittoOptions {
@@ -29,6 +32,7 @@ impl Default for MosquittoOptions {
             max_inflight: 100,
             max_queued: 100_000,
             persistence: false,
+            tls: None,
         }
     }
 }
@@ -38,8 +42,116 @@ impl Default for MosquittoOptions {
 pub struct Mosquitto {
     child: Child,
     pub port: u16,
+    /// The TLS listener, when asked for.
+    pub tls: Option<TlsListener>,
     conf: PathBuf,
     _dir: tempfile::TempDir,
+}
+
+/// A TLS listener of a test broker and the PEM files a client needs for it.
+#[derive(Debug, Clone)]
+pub struct TlsListener {
+    pub port: u16,
+    /// The authority that signed the broker's certificate (for 127.0.0.1).
+    pub ca: PathBuf,
+    /// A client certificate and key signed by the same authority.
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+    /// Another authority's certificate: a client trusting only this must fail.
+    pub other_ca: PathBuf,
+}
+
+/// Runs `openssl` with `args` in `dir`, failing the test with its output.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl is not installed: run scripts/test, which installs it");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A certificate authority, a server certificate for 127.0.0.1 and a client
+/// certificate (EC P-256, valid two days), made in `dir` with the openssl command.
+fn make_certificates(dir: &std::path::Path) {
+    for ca in ["ca", "other-ca"] {
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                &format!("{ca}.key"),
+                "-out",
+                &format!("{ca}.pem"),
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN=vigil test {ca}"),
+            ],
+        );
+    }
+    for (name, ext) in [
+        (
+            "server",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth",
+        ),
+        ("client", "extendedKeyUsage=clientAuth"),
+    ] {
+        std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+                "-subj",
+                &format!("/CN=vigil test {name}"),
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &format!("{name}.pem"),
+                "-days",
+                "2",
+                "-extfile",
+                &format!("{name}.ext"),
+            ],
+        );
+    }
+    // Mosquitto drops to its own user: let it read its key.
+    #[cfg(unix)]
+    for f in ["server.key", "server.pem", "ca.pem"] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
 }
 
 fn free_port() -> u16 {
@@ -86,6 +198,25 @@ fn launch(conf: &std::path::Path, port: u16) -> Option<Child> {
     None
 }
 
+impl TlsListener {
+    /// Adds this listener to a Mosquitto configuration.
+    fn with_conf(
+        self,
+        conf: &mut String,
+        dir: &std::path::Path,
+        require_certificate: bool,
+    ) -> Self {
+        conf.push_str(&format!(
+            "listener {} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate {require_certificate}\n",
+            self.port,
+            dir.join("ca.pem").display(),
+            dir.join("server.pem").display(),
+            dir.join("server.key").display(),
+        ));
+        self
+    }
+}
+
 impl Mosquitto {
     /// A broker with the configuration Vigil documents for the ingester.
     pub fn start() -> Mosquitto {
@@ -109,9 +240,22 @@ impl Mosquitto {
             let conf = dir.path().join("mosquitto.conf");
             let mut text = format!(
                 "listener {port} 127.0.0.1\nallow_anonymous true\n\
-                 max_queued_messages {}\nmax_inflight_messages {}\n",
+                 max_queued_messages {}\nmax_inflight_messages {}\n\
+                 max_packet_size 16842752\n",
                 options.max_queued, options.max_inflight
             );
+            let tls = options.tls.map(|require_certificate| {
+                make_certificates(dir.path());
+                let d = dir.path();
+                TlsListener {
+                    port: free_port(),
+                    ca: d.join("ca.pem"),
+                    client_cert: d.join("client.pem"),
+                    client_key: d.join("client.key"),
+                    other_ca: d.join("other-ca.pem"),
+                }
+                .with_conf(&mut text, d, require_certificate)
+            });
             if options.persistence {
                 text.push_str(&format!(
                     "persistence true\npersistence_location {}/\n",
@@ -125,6 +269,7 @@ impl Mosquitto {
                 return Mosquitto {
                     child,
                     port,
+                    tls,
                     conf,
                     _dir: dir,
                 };
@@ -194,6 +339,8 @@ pub fn gateway(
     let mut opts = MqttOptions::new(client_id, "127.0.0.1", port);
     opts.set_keep_alive(Duration::from_secs(10));
     opts.set_clean_session(false);
+    // Envelopes up to the contract's 16 MiB (the default limit is 10 KiB).
+    opts.set_max_packet_size(64 * 1024, 16 * 1024 * 1024 + 64 * 1024);
     let (client, mut eventloop) = rumqttc::AsyncClient::new(opts, 2048);
     let acked = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let counter = acked.clone();

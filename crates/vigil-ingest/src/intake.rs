@@ -34,6 +34,10 @@ use vigil_wire::Topic;
 
 use crate::pipeline::{check_weight_changes, prepare};
 
+/// The largest MQTT packet the intake reads: the largest envelope the codec accepts
+/// plus room for the topic and header.
+pub const MAX_PACKET: usize = 16 * 1024 * 1024 + 64 * 1024;
+
 /// Where and how to subscribe.
 #[derive(Debug, Clone)]
 pub struct IntakeConfig {
@@ -54,6 +58,28 @@ pub struct IntakeConfig {
     /// buffer; the rest of a backlog stays at the broker.
     pub max_pending: usize,
     pub keep_alive: Duration,
+    /// TLS (`mqtts://`): the broker's certificate is checked against `ca_pem`, and
+    /// the host must match it. `None`: plain TCP.
+    pub tls: Option<Tls>,
+}
+
+/// TLS settings of the broker connection, as PEM text.
+#[derive(Clone)]
+pub struct Tls {
+    /// The certificate(s) of the authority that signed the broker's certificate.
+    pub ca_pem: Vec<u8>,
+    /// Mutual TLS: this client's certificate chain and private key.
+    pub client_auth: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for Tls {
+    /// Never prints the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls")
+            .field("ca_pem_bytes", &self.ca_pem.len())
+            .field("client_auth", &self.client_auth.is_some())
+            .finish()
+    }
 }
 
 impl IntakeConfig {
@@ -67,6 +93,7 @@ impl IntakeConfig {
             max_batch: 64,
             max_pending: 256,
             keep_alive: Duration::from_secs(30),
+            tls: None,
         }
     }
 }
@@ -149,6 +176,21 @@ impl Intake {
         options.set_keep_alive(config.keep_alive);
         options.set_clean_session(false);
         options.set_manual_acks(true);
+        // An envelope may be 16 MiB (vigil-wire's limit) plus the topic; rumqttc's
+        // default of 10 KiB would refuse an ECG envelope, and a publish the client
+        // refuses is redelivered for ever, stalling the intake. Larger ones the broker
+        // must refuse (`max_packet_size`, docs/architecture.md).
+        options.set_max_packet_size(MAX_PACKET, 64 * 1024);
+        if let Some(tls) = config.tls {
+            install_crypto_provider();
+            options.set_transport(rumqttc::Transport::tls_with_config(
+                rumqttc::TlsConfiguration::Simple {
+                    ca: tls.ca_pem,
+                    alpn: None,
+                    client_auth: tls.client_auth,
+                },
+            ));
+        }
         let max_batch = config.max_batch.max(1);
         let max_pending = config.max_pending.max(max_batch);
         let (client, eventloop) = AsyncClient::new(options, 16);
@@ -197,6 +239,11 @@ impl Intake {
         let _ = self.stop_poller.send(true);
         let _ = self.poller.await;
     }
+}
+
+/// Makes ring rustls's process-wide crypto provider (once; later calls find it there).
+fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 #[allow(clippy::too_many_arguments)]

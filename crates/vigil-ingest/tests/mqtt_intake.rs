@@ -381,3 +381,94 @@ async fn a_broker_restart_mid_stream_loses_nothing() {
     );
     intake.shutdown().await;
 }
+
+fn tls_config(port: u16, ca: &std::path::Path) -> IntakeConfig {
+    let mut config = IntakeConfig::new("127.0.0.1", port);
+    config.tls = Some(vigil_ingest::intake::Tls {
+        ca_pem: std::fs::read(ca).unwrap(),
+        client_auth: None,
+    });
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_with_a_client_certificate_readings_are_stored_and_a_foreign_authority_is_refused()
+{
+    let broker = Mosquitto::start_with(MosquittoOptions {
+        tls: Some(true),
+        ..MosquittoOptions::default()
+    });
+    let tls = broker.tls.clone().unwrap();
+
+    // A broker certificate from another authority: no connection, nothing taken.
+    let store = SqliteStore::in_memory().await.unwrap();
+    let mut config = tls_config(tls.port, &tls.other_ca);
+    config.client_id = "ingester-wrong-ca".into();
+    let wrong = Intake::start(
+        config,
+        store,
+        Arc::new(registry()),
+        Arc::new(ManualClock::new(now())),
+    );
+    let stats = wrong.stats.clone();
+    eventually("refused connections", Duration::from_secs(10), || {
+        stats.connection_errors.load(Ordering::Relaxed) >= 1
+    })
+    .await;
+    assert_eq!(stats.subscriptions_acked.load(Ordering::Relaxed), 0);
+    wrong.shutdown().await;
+
+    // The right authority and a client certificate (the broker requires one).
+    let store = SqliteStore::in_memory().await.unwrap();
+    let mut config = tls_config(tls.port, &tls.ca);
+    config.client_id = "ingester-tls".into();
+    if let Some(t) = config.tls.as_mut() {
+        t.client_auth = Some((
+            std::fs::read(&tls.client_cert).unwrap(),
+            std::fs::read(&tls.client_key).unwrap(),
+        ));
+    }
+    let (intake, stats) =
+        subscribed(config, store.clone(), Arc::new(ManualClock::new(now()))).await;
+    let (client, _) = publisher(broker.port).await;
+    vigil_testkit::publish_all(
+        &client,
+        "gw-0042",
+        (0..20).map(|n| envelope(n, vec![bp(n, 125)])),
+    )
+    .await;
+    eventually("20 readings over TLS", Duration::from_secs(20), || {
+        stats.readings_stored.load(Ordering::Relaxed) == 20
+    })
+    .await;
+    assert_eq!(store.totals().await.unwrap().stored, 20);
+    intake.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_envelope_of_megabytes_is_taken_like_any_other() {
+    // Five minutes of 500 Hz ECG is about 150 000 samples: far above the MQTT client's
+    // default packet limit of 10 KiB, which would redeliver it for ever.
+    let broker = Mosquitto::start();
+    let store = SqliteStore::in_memory().await.unwrap();
+    let mut config = IntakeConfig::new("127.0.0.1", broker.port);
+    config.client_id = "ingester-large".into();
+    let (intake, stats) =
+        subscribed(config, store.clone(), Arc::new(ManualClock::new(now()))).await;
+    let samples: Vec<i32> = (0..150_000).map(|i| (i % 1000) - 500).collect();
+    let strip = json!({"device_id": "bpm-omron-3f9a21", "type": "ecg_waveform",
+        "time": "2026-11-22T07:50:00+08:00", "unit": "uV",
+        "values": {"lead": "II", "sample_rate_hz": 500, "samples_uv": samples}});
+    let body = envelope(1, vec![strip, bp(1, 125)]);
+    assert!(body.len() > 500_000, "{}", body.len());
+    let (client, _) = publisher(broker.port).await;
+    vigil_testkit::publish_all(&client, "gw-0042", [body]).await;
+    eventually("the large envelope", Duration::from_secs(20), || {
+        stats.publishes_acked.load(Ordering::Relaxed) == 1
+    })
+    .await;
+    assert_eq!(stats.connection_errors.load(Ordering::Relaxed), 0);
+    let totals = store.totals().await.unwrap();
+    assert_eq!(totals.stored + totals.quarantined, 2, "{totals:?}");
+    intake.shutdown().await;
+}

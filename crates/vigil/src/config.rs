@@ -9,8 +9,9 @@ use serde::Deserialize;
 pub const DEFAULT_CONFIG: &str = r#"# Vigil ingester configuration (vigil serve --config FILE).
 # Every key is optional; the values shown are the defaults.
 # Environment variables override the file: VIGIL_DATA_DIR, VIGIL_REGISTRY,
-# VIGIL_BROKER_URL, VIGIL_BROKER_EMBEDDED, VIGIL_BROKER_EMBEDDED_LISTEN, VIGIL_BROKER_CLIENT_ID, VIGIL_BROKER_SHARED_GROUP,
-# VIGIL_HTTP_LISTEN, VIGIL_INGEST_MAX_BATCH.
+# VIGIL_BROKER_URL, VIGIL_BROKER_CA_FILE, VIGIL_BROKER_CLIENT_CERT, VIGIL_BROKER_CLIENT_KEY,
+# VIGIL_BROKER_EMBEDDED, VIGIL_BROKER_EMBEDDED_LISTEN, VIGIL_BROKER_CLIENT_ID,
+# VIGIL_BROKER_SHARED_GROUP, VIGIL_HTTP_LISTEN, VIGIL_INGEST_MAX_BATCH.
 
 # Where the clinical store (clinical.db, SQLite) lives. Back it up: it is the record.
 data_dir = "./vigil-data"
@@ -20,8 +21,15 @@ data_dir = "./vigil-data"
 registry = "registry.toml"
 
 [broker]
-# mqtt://host:port of the broker the gateways publish to.
+# The broker the gateways publish to: mqtt://host:port (plain TCP, port 1883 by
+# default) or mqtts://host:port (TLS, port 8883 by default).
 url = "mqtt://127.0.0.1:1883"
+# With mqtts://: the PEM file of the authority that signed the broker's certificate
+# (required), and for mutual TLS this ingester's certificate and key (PEM, both or
+# neither). The broker's certificate must name the host of broker.url.
+ca_file = ""
+client_cert = ""
+client_key = ""
 # Run an MQTT broker inside this process instead (for trials and single-node
 # installs; sessions do not survive a restart of the process). broker.url is then
 # ignored: the ingester connects to the embedded broker.
@@ -76,6 +84,9 @@ impl Default for HttpConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct BrokerConfig {
     pub url: String,
+    pub ca_file: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
     pub embedded: bool,
     pub embedded_listen: String,
     pub client_id: String,
@@ -105,6 +116,9 @@ impl Default for BrokerConfig {
     fn default() -> Self {
         BrokerConfig {
             url: "mqtt://127.0.0.1:1883".to_owned(),
+            ca_file: PathBuf::new(),
+            client_cert: PathBuf::new(),
+            client_key: PathBuf::new(),
             embedded: false,
             embedded_listen: "127.0.0.1:1883".to_owned(),
             client_id: "vigil-ingester".to_owned(),
@@ -127,6 +141,8 @@ impl Default for IngestConfig {
 pub struct BrokerAddress {
     pub host: String,
     pub port: u16,
+    /// `mqtts://`: TLS.
+    pub tls: bool,
 }
 
 impl Config {
@@ -146,6 +162,9 @@ impl Config {
                 "VIGIL_DATA_DIR" => self.data_dir = value.into(),
                 "VIGIL_REGISTRY" => self.registry = value.into(),
                 "VIGIL_BROKER_URL" => self.broker.url = value,
+                "VIGIL_BROKER_CA_FILE" => self.broker.ca_file = value.into(),
+                "VIGIL_BROKER_CLIENT_CERT" => self.broker.client_cert = value.into(),
+                "VIGIL_BROKER_CLIENT_KEY" => self.broker.client_key = value.into(),
                 "VIGIL_BROKER_EMBEDDED" => match value.as_str() {
                     "true" | "1" => self.broker.embedded = true,
                     "false" | "0" => self.broker.embedded = false,
@@ -197,8 +216,16 @@ impl Config {
                         .to_owned(),
                 );
             }
-        } else if let Err(e) = self.broker_address() {
-            p.push(e);
+        } else {
+            match self.broker_address() {
+                Err(e) => p.push(e),
+                Ok(a) if a.tls => {
+                    if let Err(e) = self.tls() {
+                        p.extend(e);
+                    }
+                }
+                Ok(_) => {}
+            }
         }
         if let Err(e) = vigil_model::id::check_id(&self.broker.client_id) {
             p.push(format!("broker.client_id {:?} {e}", self.broker.client_id));
@@ -235,15 +262,13 @@ impl Config {
     /// The broker's host and port from `broker.url`.
     pub fn broker_address(&self) -> Result<BrokerAddress, String> {
         let url = &self.broker.url;
-        let rest = if let Some(rest) = url.strip_prefix("mqtt://") {
-            rest
-        } else if url.starts_with("mqtts://") {
-            return Err(format!(
-                "broker.url {url:?}: mqtts:// (TLS) is not supported yet; use mqtt:// on a trusted network"
-            ));
+        let (rest, tls) = if let Some(rest) = url.strip_prefix("mqtt://") {
+            (rest, false)
+        } else if let Some(rest) = url.strip_prefix("mqtts://") {
+            (rest, true)
         } else {
             return Err(format!(
-                "broker.url {url:?} must start with mqtt://, e.g. \"mqtt://127.0.0.1:1883\""
+                "broker.url {url:?} must start with mqtt:// or mqtts://, e.g. \"mqtt://127.0.0.1:1883\""
             ));
         };
         let rest = rest.trim_end_matches('/');
@@ -252,7 +277,7 @@ impl Config {
                 Ok(port) => (h, port),
                 Err(_) => return Err(format!("broker.url {url:?}: port {p:?} is not a number")),
             },
-            None => (rest, 1883),
+            None => (rest, if tls { 8883 } else { 1883 }),
         };
         if host.is_empty() {
             return Err(format!("broker.url {url:?} names no host"));
@@ -263,7 +288,46 @@ impl Config {
                 .trim_end_matches(']')
                 .to_owned(),
             port,
+            tls,
         })
+    }
+
+    /// The TLS files of an `mqtts://` broker, read and checked; every problem at once.
+    pub fn tls(&self) -> Result<vigil_ingest::intake::Tls, Vec<String>> {
+        let b = &self.broker;
+        let mut p = Vec::new();
+        let mut keep = |r: Result<Vec<u8>, String>| r.map_err(|e| p.push(e)).ok();
+        let ca = if b.ca_file.as_os_str().is_empty() {
+            keep(Err(
+                "broker.ca_file is required with mqtts://: the PEM file of the authority that signed the broker's certificate"
+                    .to_owned(),
+            ))
+        } else {
+            keep(read_pem("ca_file", &b.ca_file, "CERTIFICATE-----"))
+        };
+        let client_auth = match (
+            b.client_cert.as_os_str().is_empty(),
+            b.client_key.as_os_str().is_empty(),
+        ) {
+            (true, true) => None,
+            (false, false) => {
+                let cert = keep(read_pem("client_cert", &b.client_cert, "CERTIFICATE-----"));
+                let key = keep(read_pem("client_key", &b.client_key, "PRIVATE KEY-----"));
+                cert.zip(key)
+            }
+            _ => keep(Err(
+                "broker.client_cert and broker.client_key go together (mutual TLS): set both or neither"
+                    .to_owned(),
+            ))
+            .map(|_| (Vec::new(), Vec::new())),
+        };
+        match ca {
+            Some(ca_pem) if p.is_empty() => Ok(vigil_ingest::intake::Tls {
+                ca_pem,
+                client_auth,
+            }),
+            _ => Err(p),
+        }
     }
 
     /// The subscription filter.
@@ -277,6 +341,18 @@ impl Config {
                 vigil_wire::topic::ALL_READINGS
             )
         }
+    }
+}
+
+/// Reads a PEM file that must hold a `marker` block (`CERTIFICATE-----`, ...).
+fn read_pem(key: &str, path: &std::path::Path, marker: &str) -> Result<Vec<u8>, String> {
+    match std::fs::read(path) {
+        Ok(bytes) if bytes.windows(marker.len()).any(|w| w == marker.as_bytes()) => Ok(bytes),
+        Ok(_) => Err(format!(
+            "broker.{key} {}: no PEM {marker} block in it",
+            path.display()
+        )),
+        Err(e) => Err(format!("broker.{key}: cannot read {}: {e}", path.display())),
     }
 }
 
@@ -320,7 +396,8 @@ mod tests {
             c.broker_address().unwrap(),
             BrokerAddress {
                 host: "10.0.0.5".into(),
-                port: 1884
+                port: 1884,
+                tls: false
             }
         );
         assert_eq!(c.ingest.max_batch, 8);
@@ -335,13 +412,53 @@ mod tests {
         let mut c = Config::default();
         c.broker.url = "mqtt://broker.example".into();
         assert_eq!(c.broker_address().unwrap().port, 1883);
-        c.broker.url = "mqtts://broker.example:8883".into();
+        c.broker.url = "mqtts://broker.example".into();
+        let a = c.broker_address().unwrap();
+        assert!(a.tls);
+        assert_eq!(a.port, 8883);
+        c.broker.url = "tcp://broker.example".into();
         assert!(
             c.broker_address()
                 .unwrap_err()
-                .contains("not supported yet")
+                .contains("mqtt:// or mqtts://")
         );
         c.broker.shared_group = "ingest".into();
         assert_eq!(c.subscription(), "$share/ingest/vigil/v1/gw/+/readings");
+    }
+
+    #[test]
+    fn mqtts_needs_a_readable_ca_and_both_halves_of_a_client_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Config::default();
+        c.broker.url = "mqtts://broker.example".into();
+        let p = c.validate().unwrap_err();
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].contains("broker.ca_file is required"), "{p:?}");
+
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "not a certificate").unwrap();
+        c.broker.ca_file = ca.clone();
+        c.broker.client_cert = dir.path().join("missing.pem");
+        let p = c.validate().unwrap_err();
+        assert!(
+            p.iter()
+                .any(|x| x.contains("no PEM CERTIFICATE----- block")),
+            "{p:?}"
+        );
+        assert!(p.iter().any(|x| x.contains("set both or neither")), "{p:?}");
+
+        std::fs::write(
+            &ca,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        c.broker.client_cert = PathBuf::new();
+        assert!(c.validate().is_ok());
+        let tls = c.tls().unwrap();
+        assert!(tls.client_auth.is_none());
+        // The key is never printed.
+        c.broker.client_cert = ca.clone();
+        c.broker.client_key = ca;
+        assert!(c.tls().unwrap_err()[0].contains("PRIVATE KEY"));
     }
 }

@@ -44,8 +44,19 @@ async fn serve(config: Config, registry: Registry) -> anyhow::Result<()> {
     } else {
         config.broker_address().map_err(anyhow::Error::msg)?
     };
-    let broker_url = format!("mqtt://{}:{}", broker.host, broker.port);
+    let broker_url = format!(
+        "{}://{}:{}",
+        if broker.tls { "mqtts" } else { "mqtt" },
+        broker.host,
+        broker.port
+    );
+    let tls = if broker.tls {
+        Some(config.tls().map_err(|p| anyhow::anyhow!(p.join("; ")))?)
+    } else {
+        None
+    };
     let mut intake_config = IntakeConfig::new(broker.host, broker.port);
+    intake_config.tls = tls;
     intake_config.client_id = config.broker.client_id.clone();
     intake_config.subscription = config.subscription();
     intake_config.max_batch = config.ingest.max_batch;
@@ -133,6 +144,7 @@ fn embedded_broker(config: &Config) -> anyhow::Result<crate::config::BrokerAddre
     Ok(crate::config::BrokerAddress {
         host: addr.ip().to_string(),
         port: addr.port(),
+        tls: false,
     })
 }
 
