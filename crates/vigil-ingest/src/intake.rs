@@ -158,6 +158,10 @@ impl Histogram {
 #[derive(Debug)]
 pub struct Intake {
     pub stats: Arc<IntakeStats>,
+    /// The registry and its generation, read by the worker at each batch.
+    registry: watch::Sender<(u64, Arc<Registry>)>,
+    /// The generation the worker has switched to.
+    in_use: watch::Receiver<u64>,
     stop_worker: watch::Sender<bool>,
     stop_poller: watch::Sender<bool>,
     worker: tokio::task::JoinHandle<()>,
@@ -201,6 +205,8 @@ impl Intake {
         // `max_pending`, so at most that many publishes (and their acks) are in them.
         let (tx, rx) = mpsc::unbounded_channel();
         let (acks_tx, acks_rx) = mpsc::unbounded_channel();
+        let (registry, registry_rx) = watch::channel((0, registry));
+        let (in_use_tx, in_use) = watch::channel(0);
         let poller = tokio::spawn(poll(
             eventloop,
             client,
@@ -215,7 +221,10 @@ impl Intake {
             rx,
             acks_tx,
             store,
-            registry,
+            Registries {
+                current: registry_rx,
+                in_use: in_use_tx,
+            },
             clock,
             max_batch,
             stats.clone(),
@@ -223,11 +232,29 @@ impl Intake {
         ));
         Intake {
             stats,
+            registry,
+            in_use,
             stop_worker,
             stop_poller,
             worker,
             poller,
         }
+    }
+
+    /// Switches to another registry and returns once no publish is processed with the
+    /// previous one any more (the batch under way, if any, is committed first). After
+    /// that, readings quarantined as `unassigned_device` can be re-processed without
+    /// missing one that was being attributed meanwhile.
+    pub async fn set_registry(&self, registry: Arc<Registry>) {
+        let mut generation = 0;
+        self.registry.send_modify(|(g, r)| {
+            *g += 1;
+            generation = *g;
+            *r = registry;
+        });
+        let mut in_use = self.in_use.clone();
+        // An error means the worker has stopped: nothing uses any registry.
+        let _ = in_use.wait_for(|g| *g >= generation).await;
     }
 
     /// Ordered shutdown: stop taking publishes, finish committing and acknowledging
@@ -345,22 +372,46 @@ async fn write_acks(eventloop: &mut EventLoop, pkids: &[u16], stats: &IntakeStat
     }
 }
 
+/// The worker's view of the registry: the current one, and the generation it uses.
+struct Registries {
+    current: watch::Receiver<(u64, Arc<Registry>)>,
+    in_use: watch::Sender<u64>,
+}
+
+impl Registries {
+    /// The current registry, noting that the worker uses it from now on.
+    fn take(&mut self) -> Arc<Registry> {
+        let (generation, registry) = self.current.borrow_and_update().clone();
+        self.in_use.send_replace(generation);
+        registry
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn work<S: ClinicalStore>(
     mut rx: mpsc::UnboundedReceiver<Publish>,
     acks: mpsc::UnboundedSender<u16>,
     store: S,
-    registry: Arc<Registry>,
+    mut registries: Registries,
     clock: Arc<dyn Clock>,
     max_batch: usize,
     stats: Arc<IntakeStats>,
     mut stopped: watch::Receiver<bool>,
 ) {
+    let mut registry = registries.take();
     loop {
         let first = tokio::select! {
             p = rx.recv() => match p { Some(p) => p, None => return },
             _ = stopped.changed() => return,
+            // Between batches: switch at once.
+            Ok(()) = registries.current.changed() => {
+                registry = registries.take();
+                continue;
+            }
         };
+        if registries.current.has_changed().unwrap_or(false) {
+            registry = registries.take();
+        }
         let mut batch = vec![first];
         while batch.len() < max_batch {
             match rx.try_recv() {

@@ -67,6 +67,12 @@ const SCHEMA: &[&str] = &[
         message     TEXT    NOT NULL,
         payload     BLOB    NOT NULL  -- exactly as received
     )",
+    "CREATE TABLE IF NOT EXISTS registry_versions (
+        id          INTEGER PRIMARY KEY,
+        loaded_ms   INTEGER NOT NULL,
+        source      TEXT    NOT NULL, -- where it was loaded from
+        text        TEXT    NOT NULL  -- the registry file as loaded
+    )",
 ];
 
 /// Rows per multi-row INSERT: 12 parameters a reading row stays far below SQLite's
@@ -484,6 +490,43 @@ impl SqliteStore {
             ));
         }
         Ok(marks)
+    }
+
+    /// Keeps a registry as loaded from `source` at `at`, unless it is the text of the
+    /// latest version kept; returns whether a new version was kept. Every version
+    /// stays, so the store says which registry was in force when.
+    pub async fn keep_registry(
+        &self,
+        text: &str,
+        source: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        let mut tx = self.pool.begin().await?;
+        let latest: Option<String> =
+            sqlx::query_scalar("SELECT text FROM registry_versions ORDER BY id DESC LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await?;
+        if latest.as_deref() == Some(text) {
+            return Ok(false);
+        }
+        sqlx::query("INSERT INTO registry_versions (loaded_ms, source, text) VALUES (?, ?, ?)")
+            .bind(at.timestamp_millis())
+            .bind(source)
+            .bind(text)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The registry versions kept, oldest first: (loaded, source, text).
+    pub async fn registry_versions(&self) -> Result<Vec<(DateTime<Utc>, String, String)>, Error> {
+        let rows = sqlx::query("SELECT loaded_ms, source, text FROM registry_versions ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((millis(r.try_get(0)?)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect()
     }
 
     /// A patient's readings, oldest first, optionally of one type and within

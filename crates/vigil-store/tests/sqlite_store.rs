@@ -366,3 +366,37 @@ async fn envelope_marks_give_each_gateways_last_batch_and_the_latest_receipt() {
     );
     assert_eq!(marks.last_received, Some(at("2026-11-22T09:00:00+08:00")));
 }
+
+#[tokio::test]
+async fn every_registry_version_is_kept_once_in_the_order_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clinical.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert!(store.registry_versions().await.unwrap().is_empty());
+    let t = at(RECEIVED);
+    assert!(store.keep_registry("a = 1", "r.toml", t).await.unwrap());
+    assert!(!store.keep_registry("a = 1", "r.toml", t).await.unwrap());
+    assert!(store.keep_registry("a = 2", "r.toml", t).await.unwrap());
+    // Going back to an earlier text is a new version: it was in force again.
+    assert!(store.keep_registry("a = 1", "other.toml", t).await.unwrap());
+    store.close().await;
+    let store = SqliteStore::open(&path).await.unwrap();
+    let texts: Vec<(String, String)> = store
+        .registry_versions()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(when, source, text)| {
+            assert_eq!(when, t);
+            (source, text)
+        })
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            ("r.toml".to_owned(), "a = 1".to_owned()),
+            ("r.toml".to_owned(), "a = 2".to_owned()),
+            ("other.toml".to_owned(), "a = 1".to_owned())
+        ]
+    );
+}

@@ -51,9 +51,11 @@ enum Command {
     ///
     /// Subscribes to every gateway's readings with a persistent session and acknowledges
     /// each publish only after its readings are committed to the clinical store (stored,
-    /// quarantined with a reason, or counted duplicate). Stops cleanly on Ctrl-C or
-    /// SIGTERM: intake stops, what was taken is committed and acknowledged, then it
-    /// disconnects. Settings: `vigil print-default-config`.
+    /// quarantined with a reason, or counted duplicate). SIGHUP reloads the registry
+    /// file (a broken one is refused and the current one stays) and re-processes the
+    /// readings quarantined as unassigned_device that an assignment now covers. Stops
+    /// cleanly on Ctrl-C or SIGTERM: intake stops, what was taken is committed and
+    /// acknowledged, then it disconnects. Settings: `vigil print-default-config`.
     Serve(ServeArgs),
     /// Print the documented default configuration of `vigil serve`.
     PrintDefaultConfig,
@@ -117,11 +119,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve(args) => {
-            let (config, registry) = match load(&args) {
+            let (config, registry, text) = match load(&args) {
                 Ok(loaded) => loaded,
                 Err(problems) => return Ok(report_problems(&problems)),
             };
-            serve::run(config, registry)?;
+            serve::run(config, registry, text)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::PrintDefaultConfig => {
@@ -129,7 +131,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::ValidateConfig(args) => match load(&args) {
-            Ok((config, registry)) => {
+            Ok((config, registry, _)) => {
                 println!(
                     "configuration ok: store in {}, broker {}, registry with {} devices and {} patients",
                     config.data_dir.display(),
@@ -170,8 +172,11 @@ fn report_problems(problems: &[String]) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// Configuration (file, then environment, then flags) and the registry, checked.
-fn load(args: &ServeArgs) -> Result<(config::Config, vigil_registry::Registry), Vec<String>> {
+/// Configuration (file, then environment, then flags) and the registry (parsed, and its
+/// text), checked.
+fn load(
+    args: &ServeArgs,
+) -> Result<(config::Config, vigil_registry::Registry, String), Vec<String>> {
     let mut config = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -199,7 +204,7 @@ fn load(args: &ServeArgs) -> Result<(config::Config, vigil_registry::Registry), 
     }
     let registry = match std::fs::read_to_string(&config.registry) {
         Ok(text) => match vigil_registry::Registry::parse(&text) {
-            Ok(r) => Some(r),
+            Ok(r) => Some((r, text)),
             Err(e) => {
                 problems.extend(
                     e.problems
@@ -218,7 +223,7 @@ fn load(args: &ServeArgs) -> Result<(config::Config, vigil_registry::Registry), 
         }
     };
     match registry {
-        Some(r) if problems.is_empty() => Ok((config, r)),
+        Some((r, text)) if problems.is_empty() => Ok((config, r, text)),
         _ => Err(problems),
     }
 }

@@ -4,35 +4,39 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use vigil_ingest::intake::{Intake, IntakeConfig};
-use vigil_model::clock::SystemClock;
+use vigil_model::clock::{Clock, SystemClock};
 use vigil_registry::Registry;
 use vigil_store::SqliteStore;
 
 use crate::config::Config;
 
 /// Runs until Ctrl-C or SIGTERM, then shuts down in order.
-pub fn run(config: Config, registry: Registry) -> anyhow::Result<()> {
+pub fn run(config: Config, registry: Registry, registry_text: String) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(config, registry))
+    runtime.block_on(serve(config, registry, registry_text))
 }
 
-async fn serve(config: Config, registry: Registry) -> anyhow::Result<()> {
+async fn serve(config: Config, registry: Registry, registry_text: String) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
     let db = config.data_dir.join("clinical.db");
     let store = SqliteStore::open(&db).await?;
+    // The store keeps every registry version it ran with.
+    store
+        .keep_registry(
+            &registry_text,
+            &config.registry.display().to_string(),
+            SystemClock.now(),
+        )
+        .await?;
     // Assignments may have been added since the readings arrived: move those now
     // attributable out of quarantine before taking new ones.
-    let moved = vigil_ingest::pipeline::reprocess_unassigned(
-        &store,
-        &registry,
-        vigil_model::clock::Clock::now(&SystemClock),
-    )
-    .await?;
+    let moved =
+        vigil_ingest::pipeline::reprocess_unassigned(&store, &registry, SystemClock.now()).await?;
     if moved.stored + moved.duplicates + moved.left > 0 {
         eprintln!(
             "vigil serve: re-processed readings quarantined as unassigned_device: {} stored, {} already stored, {} still unassigned",
@@ -99,7 +103,15 @@ async fn serve(config: Config, registry: Registry) -> anyhow::Result<()> {
             .await
     });
     eprintln!("vigil serve: HTTP on http://{http_addr} (/healthz /readyz /metrics /api/v1/...)");
-    shutdown_signal().await;
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    let mut hangup = Hangup::new();
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = hangup.recv() => reload_registry(&config, &store, &intake).await,
+        }
+    }
     // Ordered: stop intake, commit and ack what was taken, then stop HTTP, then close.
     eprintln!("vigil serve: stopping: committing and acknowledging what was taken");
     intake.shutdown().await;
@@ -108,6 +120,82 @@ async fn serve(config: Config, registry: Registry) -> anyhow::Result<()> {
     store.close().await;
     eprintln!("vigil serve: stopped");
     Ok(())
+}
+
+/// Reads the registry file again: a registry that loads replaces the current one, is
+/// kept in the store, and the readings quarantined as `unassigned_device` are
+/// re-processed against it. One that does not load is refused with its problems.
+async fn reload_registry(config: &Config, store: &SqliteStore, intake: &Intake) {
+    let path = config.registry.display().to_string();
+    let text = match std::fs::read_to_string(&config.registry) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!(
+                "vigil serve: registry reload: cannot read {path}: {e}; the current registry stays"
+            );
+            return;
+        }
+    };
+    let registry = match Registry::parse(&text) {
+        Ok(r) => Arc::new(r),
+        Err(e) => {
+            eprintln!(
+                "vigil serve: registry reload: {path} has {} problem(s); the current registry stays:",
+                e.problems.len()
+            );
+            for p in &e.problems {
+                eprintln!("  - {p}");
+            }
+            return;
+        }
+    };
+    let now = SystemClock.now();
+    match store.keep_registry(&text, &path, now).await {
+        Ok(changed) => eprintln!(
+            "vigil serve: registry reloaded from {path} ({}; {} devices, {} patients)",
+            if changed { "changed" } else { "unchanged" },
+            registry.devices.len(),
+            registry.patients.len()
+        ),
+        Err(e) => eprintln!(
+            "vigil serve: registry reload: could not keep it in the store ({e}); using it all the same"
+        ),
+    }
+    intake.set_registry(registry.clone()).await;
+    match vigil_ingest::pipeline::reprocess_unassigned(store, &registry, now).await {
+        Ok(moved) => eprintln!(
+            "vigil serve: re-processed readings quarantined as unassigned_device: {} stored, {} already stored, {} still unassigned",
+            moved.stored, moved.duplicates, moved.left
+        ),
+        Err(e) => eprintln!(
+            "vigil serve: re-processing unassigned readings failed ({e}); they stay in quarantine until the next reload or restart"
+        ),
+    }
+}
+
+/// SIGHUP, where there is one.
+struct Hangup {
+    #[cfg(unix)]
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl Hangup {
+    fn new() -> Hangup {
+        Hangup {
+            #[cfg(unix)]
+            signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok(),
+        }
+    }
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        if let Some(s) = self.signal.as_mut()
+            && s.recv().await.is_some()
+        {
+            return;
+        }
+        std::future::pending::<()>().await;
+    }
 }
 
 pub(crate) async fn shutdown_signal() {
