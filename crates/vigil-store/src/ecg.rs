@@ -23,7 +23,9 @@ pub fn encode(leads: &[&[i32]]) -> Vec<u8> {
     out
 }
 
-/// Decodes what [`encode`] wrote; `None` for anything else.
+/// Decodes what [`encode`] wrote; `None` for anything else. Only the canonical form
+/// is accepted (minimal varints, no bits past 64), so a blob that decodes is exactly
+/// what [`encode`] makes of its samples.
 pub fn decode(bytes: &[u8]) -> Option<Vec<Vec<i32>>> {
     let (&version, rest) = bytes.split_first()?;
     if version != 1 {
@@ -70,9 +72,14 @@ fn read_varint(input: &mut &[u8]) -> Option<u64> {
     for shift in (0..64).step_by(7) {
         let (&b, rest) = input.split_first()?;
         *input = rest;
-        v |= u64::from(b & 0x7f).checked_shl(shift)?;
+        // The tenth byte holds bit 63 only.
+        if shift == 63 && b > 1 {
+            return None;
+        }
+        v |= u64::from(b & 0x7f) << shift;
         if b & 0x80 == 0 {
-            return Some(v);
+            // A last byte of zero after others would be a longer spelling of v.
+            return (b != 0 || shift == 0).then_some(v);
         }
     }
     None
@@ -106,6 +113,13 @@ mod tests {
         assert_eq!(decode(&[2, 1, 0]), None);
         assert_eq!(decode(&[1, 1, 5, 0]), None); // 5 samples announced, 1 byte left
         assert_eq!(decode(&[1, 0, 0]), None); // trailing byte
+        // Longer spellings of a number, and bits past 64, are not the format.
+        assert_eq!(decode(&[1, 1, 1, 0x82, 0x00]), None);
+        assert_eq!(decode(&[1, 1, 1, 0x02]), Some(vec![vec![1]]));
+        let mut too_wide = vec![1, 1, 1];
+        too_wide.extend([0xff; 9]);
+        too_wide.push(0x02);
+        assert_eq!(decode(&too_wide), None);
     }
 
     proptest! {
@@ -116,8 +130,11 @@ mod tests {
         }
 
         #[test]
-        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
-            let _ = decode(&bytes);
+        fn bytes_that_decode_are_exactly_the_encoding_of_their_samples(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            if let Some(leads) = decode(&bytes) {
+                let refs: Vec<&[i32]> = leads.iter().map(Vec::as_slice).collect();
+                prop_assert_eq!(encode(&refs), bytes);
+            }
         }
     }
 }
