@@ -124,6 +124,25 @@ pub struct StoredReading {
     pub original: serde_json::Value,
 }
 
+/// A committed reading as the telemetry sink exports it
+/// ([`SqliteStore::export_after`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportRow {
+    /// The reading's row id: increases in commit order; the sink's cursor.
+    pub id: i64,
+    pub patient_id: PatientId,
+    pub device_id: DeviceId,
+    pub reading_type: String,
+    pub time: DateTime<FixedOffset>,
+    pub received: DateTime<Utc>,
+    /// Canonical values (`vigil envelope check` keys).
+    pub canonical: serde_json::Value,
+    /// The unit the device sent, if it sent one.
+    pub unit: Option<String>,
+    /// An ECG strip's samples per lead (µV).
+    pub samples: Option<Vec<Vec<i32>>>,
+}
+
 /// A quarantined reading, as the API returns it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QuarantineRecord {

@@ -14,8 +14,8 @@ use vigil_wire::check::CanonicalJson;
 use vigil_wire::envelope::ReadingJson;
 
 use crate::{
-    EnvelopeCommit, EnvelopeMarks, Error, Item, Outcome, QuarantineRecord, StoredReading, Totals,
-    identity_key,
+    EnvelopeCommit, EnvelopeMarks, Error, ExportRow, Item, Outcome, QuarantineRecord,
+    StoredReading, Totals, identity_key,
 };
 
 const SCHEMA: &[&str] = &[
@@ -66,6 +66,19 @@ const SCHEMA: &[&str] = &[
         received_ms INTEGER NOT NULL,
         message     TEXT    NOT NULL,
         payload     BLOB    NOT NULL  -- exactly as received
+    )",
+    "CREATE TABLE IF NOT EXISTS sink_cursors (
+        sink        TEXT    PRIMARY KEY,
+        last_id     INTEGER NOT NULL, -- readings.id of the last reading the sink's server confirmed
+        updated_ms  INTEGER NOT NULL
+    ) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS sink_rejects (
+        id          INTEGER PRIMARY KEY,
+        sink        TEXT    NOT NULL,
+        reading_id  INTEGER NOT NULL,
+        line        TEXT    NOT NULL, -- what was sent (or why nothing could be)
+        message     TEXT    NOT NULL, -- the server's reason
+        at_ms       INTEGER NOT NULL
     )",
     "CREATE TABLE IF NOT EXISTS registry_versions (
         id          INTEGER PRIMARY KEY,
@@ -490,6 +503,127 @@ impl SqliteStore {
             ));
         }
         Ok(marks)
+    }
+
+    /// Committed readings with row ids above `after`, in commit order (row ids grow
+    /// with each commit: one writer, readings never deleted), at most `limit`.
+    pub async fn export_after(&self, after: i64, limit: u32) -> Result<Vec<ExportRow>, Error> {
+        let rows = sqlx::query(
+            "SELECT id, patient_id, device_id, type, time, received_ms, canonical, original, samples
+             FROM readings WHERE id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let text = |i: usize| -> Result<String, Error> { Ok(row.try_get::<String, _>(i)?) };
+                let original: serde_json::Value =
+                    serde_json::from_str(&text(7)?).map_err(|e| corrupt("original", e))?;
+                let samples = match row.try_get::<Option<Vec<u8>>, _>(8)? {
+                    Some(blob) => Some(
+                        crate::ecg::decode(&blob)
+                            .ok_or_else(|| corrupt("ECG samples", "undecodable"))?,
+                    ),
+                    None => None,
+                };
+                Ok(ExportRow {
+                    id: row.try_get(0)?,
+                    patient_id: PatientId::parse(&text(1)?)
+                        .map_err(|e| corrupt("patient id", e))?,
+                    device_id: DeviceId::parse(&text(2)?).map_err(|e| corrupt("device id", e))?,
+                    reading_type: text(3)?,
+                    time: DateTime::<FixedOffset>::parse_from_rfc3339(&text(4)?)
+                        .map_err(|e| corrupt("time", e))?,
+                    received: millis(row.try_get(5)?)?,
+                    canonical: serde_json::from_str(&text(6)?)
+                        .map_err(|e| corrupt("canonical", e))?,
+                    unit: original
+                        .get("unit")
+                        .and_then(|u| u.as_str())
+                        .map(str::to_owned),
+                    samples,
+                })
+            })
+            .collect()
+    }
+
+    /// The highest reading row id (0 for an empty store), and the receipt of the
+    /// first reading after `after`: what a sink at `after` is behind.
+    pub async fn export_lag(&self, after: i64) -> Result<(i64, Option<DateTime<Utc>>), Error> {
+        let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM readings")
+            .fetch_one(&self.pool)
+            .await?;
+        let first: Option<i64> =
+            sqlx::query_scalar("SELECT received_ms FROM readings WHERE id > ? ORDER BY id LIMIT 1")
+                .bind(after)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok((last, first.map(millis).transpose()?))
+    }
+
+    /// The sink's cursor: the last reading row id its server confirmed (0: none).
+    pub async fn sink_cursor(&self, sink: &str) -> Result<i64, Error> {
+        let id: Option<i64> = sqlx::query_scalar("SELECT last_id FROM sink_cursors WHERE sink = ?")
+            .bind(sink)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(id.unwrap_or(0))
+    }
+
+    /// Moves the sink's cursor forward to `id` (never back), durably.
+    pub async fn advance_sink_cursor(
+        &self,
+        sink: &str,
+        id: i64,
+        at: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO sink_cursors (sink, last_id, updated_ms) VALUES (?, ?, ?)
+             ON CONFLICT (sink) DO UPDATE SET last_id = MAX(last_id, excluded.last_id), updated_ms = excluded.updated_ms",
+        )
+        .bind(sink)
+        .bind(id)
+        .bind(at.timestamp_millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Keeps a point the sink's server refused for good, with the server's reason.
+    pub async fn keep_sink_reject(
+        &self,
+        sink: &str,
+        reading_id: i64,
+        line: &str,
+        message: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO sink_rejects (sink, reading_id, line, message, at_ms) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(sink)
+        .bind(reading_id)
+        .bind(line)
+        .bind(message)
+        .bind(at.timestamp_millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The points a sink's server refused: (reading row id, line, message), oldest first.
+    pub async fn sink_rejects(&self, sink: &str) -> Result<Vec<(i64, String, String)>, Error> {
+        let rows = sqlx::query(
+            "SELECT reading_id, line, message FROM sink_rejects WHERE sink = ? ORDER BY id",
+        )
+        .bind(sink)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect()
     }
 
     /// Keeps a registry as loaded from `source` at `at`, unless it is the text of the
