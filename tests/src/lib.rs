@@ -154,6 +154,8 @@ fn make_certificates(dir: &std::path::Path) {
     }
 }
 
+pub mod tsdb;
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -342,36 +342,38 @@ async fn run(
     };
     stats.cursor.store(confirmed, Ordering::Relaxed);
     let mut fetched = confirmed;
-    let mut inflight: VecDeque<(i64, tokio::task::JoinHandle<Result<(), Stopped>>)> =
-        VecDeque::new();
+    let mut inflight: VecDeque<InFlight> = VecDeque::new();
     let mut partial_since: Option<Instant> = None;
     loop {
         if *stopped.borrow() {
             break;
         }
-        // Confirmed batches, in order, move the cursor.
-        while inflight.front().is_some_and(|(_, h)| h.is_finished()) {
-            let Some((last, handle)) = inflight.pop_front() else {
+        // Batches that are done, in order, move the cursor.
+        while inflight
+            .front()
+            .is_some_and(|f| f.done.is_some() || f.handle.is_finished())
+        {
+            let Some(front) = inflight.pop_front() else {
                 break;
             };
-            match handle.await {
-                Ok(Ok(())) => {
-                    confirmed = last;
-                    while store
-                        .advance_sink_cursor(&config.name, confirmed, clock.now())
-                        .await
-                        .is_err()
-                    {
-                        tokio::select! {
-                            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-                            _ = stopped.changed() => return,
-                        }
-                    }
-                    stats.cursor.store(confirmed, Ordering::Relaxed);
-                }
-                // Stopped (or the task died): replayed after the next start.
-                _ => return,
+            let result = match front.done {
+                Some(r) => r,
+                None => front.handle.await,
+            };
+            if !settle(
+                &store,
+                &config.name,
+                &*clock,
+                &stats,
+                front.last,
+                result,
+                &mut stopped,
+            )
+            .await
+            {
+                return;
             }
+            confirmed = front.last;
         }
         if let Ok((last_id, first_waiting)) = store.export_lag(confirmed).await {
             stats.lag_readings.store(
@@ -384,7 +386,7 @@ async fn run(
                 .store(u64::try_from(waited).unwrap_or(0), Ordering::Relaxed);
         }
         if inflight.len() >= concurrency {
-            wait_front(&mut inflight, &mut stopped).await;
+            pause(Duration::MAX, &None, &mut inflight, &mut stopped).await;
             continue;
         }
         let rows = match store
@@ -433,43 +435,66 @@ async fn run(
             }
         }
         let w = writer.clone();
-        inflight.push_back((
+        inflight.push_back(InFlight {
             last,
-            tokio::spawn(async move {
+            handle: tokio::spawn(async move {
                 for chunk in lines.chunks(batch) {
                     w.deliver(chunk).await?;
                 }
                 Ok(())
             }),
-        ));
+            done: None,
+        });
     }
     // Stopping: what is in flight ends at its next retry; nothing unconfirmed moves
     // the cursor.
-    for (_, h) in inflight {
-        h.abort();
+    for f in inflight {
+        f.handle.abort();
     }
 }
 
-/// Waits for the oldest request in flight to finish, or for the stop.
-async fn wait_front(
-    inflight: &mut VecDeque<(i64, tokio::task::JoinHandle<Result<(), Stopped>>)>,
+/// A batch being written: the last reading row id it covers.
+struct InFlight {
+    last: i64,
+    handle: tokio::task::JoinHandle<Result<(), Stopped>>,
+    /// Its result, once [`pause`] saw it finish (a handle is awaited once).
+    done: Option<Result<Result<(), Stopped>, tokio::task::JoinError>>,
+}
+
+/// Moves the cursor over a finished batch; false when the sink must stop (the batch
+/// was stopped or its task died: it is written again after the next start).
+async fn settle(
+    store: &SqliteStore,
+    name: &str,
+    clock: &dyn Clock,
+    stats: &SinkStats,
+    last: i64,
+    result: Result<Result<(), Stopped>, tokio::task::JoinError>,
     stopped: &mut watch::Receiver<bool>,
-) {
-    let Some((_, front)) = inflight.front_mut() else {
-        return;
-    };
-    tokio::select! {
-        _ = front => {}
-        _ = stopped.changed() => {}
+) -> bool {
+    if !matches!(result, Ok(Ok(()))) {
+        return false;
     }
+    while store
+        .advance_sink_cursor(name, last, clock.now())
+        .await
+        .is_err()
+    {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = stopped.changed() => return false,
+        }
+    }
+    stats.cursor.store(last, Ordering::Relaxed);
+    true
 }
 
-/// Waits up to `at_most`: less when a commit is signalled, a request in flight
-/// finishes, or the sink is stopped.
+/// Waits up to `at_most`: less when a commit is signalled, the oldest request in
+/// flight finishes, or the sink is stopped.
 async fn pause(
     at_most: Duration,
     committed: &Option<Arc<Notify>>,
-    inflight: &mut VecDeque<(i64, tokio::task::JoinHandle<Result<(), Stopped>>)>,
+    inflight: &mut VecDeque<InFlight>,
     stopped: &mut watch::Receiver<bool>,
 ) {
     let commit = async {
@@ -480,14 +505,21 @@ async fn pause(
     };
     let front = async {
         match inflight.front_mut() {
-            Some((_, h)) => {
-                let _ = h.await;
+            Some(f) if f.done.is_none() => {
+                let r = (&mut f.handle).await;
+                f.done = Some(r);
             }
+            _ => std::future::pending().await,
+        }
+    };
+    let sleep = async {
+        match tokio::time::Instant::now().checked_add(at_most) {
+            Some(deadline) => tokio::time::sleep_until(deadline).await,
             None => std::future::pending().await,
         }
     };
     tokio::select! {
-        _ = tokio::time::sleep(at_most) => {}
+        _ = sleep => {}
         _ = commit => {}
         _ = front => {}
         _ = stopped.changed() => {}
