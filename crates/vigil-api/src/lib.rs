@@ -33,12 +33,15 @@ use vigil_ingest::intake::{IntakeStats, LATENCY_BUCKETS};
 use vigil_model::vocab::{QuarantineReason, ReadingType};
 use vigil_model::{GatewayId, PatientId};
 use vigil_store::SqliteStore;
+use vigil_tsdb::SinkStats;
 
 /// What the routes read.
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub store: SqliteStore,
     pub stats: Arc<IntakeStats>,
+    /// The telemetry sink's counters, when one runs.
+    pub sink: Option<Arc<SinkStats>>,
 }
 
 /// The router.
@@ -83,7 +86,18 @@ impl From<vigil_store::Error> for ApiError {
 async fn readyz(State(s): State<AppState>) -> Response {
     let subscribed = s.stats.subscriptions_acked.load(Ordering::Relaxed) > 0;
     let store = s.store.ping().await.is_ok();
-    let body = json!({"mqtt_subscribed": subscribed, "store": store});
+    // The sink's state is a detail, not a condition: the ingester is ready (it stores
+    // and acknowledges) while the time-series database is away; the sink catches up.
+    let body = match &s.sink {
+        Some(k) => json!({"mqtt_subscribed": subscribed, "store": store, "tsdb": {
+            "healthy": k.healthy.load(Ordering::Relaxed),
+            "cursor": k.cursor.load(Ordering::Relaxed),
+            "lag_readings": k.lag_readings.load(Ordering::Relaxed),
+            "lag_seconds": k.lag_millis.load(Ordering::Relaxed) as f64 / 1000.0,
+            "last_error": k.last_error.lock().map(|e| e.clone()).unwrap_or_default(),
+        }}),
+        None => json!({"mqtt_subscribed": subscribed, "store": store}),
+    };
     let status = if subscribed && store {
         StatusCode::OK
     } else {
@@ -153,6 +167,25 @@ async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
         "# HELP vigil_pending_publishes Publishes received and not yet acknowledged.\n# TYPE vigil_pending_publishes gauge\nvigil_pending_publishes {}",
         st.pending.load(Ordering::Relaxed)
     );
+    if let Some(k) = &s.sink {
+        let _ = writeln!(
+            out,
+            "# HELP vigil_tsdb_points_written_total Points the time-series database confirmed.\n# TYPE vigil_tsdb_points_written_total counter\nvigil_tsdb_points_written_total {}\n\
+             # HELP vigil_tsdb_requests_total Write requests sent.\n# TYPE vigil_tsdb_requests_total counter\nvigil_tsdb_requests_total {}\n\
+             # HELP vigil_tsdb_retries_total Write attempts that failed and were retried.\n# TYPE vigil_tsdb_retries_total counter\nvigil_tsdb_retries_total {}\n\
+             # HELP vigil_tsdb_rejected_points_total Points refused for good (kept with the reason).\n# TYPE vigil_tsdb_rejected_points_total counter\nvigil_tsdb_rejected_points_total {}\n\
+             # HELP vigil_tsdb_lag_readings Committed readings not yet confirmed by the database.\n# TYPE vigil_tsdb_lag_readings gauge\nvigil_tsdb_lag_readings {}\n\
+             # HELP vigil_tsdb_lag_seconds How long the oldest of them has waited.\n# TYPE vigil_tsdb_lag_seconds gauge\nvigil_tsdb_lag_seconds {}\n\
+             # HELP vigil_tsdb_healthy 1 when the last write succeeded.\n# TYPE vigil_tsdb_healthy gauge\nvigil_tsdb_healthy {}",
+            k.points_written.load(Ordering::Relaxed),
+            k.requests.load(Ordering::Relaxed),
+            k.retries.load(Ordering::Relaxed),
+            k.rejected_points.load(Ordering::Relaxed),
+            k.lag_readings.load(Ordering::Relaxed),
+            k.lag_millis.load(Ordering::Relaxed) as f64 / 1000.0,
+            u8::from(k.healthy.load(Ordering::Relaxed)),
+        );
+    }
     let h = &st.commit_latency;
     let _ = writeln!(
         out,

@@ -45,6 +45,7 @@ async fn state() -> AppState {
     AppState {
         store,
         stats: Arc::new(IntakeStats::default()),
+        sink: None,
     }
 }
 
@@ -155,5 +156,34 @@ async fn bad_parameters_get_a_400_that_says_what_to_fix() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
         let msg = json_of(&body)["error"].as_str().unwrap().to_owned();
         assert!(msg.contains(needle), "{uri}: {msg}");
+    }
+}
+
+#[tokio::test]
+async fn a_running_sink_shows_its_lag_in_readiness_and_metrics_without_making_it_unready() {
+    let mut s = state().await;
+    s.stats.subscriptions_acked.store(1, Ordering::Relaxed);
+    let sink = Arc::new(vigil_tsdb::SinkStats::default());
+    sink.cursor.store(40, Ordering::Relaxed);
+    sink.lag_readings.store(12, Ordering::Relaxed);
+    sink.lag_millis.store(2500, Ordering::Relaxed);
+    sink.points_written.store(40, Ordering::Relaxed);
+    *sink.last_error.lock().unwrap() = "503: try later".to_owned();
+    s.sink = Some(sink);
+    let (status, body) = get(&s, "/readyz").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        json_of(&body)["tsdb"],
+        json!({"healthy": false, "cursor": 40, "lag_readings": 12, "lag_seconds": 2.5,
+               "last_error": "503: try later"})
+    );
+    let (_, text) = get(&s, "/metrics").await;
+    for line in [
+        "vigil_tsdb_points_written_total 40",
+        "vigil_tsdb_lag_readings 12",
+        "vigil_tsdb_lag_seconds 2.5",
+        "vigil_tsdb_healthy 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
     }
 }

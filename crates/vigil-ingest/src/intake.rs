@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, PubAck, Publish, QoS};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use vigil_model::clock::Clock;
 use vigil_registry::Registry;
 use vigil_store::{ClinicalStore, EnvelopeCommit};
@@ -37,6 +37,9 @@ use crate::pipeline::{check_weight_changes, prepare};
 /// The largest MQTT packet the intake reads: the largest envelope the codec accepts
 /// plus room for the topic and header.
 pub const MAX_PACKET: usize = 16 * 1024 * 1024 + 64 * 1024;
+
+/// A patient's institution by the registry in use ([`Intake::institution_lookup`]).
+pub type InstitutionLookup = Arc<dyn Fn(&vigil_model::PatientId) -> Option<String> + Send + Sync>;
 
 /// Where and how to subscribe.
 #[derive(Debug, Clone)]
@@ -61,6 +64,8 @@ pub struct IntakeConfig {
     /// TLS (`mqtts://`): the broker's certificate is checked against `ca_pem`, and
     /// the host must match it. `None`: plain TCP.
     pub tls: Option<Tls>,
+    /// Notified after every commit (the telemetry sink waits on it).
+    pub on_commit: Option<Arc<Notify>>,
 }
 
 /// TLS settings of the broker connection, as PEM text.
@@ -94,6 +99,7 @@ impl IntakeConfig {
             max_pending: 256,
             keep_alive: Duration::from_secs(30),
             tls: None,
+            on_commit: None,
         }
     }
 }
@@ -220,6 +226,7 @@ impl Intake {
         let worker = tokio::spawn(work(
             rx,
             acks_tx,
+            config.on_commit,
             store,
             Registries {
                 current: registry_rx,
@@ -239,6 +246,20 @@ impl Intake {
             worker,
             poller,
         }
+    }
+
+    /// The institution of a patient by the registry in use at the time of the call
+    /// (for the telemetry sink's `institution` tag).
+    pub fn institution_lookup(&self) -> InstitutionLookup {
+        let current = self.registry.subscribe();
+        Arc::new(move |p| {
+            current
+                .borrow()
+                .1
+                .patients
+                .get(p)
+                .map(|p| p.institution.to_string())
+        })
     }
 
     /// Switches to another registry and returns once no publish is processed with the
@@ -391,6 +412,7 @@ impl Registries {
 async fn work<S: ClinicalStore>(
     mut rx: mpsc::UnboundedReceiver<Publish>,
     acks: mpsc::UnboundedSender<u16>,
+    on_commit: Option<Arc<Notify>>,
     store: S,
     mut registries: Registries,
     clock: Arc<dyn Clock>,
@@ -465,6 +487,9 @@ async fn work<S: ClinicalStore>(
         };
         stats.commit_latency.observe(started.elapsed());
         stats.commits.fetch_add(1, Ordering::Relaxed);
+        if let Some(n) = &on_commit {
+            n.notify_one();
+        }
         stats
             .payloads_rejected
             .fetch_add(rejected_count, Ordering::Relaxed);

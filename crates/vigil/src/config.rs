@@ -11,7 +11,8 @@ pub const DEFAULT_CONFIG: &str = r#"# Vigil ingester configuration (vigil serve 
 # Environment variables override the file: VIGIL_DATA_DIR, VIGIL_REGISTRY,
 # VIGIL_BROKER_URL, VIGIL_BROKER_CA_FILE, VIGIL_BROKER_CLIENT_CERT, VIGIL_BROKER_CLIENT_KEY,
 # VIGIL_BROKER_EMBEDDED, VIGIL_BROKER_EMBEDDED_LISTEN, VIGIL_BROKER_CLIENT_ID,
-# VIGIL_BROKER_SHARED_GROUP, VIGIL_HTTP_LISTEN, VIGIL_INGEST_MAX_BATCH.
+# VIGIL_BROKER_SHARED_GROUP, VIGIL_HTTP_LISTEN, VIGIL_INGEST_MAX_BATCH, VIGIL_TSDB_URL,
+# VIGIL_TSDB_TOKEN (the token itself: never in the file), VIGIL_TSDB_TOKEN_FILE.
 
 # Where the clinical store (clinical.db, SQLite) lives. Back it up: it is the record.
 data_dir = "./vigil-data"
@@ -53,6 +54,33 @@ max_batch = 64
 # Publishes held (received, not yet acknowledged) above which the ingester stops
 # reading from the broker until commits catch up.
 max_pending = 256
+
+[tsdb]
+# The time-series database every committed reading is also written to, through the
+# InfluxDB write API (line protocol). Empty: no telemetry sink. The sink follows the
+# clinical store by a cursor kept in it, so an outage or a restart costs only delay.
+url = ""
+# "v2": /api/v2/write (InfluxDB 2.x and 3.x, VictoriaMetrics), with org and bucket.
+# "v1": /write (InfluxDB 1.x, and the 1.x endpoint of 2.x and 3.x), with database and
+# retention_policy (empty: the database's default).
+api = "v2"
+org = ""
+bucket = "vigil"
+database = "vigil"
+retention_policy = ""
+# A file holding the API token (sent as "Authorization: Token ..."); or set
+# VIGIL_TSDB_TOKEN. Never logged.
+token_file = ""
+# Timestamp precision: s, ms, us or ns.
+precision = "ms"
+# Most readings per write; how long a part-full batch waits; writes in flight.
+batch_size = 5000
+linger_ms = 500
+concurrency = 2
+# ECG strips: "off" writes one summary point per strip; "samples" also one point per
+# sample (heavy: 130 points a second per single-lead patch, 6000 per 500 Hz 12-lead).
+ecg = "off"
+timeout_s = 10
 "#;
 
 /// The whole configuration.
@@ -64,6 +92,50 @@ pub struct Config {
     pub broker: BrokerConfig,
     pub http: HttpConfig,
     pub ingest: IngestConfig,
+    pub tsdb: TsdbConfig,
+}
+
+/// The telemetry sink's settings (`[tsdb]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TsdbConfig {
+    pub url: String,
+    pub api: String,
+    pub org: String,
+    pub bucket: String,
+    pub database: String,
+    pub retention_policy: String,
+    pub token_file: PathBuf,
+    /// From `VIGIL_TSDB_TOKEN` only, never from the file.
+    #[serde(skip)]
+    pub token: Option<vigil_tsdb::Secret>,
+    pub precision: String,
+    pub batch_size: usize,
+    pub linger_ms: u64,
+    pub concurrency: usize,
+    pub ecg: String,
+    pub timeout_s: u64,
+}
+
+impl Default for TsdbConfig {
+    fn default() -> Self {
+        TsdbConfig {
+            url: String::new(),
+            api: "v2".to_owned(),
+            org: String::new(),
+            bucket: "vigil".to_owned(),
+            database: "vigil".to_owned(),
+            retention_policy: String::new(),
+            token_file: PathBuf::new(),
+            token: None,
+            precision: "ms".to_owned(),
+            batch_size: 5000,
+            linger_ms: 500,
+            concurrency: 2,
+            ecg: "off".to_owned(),
+            timeout_s: 10,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -108,6 +180,7 @@ impl Default for Config {
             broker: BrokerConfig::default(),
             http: HttpConfig::default(),
             ingest: IngestConfig::default(),
+            tsdb: TsdbConfig::default(),
         }
     }
 }
@@ -176,6 +249,9 @@ impl Config {
                 "VIGIL_BROKER_CLIENT_ID" => self.broker.client_id = value,
                 "VIGIL_BROKER_SHARED_GROUP" => self.broker.shared_group = value,
                 "VIGIL_HTTP_LISTEN" => self.http.listen = value,
+                "VIGIL_TSDB_URL" => self.tsdb.url = value,
+                "VIGIL_TSDB_TOKEN" => self.tsdb.token = Some(vigil_tsdb::Secret(value)),
+                "VIGIL_TSDB_TOKEN_FILE" => self.tsdb.token_file = value.into(),
                 "VIGIL_INGEST_MAX_BATCH" => match value.parse() {
                     Ok(n) => self.ingest.max_batch = n,
                     Err(_) => problems.push(format!(
@@ -256,6 +332,9 @@ impl Config {
                 self.ingest.max_batch
             ));
         }
+        if let Err(e) = self.sink() {
+            p.extend(e);
+        }
         if p.is_empty() { Ok(()) } else { Err(p) }
     }
 
@@ -328,6 +407,104 @@ impl Config {
             }),
             _ => Err(p),
         }
+    }
+
+    /// The telemetry sink's settings, checked (every problem at once); `None` when no
+    /// `tsdb.url` is set.
+    pub fn sink(&self) -> Result<Option<vigil_tsdb::SinkConfig>, Vec<String>> {
+        use vigil_tsdb::{Api, EcgExport, Precision, Secret, SinkConfig};
+        let t = &self.tsdb;
+        if t.url.is_empty() {
+            return Ok(None);
+        }
+        let mut p = Vec::new();
+        let api = match t.api.as_str() {
+            "v2" => {
+                if t.bucket.is_empty() {
+                    p.push("tsdb.bucket is empty: the v2 write API needs a bucket".to_owned());
+                }
+                Api::V2 {
+                    org: t.org.clone(),
+                    bucket: t.bucket.clone(),
+                }
+            }
+            "v1" => {
+                if t.database.is_empty() {
+                    p.push("tsdb.database is empty: the v1 write API needs a database".to_owned());
+                }
+                Api::V1 {
+                    database: t.database.clone(),
+                    retention_policy: t.retention_policy.clone(),
+                }
+            }
+            other => {
+                p.push(format!("tsdb.api {other:?} must be \"v2\" or \"v1\""));
+                Api::V2 {
+                    org: String::new(),
+                    bucket: String::new(),
+                }
+            }
+        };
+        let mut c = SinkConfig::new(t.url.clone(), api);
+        if let Err(e) = c.write_url() {
+            p.push(format!("tsdb.url: {e}"));
+        }
+        match Precision::parse(&t.precision) {
+            Some(pr) => c.precision = pr,
+            None => p.push(format!(
+                "tsdb.precision {:?} must be s, ms, us or ns",
+                t.precision
+            )),
+        }
+        c.ecg = match t.ecg.as_str() {
+            "off" => EcgExport::Off,
+            "samples" => EcgExport::Samples,
+            other => {
+                p.push(format!("tsdb.ecg {other:?} must be \"off\" or \"samples\""));
+                EcgExport::Off
+            }
+        };
+        if !(1..=1_000_000).contains(&t.batch_size) {
+            p.push(format!(
+                "tsdb.batch_size is {}; use 1 to 1000000",
+                t.batch_size
+            ));
+        }
+        if !(1..=64).contains(&t.concurrency) {
+            p.push(format!(
+                "tsdb.concurrency is {}; use 1 to 64",
+                t.concurrency
+            ));
+        }
+        if !(1..=600).contains(&t.timeout_s) {
+            p.push(format!("tsdb.timeout_s is {}; use 1 to 600", t.timeout_s));
+        }
+        c.batch_size = t.batch_size;
+        c.linger = std::time::Duration::from_millis(t.linger_ms);
+        c.concurrency = t.concurrency;
+        c.timeout = std::time::Duration::from_secs(t.timeout_s);
+        c.token = match (&t.token, t.token_file.as_os_str().is_empty()) {
+            (Some(token), _) => Some(token.clone()),
+            (None, false) => match std::fs::read_to_string(&t.token_file) {
+                Ok(text) if !text.trim().is_empty() => Some(Secret(text.trim().to_owned())),
+                Ok(_) => {
+                    p.push(format!(
+                        "tsdb.token_file {} is empty",
+                        t.token_file.display()
+                    ));
+                    None
+                }
+                Err(e) => {
+                    p.push(format!(
+                        "tsdb.token_file: cannot read {}: {e}",
+                        t.token_file.display()
+                    ));
+                    None
+                }
+            },
+            (None, true) => None,
+        };
+        if p.is_empty() { Ok(Some(c)) } else { Err(p) }
     }
 
     /// The subscription filter.
@@ -460,5 +637,38 @@ mod tests {
         c.broker.client_cert = ca.clone();
         c.broker.client_key = ca;
         assert!(c.tls().unwrap_err()[0].contains("PRIVATE KEY"));
+    }
+
+    #[test]
+    fn the_sink_is_off_by_default_and_its_settings_are_checked_at_once() {
+        let mut c = Config::default();
+        assert!(c.sink().unwrap().is_none());
+        c.tsdb.url = "ftp://tsdb".into();
+        c.tsdb.api = "v3".into();
+        c.tsdb.precision = "m".into();
+        c.tsdb.ecg = "all".into();
+        c.tsdb.concurrency = 0;
+        c.tsdb.token_file = "/nonexistent/token".into();
+        let p = c.validate().unwrap_err();
+        assert_eq!(p.len(), 6, "{p:#?}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "s3cret\n").unwrap();
+        let mut c = Config::default();
+        c.tsdb.url = "http://127.0.0.1:8086".into();
+        c.tsdb.api = "v1".into();
+        c.tsdb.token_file = token;
+        let s = c.sink().unwrap().unwrap();
+        assert_eq!(s.token, Some(vigil_tsdb::Secret("s3cret".into())));
+        assert!(!format!("{c:?}{s:?}").contains("s3cret"));
+        // The environment's token wins over the file, and is never printed.
+        c.apply_env([("VIGIL_TSDB_TOKEN".to_owned(), "from-env".to_owned())].into_iter())
+            .unwrap();
+        assert_eq!(
+            c.sink().unwrap().unwrap().token,
+            Some(vigil_tsdb::Secret("from-env".into()))
+        );
+        assert!(!format!("{c:?}").contains("from-env"));
     }
 }

@@ -149,6 +149,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let app = vigil_api::app(vigil_api::AppState {
         store: store.clone(),
         stats: stats.clone(),
+        sink: None,
     });
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn(async move {

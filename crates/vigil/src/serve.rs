@@ -65,6 +65,8 @@ async fn serve(config: Config, registry: Registry, registry_text: String) -> any
     intake_config.subscription = config.subscription();
     intake_config.max_batch = config.ingest.max_batch;
     intake_config.max_pending = config.ingest.max_pending;
+    let committed = Arc::new(tokio::sync::Notify::new());
+    intake_config.on_commit = Some(committed.clone());
     let listener = tokio::net::TcpListener::bind(&config.http.listen)
         .await
         .with_context(|| {
@@ -90,9 +92,30 @@ async fn serve(config: Config, registry: Registry, registry_text: String) -> any
         Arc::new(registry),
         Arc::new(SystemClock),
     );
+    let sink = match config.sink().map_err(|p| anyhow::anyhow!(p.join("; ")))? {
+        Some(sink_config) => {
+            let url = sink_config.url.clone();
+            // The health check does what the sink does: one real write.
+            match vigil_tsdb::sink::check(&sink_config, &SystemClock).await {
+                Ok(()) => eprintln!("vigil serve: telemetry sink {url}: check write accepted"),
+                Err(e) => eprintln!(
+                    "vigil serve: telemetry sink {url}: {e}; readings stay in the clinical store and are written once it accepts them"
+                ),
+            }
+            Some(vigil_tsdb::Sink::start(
+                sink_config,
+                store.clone(),
+                intake.institution_lookup(),
+                Arc::new(SystemClock),
+                Some(committed),
+            )?)
+        }
+        None => None,
+    };
     let app = vigil_api::app(vigil_api::AppState {
         store: store.clone(),
         stats: intake.stats.clone(),
+        sink: sink.as_ref().map(|s| s.stats.clone()),
     });
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn(async move {
@@ -115,6 +138,10 @@ async fn serve(config: Config, registry: Registry, registry_text: String) -> any
     // Ordered: stop intake, commit and ack what was taken, then stop HTTP, then close.
     eprintln!("vigil serve: stopping: committing and acknowledging what was taken");
     intake.shutdown().await;
+    // What the sink has not had confirmed is written again after the next start.
+    if let Some(sink) = sink {
+        sink.shutdown().await;
+    }
     let _ = stop_http.send(());
     let _ = http.await;
     store.close().await;
