@@ -94,6 +94,8 @@ pub enum LineError {
     TimeOutOfRange,
     #[error("an empty tag key or field key")]
     EmptyKey,
+    #[error("measurement {0:?} begins with '#', which makes the line a comment")]
+    Comment(String),
 }
 
 impl Point {
@@ -118,9 +120,9 @@ impl Point {
     }
 
     fn write_parts(&self, ts: i64, out: &mut String) -> Result<(), LineError> {
-        // A measurement may not begin with '#' (a comment line): escape it.
+        // A line that begins with '#' is a comment, and no escape changes that.
         if self.measurement.starts_with('#') {
-            out.push('\\');
+            return Err(LineError::Comment(self.measurement.clone()));
         }
         escape(out, "measurement", &self.measurement, &[',', ' '])?;
         let mut tags: Vec<&(String, String)> =
@@ -301,11 +303,16 @@ mod tests {
     }
 
     #[test]
-    fn a_comment_looking_measurement_is_escaped() {
+    fn a_measurement_that_would_make_a_comment_is_refused() {
         let p = Point {
             measurement: "#x".into(),
             ..point(&[], vec![("v", FieldValue::Float(1.0))])
         };
-        assert_eq!(line(&p, Precision::Seconds), "\\#x v=1.0 1764547200\n");
+        let mut out = String::new();
+        assert_eq!(
+            p.write_line(Precision::Seconds, &mut out),
+            Err(LineError::Comment("#x".into()))
+        );
+        assert!(out.is_empty());
     }
 }
