@@ -6,10 +6,12 @@
 //!   not validated" cannot be written; or a [`validate::Rejection`] with a reason code
 //!   and a message a person can act on.
 //!
-//! The rule engine (episodes, confirmation, overrides, escalation) arrives with issue 6
-//! and will live here too, so the live pipeline and `vigil rules replay` share one
-//! validator and one engine.
+//! - [`engine`]: the rule engine for one patient (episodes, confirmation, hysteresis,
+//!   late readings, quiet hours, escalation); `vigil rules replay` drives it, and the
+//!   live pipeline will, so both share one validator and one engine. What it does not
+//!   do yet is listed in its docs.
 //!
 //! Nothing here reads a clock: every instant (receipt, evaluation) is a parameter.
 
+pub mod engine;
 pub mod validate;

@@ -16,6 +16,7 @@ use vigil_wire::DecodeLimits;
 mod broker;
 mod config;
 mod demo;
+mod replay;
 mod serve;
 
 /// Vigil: remote patient monitoring for medical consortia (医联体).
@@ -64,6 +65,30 @@ enum Command {
     /// Work with readings envelopes (wire contract v1).
     #[command(subcommand)]
     Envelope(EnvelopeCommand),
+    /// The clinical rules: replay a scenario through the engine.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum RulesCommand {
+    /// Replay a scenario (spec/replay.md) through the validator and the rule engine the
+    /// live pipeline uses, on the scenario's clock; prints the outcome as JSON.
+    ///
+    /// The engine of this version evaluates the acute rules (bp_crisis with its
+    /// confirmation, bp_hypotension, glucose, SpO2, heart rate, temperature, ECG),
+    /// late readings, quiet hours and escalation. Not yet: the trend rules (bp_grade2,
+    /// bp_uncontrolled_home, glucose_fasting_uncontrolled, hf_weight_*), the two-reading
+    /// hr_tachy path, monitoring_gap and per-patient overrides (a scenario with
+    /// overrides is refused).
+    ///
+    /// Exit status 0 when the scenario was evaluated; 2 with a one-line reason when the
+    /// file is malformed.
+    Replay {
+        /// The scenario file (JSON).
+        #[arg(value_name = "SCENARIO")]
+        scenario: PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -143,6 +168,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Err(problems) => Ok(report_problems(&problems)),
         },
+        Command::Rules(RulesCommand::Replay { scenario }) => {
+            let text = std::fs::read_to_string(&scenario)
+                .with_context(|| format!("cannot read {}", scenario.display()))?;
+            let outcome = replay::Scenario::parse(&text)
+                .with_context(|| format!("{}", scenario.display()))?
+                .run();
+            let text = serde_json::to_string_pretty(&outcome).context("formatting the outcome")?;
+            println!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Envelope(EnvelopeCommand::Check { file, compact }) => {
             let payload = read_input(file.as_ref())?;
             let report = vigil_wire::check::check_envelope(&payload);

@@ -1,0 +1,90 @@
+//! `vigil rules replay` on the scenario files of `tests/scenarios/`: each names the
+//! clause of `clinical/rules.md` it checks and carries its expected outcome
+//! (`expected`), compared with what the real binary prints.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed assertion
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn replay(path: &Path) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["rules", "replay"])
+        .arg(path)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn every_scenario_gives_its_expected_outcome() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 10, "{files:?}");
+    let mut failures = Vec::new();
+    for f in &files {
+        let scenario: Value = serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
+        assert!(
+            scenario["clause"].as_str().is_some_and(|c| c.contains('§')),
+            "{} names no clause",
+            f.display()
+        );
+        let (code, stdout, stderr) = replay(f);
+        if code != 0 {
+            failures.push(format!("{}: exit {code}: {stderr}", f.display()));
+            continue;
+        }
+        let got: Value = serde_json::from_str(&stdout).unwrap();
+        if got != scenario["expected"] {
+            failures.push(format!(
+                "{}\n  expected {}\n  got      {}",
+                f.file_name().unwrap().to_string_lossy(),
+                scenario["expected"],
+                got
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn a_malformed_scenario_exits_non_zero_with_one_line_that_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    for (body, says) in [
+        (
+            r#"{"patient_profile": {}, "readings": [{"type": "pulse", "values": {"value": 1}, "unit": "/min", "time": "2026-03-02T07:00:00+08:00"}], "as_of": "2026-03-02T08:00:00+08:00"}"#,
+            "type",
+        ),
+        (
+            r#"{"patient_profile": {}, "readings": [{"type": "bp", "values": {"systolic": 120, "diastolic": 80}, "unit": "mmHg", "time": "2026-03-02T07:00:00+08:00"}], "as_of": "2026-03-02T08:00:00+08:00"}"#,
+            "mm[Hg]",
+        ),
+        (
+            r#"{"patient_profile": {}, "readings": [{"type": "bp", "values": {"systolic": 120, "diastolic": 80}, "unit": "mm[Hg]", "time": "2026-03-02T07:00:00"}], "as_of": "2026-03-02T08:00:00+08:00"}"#,
+            "offset",
+        ),
+        (
+            r#"{"patient_profile": {"overrides": {"hr_brady": {"below": 45}}}, "readings": [], "as_of": "2026-03-02T08:00:00+08:00"}"#,
+            "overrides",
+        ),
+    ] {
+        let f = dir.path().join("s.json");
+        std::fs::write(&f, body).unwrap();
+        let (code, stdout, stderr) = replay(&f);
+        assert_ne!(code, 0, "{body}");
+        assert!(stdout.is_empty());
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(says), "{says:?} in {stderr}");
+    }
+}
