@@ -386,15 +386,21 @@ pub fn http_get(addr: &str, path: &str) -> String {
 
 /// Like [`http_get`], whatever the status: (status, whole response).
 pub fn http_get_any(addr: &str, path: &str) -> (u16, String) {
+    try_http_get(addr, path).unwrap_or_else(|| panic!("GET http://{addr}{path} failed"))
+}
+
+/// A GET that may fail (nothing listening yet): (status, whole response), or `None`.
+pub fn try_http_get(addr: &str, path: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};
-    let mut s = TcpStream::connect(addr).unwrap();
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
     )
-    .unwrap();
+    .ok()?;
     let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let status = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (status, out)
+    s.read_to_string(&mut out).ok()?;
+    let status = out.get(9..12).and_then(|c| c.parse().ok())?;
+    Some((status, out))
 }

@@ -34,9 +34,7 @@ fn launch(mut cmd: Command, port: u16, ready: &str, log: &Path) -> Option<Child>
         if child.try_wait().unwrap().is_some() {
             return None;
         }
-        if let Ok(resp) = std::panic::catch_unwind(|| raw_status(port, ready))
-            && (200..300).contains(&resp)
-        {
+        if (200..300).contains(&raw_status(port, ready)) {
             return Some(child);
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -48,27 +46,7 @@ fn launch(mut cmd: Command, port: u16, ready: &str, log: &Path) -> Option<Child>
 
 /// The status of a GET on 127.0.0.1:`port` (0 when nothing answers).
 fn raw_status(port: u16, path: &str) -> u16 {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return 0;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .is_err()
-    {
-        return 0;
-    }
-    let mut head = [0u8; 12];
-    if s.read_exact(&mut head).is_err() {
-        return 0;
-    }
-    std::str::from_utf8(&head[9..12])
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
+    crate::try_http_get(&format!("127.0.0.1:{port}"), path).map_or(0, |(status, _)| status)
 }
 
 /// An HTTP client (rustls needs its crypto provider chosen once per process).

@@ -248,8 +248,8 @@ impl Intake {
         }
     }
 
-    /// The institution of a patient by the registry in use at the time of the call
-    /// (for the telemetry sink's `institution` tag).
+    /// The institution of a patient by the latest registry given to the intake (for
+    /// the telemetry sink's `institution` tag).
     pub fn institution_lookup(&self) -> InstitutionLookup {
         let current = self.registry.subscribe();
         Arc::new(move |p| {
@@ -294,55 +294,69 @@ fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// A publish taken off the connection numbered `connection`.
+struct Taken {
+    publish: Publish,
+    connection: u64,
+}
+
+/// What the worker hands back to the poller after a commit.
+enum Done {
+    /// Acknowledge `pkid`, if the publish came in on the connection still open.
+    Ack { pkid: u16, connection: u64 },
+    /// Room was made in the window (also for QoS 0 publishes, which need no ack).
+    Room,
+}
+
+/// How long writing acknowledgements may take before the connection is given up
+/// (rumqttc bounds its own flushes the same way).
+const ACK_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
 #[allow(clippy::too_many_arguments)]
 async fn poll(
     mut eventloop: EventLoop,
     client: AsyncClient,
     subscription: String,
-    tx: mpsc::UnboundedSender<Publish>,
-    mut acks: mpsc::UnboundedReceiver<u16>,
+    tx: mpsc::UnboundedSender<Taken>,
+    mut done: mpsc::UnboundedReceiver<Done>,
     max_pending: u64,
     stats: Arc<IntakeStats>,
     mut stopped: watch::Receiver<bool>,
 ) {
     let mut backoff = Duration::from_millis(100);
+    // Numbered connections: an ack goes out only on the connection its publish came
+    // in on. After a reconnect the broker redelivers what was not acknowledged, and a
+    // packet id acknowledged on another connection could name another message.
+    let mut connection = 0u64;
     loop {
-        // Read only below the window; acknowledgements are written either way, and
-        // each one wakes this loop so the window is looked at again.
+        // Read only below the window. What the worker hands back (acks, room) wakes
+        // this loop, so the window is looked at again after every commit.
         let open = stats.pending.load(Ordering::Acquire) < max_pending;
+        // While (re)connecting, leave the worker's messages queued: handling them
+        // would cancel the connect under way.
+        let connected = eventloop.network.is_some();
         let event = tokio::select! {
             biased;
-            _ = stopped.changed() => {
-                // The worker has stopped: write its last acks, then disconnect.
-                let mut last = Vec::new();
-                while let Ok(pkid) = acks.try_recv() {
-                    last.push(pkid);
+            _ = stopped.changed() => break,
+            Some(first) = done.recv(), if connected => {
+                let mut batch = vec![first];
+                while let Ok(d) = done.try_recv() {
+                    batch.push(d);
                 }
-                write_acks(&mut eventloop, &last, &stats).await;
-                let _ = client.try_disconnect();
-                for _ in 0..64 {
-                    match tokio::time::timeout(Duration::from_millis(500), eventloop.poll()).await {
-                        Ok(Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect))) | Ok(Err(_)) | Err(_) => break,
-                        Ok(Ok(_)) => {}
-                    }
-                }
-                return;
-            }
-            Some(pkid) = acks.recv() => {
-                let mut batch = vec![pkid];
-                while let Ok(pkid) = acks.try_recv() {
-                    batch.push(pkid);
-                }
-                write_acks(&mut eventloop, &batch, &stats).await;
+                write_acks(&mut eventloop, &batch, connection, &stats).await;
                 continue;
             }
-            // Cancelling a poll is safe here: the client's reads are buffered, and with
-            // manual acks a poll writes only this task's own small requests.
-            e = eventloop.poll(), if open => e,
+            // Cancelling a poll is safe in rumqttc 0.25.1 (pinned for it): reads are
+            // buffered in its codec and its event queue, and with manual acks a poll
+            // writes only this task's own small requests. Without a connection, poll
+            // whatever the window: it reconnects (and the acks of the old connection
+            // are then dropped, which reopens the window).
+            e = eventloop.poll(), if open || !connected => e,
         };
         match event {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 backoff = Duration::from_millis(100);
+                connection += 1;
                 // Renew on every connection; with a persistent session this is
                 // harmless, without one it is required.
                 let _ = client.try_subscribe(subscription.clone(), QoS::AtLeastOnce);
@@ -350,11 +364,18 @@ async fn poll(
             Ok(Event::Incoming(Packet::SubAck(_))) => {
                 stats.subscriptions_acked.fetch_add(1, Ordering::Relaxed);
             }
-            Ok(Event::Incoming(Packet::Publish(p))) => {
+            Ok(Event::Incoming(Packet::Publish(publish))) => {
                 let pending = stats.pending.fetch_add(1, Ordering::AcqRel) + 1;
                 stats.pending_max.fetch_max(pending, Ordering::Relaxed);
-                if tx.send(p).is_err() {
-                    return;
+                if tx
+                    .send(Taken {
+                        publish,
+                        connection,
+                    })
+                    .is_err()
+                {
+                    // The worker is gone: finish as when stopped.
+                    break;
                 }
             }
             Ok(_) => {}
@@ -362,34 +383,74 @@ async fn poll(
                 stats.connection_errors.fetch_add(1, Ordering::Relaxed);
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
-                    _ = stopped.changed() => return,
+                    _ = stopped.changed() => break,
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(10));
             }
         }
     }
+    // Stopping (the worker has finished): write its last acks, then disconnect.
+    let mut last = Vec::new();
+    while let Ok(d) = done.try_recv() {
+        last.push(d);
+    }
+    write_acks(&mut eventloop, &last, connection, &stats).await;
+    let _ = client.try_disconnect();
+    for _ in 0..64 {
+        match tokio::time::timeout(Duration::from_millis(500), eventloop.poll()).await {
+            Ok(Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect))) | Ok(Err(_)) | Err(_) => {
+                break;
+            }
+            Ok(Ok(_)) => {}
+        }
+    }
 }
 
-/// Writes PUBACKs straight to the broker connection, without reading from it. Without
-/// a connection (it dropped) they are not written: the broker redelivers those
-/// publishes on the persistent session, and the store recognises them.
-async fn write_acks(eventloop: &mut EventLoop, pkids: &[u16], stats: &IntakeStats) {
+/// Writes the PUBACKs of `done` that belong to `connection` straight to the broker,
+/// without reading from it. Acks of an older connection are not written: the broker
+/// redelivers those publishes, and the store recognises them. A write that does not
+/// finish within [`ACK_WRITE_TIMEOUT`] drops the connection (rumqttc reconnects).
+async fn write_acks(
+    eventloop: &mut EventLoop,
+    done: &[Done],
+    connection: u64,
+    stats: &IntakeStats,
+) {
+    let pkids: Vec<u16> = done
+        .iter()
+        .filter_map(|d| match d {
+            Done::Ack {
+                pkid,
+                connection: c,
+            } if *c == connection => Some(*pkid),
+            _ => None,
+        })
+        .collect();
+    if pkids.is_empty() {
+        return;
+    }
     let Some(network) = eventloop.network.as_mut() else {
         return;
     };
-    for pkid in pkids {
-        if network
-            .write(Packet::PubAck(PubAck::new(*pkid)))
-            .await
-            .is_err()
-        {
-            return;
+    let written = tokio::time::timeout(ACK_WRITE_TIMEOUT, async {
+        for pkid in &pkids {
+            network.write(Packet::PubAck(PubAck::new(*pkid))).await?;
         }
-    }
-    if network.flush().await.is_ok() {
-        stats
-            .acks_flushed
-            .fetch_add(pkids.len() as u64, Ordering::AcqRel);
+        network.flush().await
+    })
+    .await;
+    match written {
+        Ok(Ok(())) => {
+            stats
+                .acks_flushed
+                .fetch_add(pkids.len() as u64, Ordering::AcqRel);
+        }
+        // The connection is broken or stuck: drop it; the next poll reconnects.
+        _ => {
+            stats.connection_errors.fetch_add(1, Ordering::Relaxed);
+            eventloop.clean();
+            eventloop.network = None;
+        }
     }
 }
 
@@ -410,8 +471,8 @@ impl Registries {
 
 #[allow(clippy::too_many_arguments)]
 async fn work<S: ClinicalStore>(
-    mut rx: mpsc::UnboundedReceiver<Publish>,
-    acks: mpsc::UnboundedSender<u16>,
+    mut rx: mpsc::UnboundedReceiver<Taken>,
+    acks: mpsc::UnboundedSender<Done>,
     on_commit: Option<Arc<Notify>>,
     store: S,
     mut registries: Registries,
@@ -445,7 +506,7 @@ async fn work<S: ClinicalStore>(
         let started = std::time::Instant::now();
         let mut commits: Vec<EnvelopeCommit> = Vec::new();
         let mut rejected: Vec<(vigil_model::GatewayId, Vec<u8>, String)> = Vec::new();
-        for p in &batch {
+        for p in batch.iter().map(|t| &t.publish) {
             let gateway = match Topic::parse(&p.topic) {
                 Ok(Topic::Readings(gw)) => gw,
                 // Not a readings topic of ours: nothing to keep; ack so it is not redelivered.
@@ -504,17 +565,24 @@ async fn work<S: ClinicalStore>(
                 .readings_duplicate
                 .fetch_add(u64::from(o.duplicates), Ordering::Relaxed);
         }
-        // Room in the window first, then the acks: each ack wakes the poller, which
-        // then sees the room.
+        // Room in the window first, then the acks, then a wake-up (QoS 0 publishes
+        // have no ack to wake the poller with).
         stats
             .pending
             .fetch_sub(batch.len() as u64, Ordering::Release);
-        for p in &batch {
-            // QoS 0 publishes (pkid 0) need no acknowledgement.
-            if p.pkid != 0 && acks.send(p.pkid).is_ok() {
+        for t in &batch {
+            if t.publish.pkid != 0
+                && acks
+                    .send(Done::Ack {
+                        pkid: t.publish.pkid,
+                        connection: t.connection,
+                    })
+                    .is_ok()
+            {
                 stats.acks_queued.fetch_add(1, Ordering::AcqRel);
             }
             stats.publishes_acked.fetch_add(1, Ordering::Relaxed);
         }
+        let _ = acks.send(Done::Room);
     }
 }

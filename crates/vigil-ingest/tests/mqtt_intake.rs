@@ -472,3 +472,46 @@ async fn an_envelope_of_megabytes_is_taken_like_any_other() {
     assert_eq!(totals.stored + totals.quarantined, 2, "{totals:?}");
     intake.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qos_0_publishes_that_fill_the_window_do_not_stall_the_intake() {
+    // QoS 0 publishes need no acknowledgement; the intake must still notice the room
+    // their commit makes in its window.
+    const WINDOW: usize = 4;
+    let broker = Mosquitto::start();
+    let inner = SqliteStore::in_memory().await.unwrap();
+    let store = SlowStore {
+        inner: inner.clone(),
+        delay: Duration::from_millis(5),
+    };
+    let mut config = IntakeConfig::new("127.0.0.1", broker.port);
+    config.client_id = "ingester-qos0".into();
+    config.max_batch = 2;
+    config.max_pending = WINDOW;
+    let (intake, stats) = subscribed(config, store, Arc::new(ManualClock::new(now()))).await;
+    let (client, _) = publisher(broker.port).await;
+    const N: u64 = 60;
+    for n in 0..N {
+        client
+            .publish(
+                "vigil/v1/gw/gw-0042/readings",
+                QoS::AtMostOnce,
+                false,
+                envelope(n, vec![bp(n, 125)]),
+            )
+            .await
+            .unwrap();
+    }
+    eventually(
+        "every QoS 0 publish committed",
+        Duration::from_secs(30),
+        || {
+            stats.commits.load(Ordering::Relaxed) > 0
+                && stats.readings_stored.load(Ordering::Relaxed) == N
+        },
+    )
+    .await;
+    assert!(stats.pending_max.load(Ordering::Relaxed) <= WINDOW as u64);
+    assert_eq!(inner.totals().await.unwrap().stored, N);
+    intake.shutdown().await;
+}

@@ -78,7 +78,8 @@ const SCHEMA: &[&str] = &[
         reading_id  INTEGER NOT NULL,
         line        TEXT    NOT NULL, -- what was sent (or why nothing could be)
         message     TEXT    NOT NULL, -- the server's reason
-        at_ms       INTEGER NOT NULL
+        at_ms       INTEGER NOT NULL,
+        UNIQUE (sink, reading_id, line) -- a replay refused again is kept once
     )",
     "CREATE TABLE IF NOT EXISTS registry_versions (
         id          INTEGER PRIMARY KEY,
@@ -601,7 +602,7 @@ impl SqliteStore {
         at: DateTime<Utc>,
     ) -> Result<(), Error> {
         sqlx::query(
-            "INSERT INTO sink_rejects (sink, reading_id, line, message, at_ms) VALUES (?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO sink_rejects (sink, reading_id, line, message, at_ms) VALUES (?, ?, ?, ?, ?)",
         )
         .bind(sink)
         .bind(reading_id)

@@ -172,7 +172,7 @@ pub struct SinkStats {
     /// waited (milliseconds, by the injected clock).
     pub lag_readings: AtomicU64,
     pub lag_millis: AtomicU64,
-    /// False while writes fail; true after a write succeeds.
+    /// False while writes fail; true at start and after a write succeeds.
     pub healthy: AtomicBool,
     pub last_error: Mutex<String>,
 }
@@ -244,6 +244,8 @@ impl Sink {
         let writer_url = config.write_url()?;
         let client = client(&config)?;
         let stats = Arc::new(SinkStats::default());
+        // Healthy until a write fails.
+        stats.healthy.store(true, Ordering::Relaxed);
         let (stop, stopped) = watch::channel(false);
         let writer = Writer {
             client,
@@ -360,20 +362,37 @@ async fn run(
                 Some(r) => r,
                 None => front.handle.await,
             };
-            if !settle(
-                &store,
-                &config.name,
-                &*clock,
-                &stats,
-                front.last,
-                result,
-                &mut stopped,
-            )
-            .await
-            {
-                return;
+            match result {
+                Ok(Ok(())) => {
+                    if !settle(
+                        &store,
+                        &config.name,
+                        &*clock,
+                        &stats,
+                        front.last,
+                        &mut stopped,
+                    )
+                    .await
+                    {
+                        return;
+                    }
+                    confirmed = front.last;
+                }
+                // Stopped while writing: what it held is written after the next start.
+                Ok(Err(Stopped)) => return,
+                // The write task died (a bug): say so, drop what is in flight, and
+                // start again from the cursor.
+                Err(e) => {
+                    stats.failed(format!(
+                        "a write task failed ({e}); resuming from the cursor"
+                    ));
+                    for f in inflight.drain(..) {
+                        f.handle.abort();
+                    }
+                    fetched = confirmed;
+                    break;
+                }
             }
-            confirmed = front.last;
         }
         if let Ok((last_id, first_waiting)) = store.export_lag(confirmed).await {
             stats.lag_readings.store(
@@ -427,9 +446,15 @@ async fn run(
                         text,
                     }),
                     Err(e) => {
-                        writer
+                        if writer
                             .reject(row.id, &format!("{p:?}"), &e.to_string())
                             .await
+                            .is_err()
+                        {
+                            // Stopped before the reject was kept: the row is read
+                            // again after the next start.
+                            return;
+                        }
                     }
                 }
             }
@@ -461,20 +486,16 @@ struct InFlight {
     done: Option<Result<Result<(), Stopped>, tokio::task::JoinError>>,
 }
 
-/// Moves the cursor over a finished batch; false when the sink must stop (the batch
-/// was stopped or its task died: it is written again after the next start).
+/// Moves the cursor over a batch the server confirmed; false when the sink was
+/// stopped before the cursor could be written.
 async fn settle(
     store: &SqliteStore,
     name: &str,
     clock: &dyn Clock,
     stats: &SinkStats,
     last: i64,
-    result: Result<Result<(), Stopped>, tokio::task::JoinError>,
     stopped: &mut watch::Receiver<bool>,
 ) -> bool {
-    if !matches!(result, Ok(Ok(()))) {
-        return false;
-    }
     while store
         .advance_sink_cursor(name, last, clock.now())
         .await
@@ -549,9 +570,9 @@ impl Writer {
                     }
                     Outcome::BadData(message) => {
                         if let [one] = lines {
-                            self.reject(one.reading_id, one.text.trim_end(), &message)
+                            return self
+                                .reject(one.reading_id, one.text.trim_end(), &message)
                                 .await;
-                            return Ok(());
                         }
                         let (a, b) = lines.split_at(lines.len() / 2);
                         self.deliver(a).await?;
@@ -629,19 +650,22 @@ impl Writer {
     }
 
     /// Keeps a refused point, with why (retrying the store until it takes it).
-    async fn reject(&self, reading_id: i64, line: &str, message: &str) {
-        self.stats.rejected_points.fetch_add(1, Ordering::Relaxed);
+    async fn reject(&self, reading_id: i64, line: &str, message: &str) -> Result<(), Stopped> {
         while self
             .store
             .keep_sink_reject(&self.name, reading_id, line, message, self.clock.now())
             .await
             .is_err()
         {
+            // Only a stop ends the retries, and then the point was not kept: the
+            // cursor must not pass it.
             if *self.stopped.borrow() {
-                return;
+                return Err(Stopped);
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        self.stats.rejected_points.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 }
 

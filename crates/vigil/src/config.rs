@@ -51,8 +51,8 @@ listen = "127.0.0.1:8080"
 [ingest]
 # Most publishes committed in one transaction. Larger batches amortise the fsync.
 max_batch = 64
-# Publishes held (received, not yet acknowledged) above which the ingester stops
-# reading from the broker until commits catch up.
+# Publishes held (received, not yet acknowledged) at which the ingester stops reading
+# from the broker until commits catch up; the broker keeps the backlog.
 max_pending = 256
 
 [tsdb]

@@ -104,6 +104,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     };
     let mut fleet = Fleet::new(FleetConfig {
         patients: usize::from(args.patients),
+        seed: args.seed,
         ..FleetConfig::demo(start)
     });
     fleet.resume_batch_seqs(
@@ -288,11 +289,21 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             "NOT every reading was committed before the demo stopped"
         }
     );
-    println!(
-        "expected by the simulator: stored {}, quarantined {}, duplicates {}",
+    let expected = (
         want(|e| *e == Expect::Stored),
         want(|e| matches!(e, Expect::Quarantined(_))),
         want(|e| *e == Expect::Duplicate),
+    );
+    println!(
+        "expected by the simulator: stored {}, quarantined {}, duplicates {}: {}",
+        expected.0,
+        expected.1,
+        expected.2,
+        if expected == (stored, quarantined, duplicates) {
+            "the same"
+        } else {
+            "DIFFERENT (a bug: please report it)"
+        }
     );
     println!(
         "The store stays in {}: run the demo again to continue, or `vigil serve --data-dir {} --registry {}`.",

@@ -137,6 +137,7 @@ fn expected_line(lines: &[String]) -> [u64; 3] {
         .iter()
         .find(|l| l.starts_with("expected by the simulator:"))
         .unwrap();
+    assert!(line.ends_with("the same"), "{line}");
     let n: Vec<u64> = line
         .split(|c: char| !c.is_ascii_digit())
         .filter(|w| !w.is_empty())
@@ -307,6 +308,8 @@ fn taken_ports_are_replaced_by_free_ones_and_the_demo_says_so() {
             &format!("127.0.0.1:{mqtt_port}"),
             "--duration",
             "2",
+            "--seed",
+            "7",
         ],
     );
     let (http, mqtt) = demo.addresses();
@@ -324,6 +327,9 @@ fn taken_ports_are_replaced_by_free_ones_and_the_demo_says_so() {
         "{text}"
     );
     accounting(&lines);
+    // The seed given is the fleet's.
+    let registry = std::fs::read_to_string(dir.path().join("registry.toml")).unwrap();
+    assert!(registry.contains("(generated; seed 7)"), "{registry:.200}");
 }
 
 #[test]
