@@ -19,20 +19,29 @@
 //! - **escalation** (§0.10): CRITICAL unacknowledged → level 2 at +15 min, level 3 at
 //!   +30; HIGH → level 2 at +60; an acknowledgement stops the ladder for good.
 //!
-//! Not yet here (they come next, issue 6): the trend rules (`bp_grade2`,
-//! `bp_uncontrolled_home`, `glucose_fasting_uncontrolled`, `hf_weight_*`), the
-//! two-reading `hr_tachy` path, `monitoring_gap`, per-patient overrides (§0.4), and
-//! persistence of the engine's state.
+//! - the **trend rules**: `bp_grade2` (sessions ≥160/100 below crisis on 2 days of 7),
+//!   `bp_uncontrolled_home` (7-day mean ≥135/85 over ≥3 days), `glucose_fasting_uncontrolled`
+//!   (fasting ≥7.0 on 3 days of 7), `hf_weight_gain_3d`/`_1d` (morning weights, heart
+//!   failure only), with their dedup windows; late readings enter their windows;
+//! - `hr_tachy` by two readings >100/min taken 10–60 minutes apart;
+//! - **`monitoring_gap`**, a daily job at 08:00 local (§0.7, §0.8): no reading of a
+//!   prescribed type for 7 days (BP, glucose; LOW) or 72 h (heart-failure weight;
+//!   MEDIUM), counted from the last accepted reading or from enrolment;
+//! - per-patient **overrides** and snoozes ([`crate::overrides`], §0.4).
+//!
+//! Not yet here: persistence of the engine's state and its place in the live pipeline.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveTime, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
 use vigil_model::canonical::Canonical;
+use vigil_model::round::round_half_up;
 use vigil_model::vocab::{
     Activity, Condition, EcgFinding, GlucoseFlag, Severity, SignalQuality, Symptom,
 };
 
+use crate::overrides::Thresholds;
 use crate::validate::Validated;
 
 /// Minutes of the escalation ladder (`clinical/rules.md` §0.10; per institution).
@@ -62,6 +71,8 @@ pub struct Profile {
     /// For quiet hours and daily jobs.
     pub timezone: Tz,
     pub ladder: Ladder,
+    /// The §1 thresholds with this patient's overrides applied.
+    pub thresholds: Thresholds,
 }
 
 impl Profile {
@@ -69,11 +80,28 @@ impl Profile {
         self.conditions.contains(&c)
     }
 
-    fn scale2(&self) -> bool {
+    /// SpO2 scale 2 (hypercapnic risk): set in the profile, or implied by COPD.
+    pub fn scale2(&self) -> bool {
         match self.spo2_scale {
             Some(s) => s == 2,
             None => self.has(Condition::Copd),
         }
+    }
+
+    /// The reading types a condition prescribes (§0.8), with the gap after which
+    /// `monitoring_gap` fires and its severity.
+    fn prescribed(&self) -> Vec<(&'static str, TimeDelta, Severity)> {
+        let mut out = Vec::new();
+        if self.has(Condition::Hypertension) {
+            out.push(("bp", TimeDelta::days(7), Severity::Low));
+        }
+        if self.has(Condition::Type1Diabetes) || self.has(Condition::Type2Diabetes) {
+            out.push(("glucose", TimeDelta::days(7), Severity::Low));
+        }
+        if self.has(Condition::HeartFailure) {
+            out.push(("weight", TimeDelta::hours(72), Severity::Medium));
+        }
+        out
     }
 }
 
@@ -212,6 +240,19 @@ pub struct Engine {
     /// Retrospective findings raised: (underlying family, local receipt day).
     retrospective: Vec<(&'static str, chrono::NaiveDate)>,
     next_id: u64,
+    /// Windows of the trend rules (measurement times; late readings included).
+    bp_readings: Vec<(DateTime<Utc>, i32, i32)>,
+    fasting_glucose: Vec<(DateTime<Utc>, f64)>,
+    morning_weights: Vec<(DateTime<Utc>, f64)>,
+    /// Resting heart rates above 100/min (measurement times).
+    fast_heart: Vec<DateTime<Utc>>,
+    /// When each rule last opened an episode (dedup windows).
+    last_opened: BTreeMap<&'static str, DateTime<Utc>>,
+    /// The last accepted reading of each type (measurement time), and enrolment.
+    last_of_type: BTreeMap<&'static str, DateTime<Utc>>,
+    enrolled: Option<DateTime<Utc>>,
+    /// The next run of the daily monitoring-gap job.
+    next_gap_job: Option<DateTime<Utc>>,
 }
 
 impl Engine {
@@ -224,7 +265,39 @@ impl Engine {
             pending: None,
             retrospective: Vec::new(),
             next_id: 1,
+            bp_readings: Vec::new(),
+            fasting_glucose: Vec::new(),
+            morning_weights: Vec::new(),
+            fast_heart: Vec::new(),
+            last_opened: BTreeMap::new(),
+            last_of_type: BTreeMap::new(),
+            enrolled: None,
+            next_gap_job: None,
         }
+    }
+
+    /// The patient's enrolment: monitoring gaps count from it until a first reading of
+    /// the type, and the daily job runs from the next 08:00 local.
+    pub fn enrol(&mut self, at: DateTime<Utc>) {
+        if self.enrolled.is_some_and(|e| e <= at) {
+            return;
+        }
+        self.enrolled = Some(at);
+        self.next_gap_job = self.next_local(at, 8);
+    }
+
+    /// The first instant after `t` at `hour`:00 local.
+    fn next_local(&self, t: DateTime<Utc>, hour: u32) -> Option<DateTime<Utc>> {
+        let tz = self.profile.timezone;
+        let local = t.with_timezone(&tz);
+        let at = NaiveTime::from_hms_opt(hour, 0, 0)?;
+        let mut day = local.date_naive();
+        if local.time() >= at {
+            day = day.succ_opt()?;
+        }
+        tz.from_local_datetime(&day.and_time(at))
+            .earliest()
+            .map(|d| d.with_timezone(&Utc))
     }
 
     /// Every episode so far, in the order opened.
@@ -238,10 +311,17 @@ impl Engine {
         let mut events = Vec::new();
         let measured = v.reading().time.with_timezone(&Utc);
         let symptoms = &v.reading().symptoms;
+        self.enrol(now);
+        self.remember(v.canonical(), measured);
+        // A reading of a prescribed type closes its monitoring gap.
+        let kind = v.reading().measurement.reading_type().as_str();
+        let seen = self.last_of_type.entry(kind).or_insert(measured);
+        *seen = (*seen).max(measured);
+        self.clear_family(&format!("monitoring_gap:{kind}"), now, &mut events);
         if v.is_late() {
             // Never acute: at most one finding per underlying family and receipt day.
             let local_day = now.with_timezone(&self.profile.timezone).date_naive();
-            let mut matches = self.single_reading_matches(v.canonical(), symptoms);
+            let mut matches = self.single_reading_matches(v.canonical(), symptoms, now);
             if let Canonical::Bp {
                 systolic_mmhg,
                 diastolic_mmhg,
@@ -256,7 +336,9 @@ impl Engine {
                 });
             }
             for m in matches {
-                if self.retrospective.contains(&(m.family, local_day)) {
+                if self.profile.thresholds.is_snoozed(m.rule, now)
+                    || self.retrospective.contains(&(m.family, local_day))
+                {
                     continue;
                 }
                 self.retrospective.push((m.family, local_day));
@@ -282,14 +364,213 @@ impl Engine {
                 &mut events,
             );
         }
-        let matches = self.single_reading_matches(v.canonical(), symptoms);
+        let mut matches = self.single_reading_matches(v.canonical(), symptoms, now);
+        if self.two_fast_heart_rates(v.canonical(), measured) {
+            matches.push(Match {
+                family: "hr_tachy",
+                rule: "hr_tachy",
+                severity: Severity::High,
+            });
+        }
         // Clear first (a reading that no longer meets an open family's condition),
-        // then raise what it matches.
+        // then raise what it matches, then the trend rules its type feeds.
         self.clear_single(v.canonical(), now, &mut events);
         for m in matches {
             self.raise(m, now, &mut events);
         }
+        self.trends(v.canonical(), measured, now, &mut events);
         events
+    }
+
+    /// Keeps what the trend rules and the two-reading rules look back on.
+    fn remember(&mut self, c: &Canonical, measured: DateTime<Utc>) {
+        let tz = self.profile.timezone;
+        let insert = |v: &mut Vec<(DateTime<Utc>, f64)>, x: f64| {
+            let at = v.partition_point(|(t, _)| *t <= measured);
+            v.insert(at, (measured, x));
+        };
+        match c {
+            Canonical::Bp {
+                systolic_mmhg,
+                diastolic_mmhg,
+                ..
+            } => {
+                let at = self.bp_readings.partition_point(|(t, _, _)| *t <= measured);
+                self.bp_readings
+                    .insert(at, (measured, *systolic_mmhg, *diastolic_mmhg));
+            }
+            Canonical::Glucose {
+                mmol_per_l: Some(g),
+                context: vigil_model::vocab::MealContext::Fasting,
+                ..
+            } => insert(&mut self.fasting_glucose, *g),
+            Canonical::Weight { kg } if self.profile.has(Condition::HeartFailure) => {
+                let hour = chrono::Timelike::hour(&measured.with_timezone(&tz));
+                if (4..12).contains(&hour) {
+                    insert(&mut self.morning_weights, *kg);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// `hr_tachy` by two resting readings above 100/min taken 10–60 minutes apart.
+    fn two_fast_heart_rates(&mut self, c: &Canonical, measured: DateTime<Utc>) -> bool {
+        let rate = match c {
+            Canonical::HeartRate {
+                per_min,
+                activity: None | Some(Activity::Rest),
+                ..
+            } => Some(*per_min),
+            Canonical::Bp { pulse_per_min, .. } => *pulse_per_min,
+            Canonical::Spo2 {
+                pulse_rate_per_min, ..
+            } => *pulse_rate_per_min,
+            _ => None,
+        };
+        if rate.is_none_or(|r| r <= 100) {
+            return false;
+        }
+        let pair = self.fast_heart.iter().any(|t| {
+            let apart = (measured - *t).abs();
+            apart >= TimeDelta::minutes(10) && apart <= TimeDelta::minutes(60)
+        });
+        self.fast_heart.push(measured);
+        pair
+    }
+
+    /// The trend rules fed by a reading of this kind, evaluated over the window that
+    /// ends at its measurement time.
+    fn trends(
+        &mut self,
+        c: &Canonical,
+        measured: DateTime<Utc>,
+        now: DateTime<Utc>,
+        events: &mut Vec<Event>,
+    ) {
+        let tz = self.profile.timezone;
+        let day = |t: &DateTime<Utc>| t.with_timezone(&tz).date_naive();
+        let week = measured - TimeDelta::days(7);
+        match c {
+            Canonical::Bp { .. } => {
+                let window: Vec<_> = self
+                    .bp_readings
+                    .iter()
+                    .filter(|(t, _, _)| *t > week && *t <= measured)
+                    .copied()
+                    .collect();
+                // bp_grade2: sessions at grade 2, below crisis, on 2 different days.
+                let (g_sys, g_dia) = self.profile.thresholds.bp_grade2.at(now);
+                let mut grade2_days = std::collections::BTreeSet::new();
+                for session in sessions(&window) {
+                    let (s, d) = (
+                        Session::mean(&session.iter().map(|x| x.1).collect::<Vec<_>>()),
+                        Session::mean(&session.iter().map(|x| x.2).collect::<Vec<_>>()),
+                    );
+                    let grade2 = f64::from(s) >= g_sys || f64::from(d) >= g_dia;
+                    if grade2 && s < 180 && d < 110 {
+                        grade2_days.insert(day(&session[0].0));
+                    }
+                }
+                self.trend("bp_grade2", grade2_days.len() >= 2, now, events);
+                // bp_uncontrolled_home: the 7-day mean, over at least 3 days.
+                let (u_sys, u_dia) = self.profile.thresholds.bp_uncontrolled_home.at(now);
+                let days: std::collections::BTreeSet<_> =
+                    window.iter().map(|(t, _, _)| day(t)).collect();
+                let n = window.len().max(1) as f64;
+                let mean_s = window.iter().map(|x| f64::from(x.1)).sum::<f64>() / n;
+                let mean_d = window.iter().map(|x| f64::from(x.2)).sum::<f64>() / n;
+                let uncontrolled = days.len() >= 3
+                    && (round_half_up(mean_s, 0) >= u_sys || round_half_up(mean_d, 0) >= u_dia);
+                self.trend("bp_uncontrolled_home", uncontrolled, now, events);
+            }
+            Canonical::Glucose {
+                context: vigil_model::vocab::MealContext::Fasting,
+                ..
+            } => {
+                let limit = self.profile.thresholds.glucose_fasting_uncontrolled.at(now);
+                let days: std::collections::BTreeSet<_> = self
+                    .fasting_glucose
+                    .iter()
+                    .filter(|(t, g)| *t > week && *t <= measured && *g >= limit)
+                    .map(|(t, _)| day(t))
+                    .collect();
+                self.trend("glucose_fasting_uncontrolled", days.len() >= 3, now, events);
+            }
+            Canonical::Weight { kg } if self.profile.has(Condition::HeartFailure) => {
+                let hour = chrono::Timelike::hour(&measured.with_timezone(&tz));
+                if !(4..12).contains(&hour) {
+                    return;
+                }
+                let th = &self.profile.thresholds;
+                let (gain3, gain1) = (th.hf_weight_gain_3d.at(now), th.hf_weight_gain_1d.at(now));
+                let lowest_3d = self
+                    .morning_weights
+                    .iter()
+                    .filter(|(t, _)| *t < measured && *t >= measured - TimeDelta::hours(72))
+                    .map(|(_, w)| *w)
+                    .fold(f64::INFINITY, f64::min);
+                let day_before = self
+                    .morning_weights
+                    .iter()
+                    .filter(|(t, _)| {
+                        *t >= measured - TimeDelta::hours(30)
+                            && *t <= measured - TimeDelta::hours(18)
+                    })
+                    .map(|(_, w)| *w)
+                    .next_back();
+                let three = lowest_3d.is_finite() && kg - lowest_3d > gain3 + 1e-9;
+                let one = day_before.is_some_and(|w| kg - w >= gain1 - 1e-9);
+                if three {
+                    self.raise(
+                        Match {
+                            family: "hf_weight",
+                            rule: "hf_weight_gain_3d",
+                            severity: Severity::High,
+                        },
+                        now,
+                        events,
+                    );
+                } else if one {
+                    self.raise(
+                        Match {
+                            family: "hf_weight",
+                            rule: "hf_weight_gain_1d",
+                            severity: Severity::Medium,
+                        },
+                        now,
+                        events,
+                    );
+                } else {
+                    self.clear_family("hf_weight", now, events);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A trend rule (its own family): raised while its condition holds, closed when it
+    /// no longer does.
+    fn trend(
+        &mut self,
+        rule: &'static str,
+        holds: bool,
+        now: DateTime<Utc>,
+        events: &mut Vec<Event>,
+    ) {
+        if holds {
+            self.raise(
+                Match {
+                    family: rule,
+                    rule,
+                    severity: Severity::Medium,
+                },
+                now,
+                events,
+            );
+        } else {
+            self.clear_family(rule, now, events);
+        }
     }
 
     /// Runs the timers due up to `now`: unconfirmed crises, escalations, ECG episodes
@@ -308,6 +589,9 @@ impl Engine {
                 && p.kind == Waiting::Crisis
             {
                 consider(p.index + TimeDelta::minutes(30), Timer::Unconfirmed);
+            }
+            if let Some(job) = self.next_gap_job {
+                consider(job, Timer::GapJob);
             }
             for (i, e) in self.episodes.iter().enumerate() {
                 if e.closed_at.is_some() {
@@ -340,6 +624,26 @@ impl Engine {
                 Timer::Escalate(i, level) => {
                     self.episodes[i].escalation_level = level;
                     events.push(self.event(i, Change::Escalated { to_level: level }, at));
+                }
+                Timer::GapJob => {
+                    self.next_gap_job = self.next_local(at, 8);
+                    let enrolled = self.enrolled.unwrap_or(at);
+                    for (kind, gap, severity) in self.profile.prescribed() {
+                        let since = self.last_of_type.get(kind).copied().unwrap_or(enrolled);
+                        if at - since >= gap {
+                            let family = format!("monitoring_gap:{kind}");
+                            if !self.open.contains_key(&family) {
+                                let i = self.open_episode(
+                                    family.clone(),
+                                    "monitoring_gap",
+                                    severity,
+                                    at,
+                                );
+                                self.open.insert(family, i);
+                                events.push(self.event(i, Change::Opened, at));
+                            }
+                        }
+                    }
                 }
                 Timer::Lapse(i) => {
                     // 24 h without a new qualifying finding (§0.11).
@@ -430,7 +734,7 @@ impl Engine {
         };
         let (sys, dia) = (s.systolic(), s.diastolic());
         let crisis = sys >= 180 || dia >= 110;
-        let low = sys < 90;
+        let low = f64::from(sys) < self.profile.thresholds.bp_hypotension.at(now);
         let symptom = |list: &[Symptom]| s.symptoms.iter().any(|x| list.contains(x));
         // Clear conditions of the BP families, on the session's mean.
         if sys < 170 && dia < 100 {
@@ -521,22 +825,29 @@ impl Engine {
     }
 
     /// The single-reading rules a reading matches, the highest of each family.
-    fn single_reading_matches(&self, c: &Canonical, symptoms: &[Symptom]) -> Vec<Match> {
+    fn single_reading_matches(
+        &self,
+        c: &Canonical,
+        symptoms: &[Symptom],
+        now: DateTime<Utc>,
+    ) -> Vec<Match> {
+        let th = &self.profile.thresholds;
         let m = |family, rule, severity| Match {
             family,
             rule,
             severity,
         };
+        let (brady, tachy) = (th.hr_brady.at(now), th.hr_tachy.at(now));
         let mut out = Vec::new();
         let heart_rate = |per_min: i32, out: &mut Vec<Match>| {
             if per_min <= 40 {
                 out.push(m("hr_brady", "hr_brady_severe", Severity::Critical));
-            } else if per_min < 50 {
+            } else if f64::from(per_min) < brady {
                 out.push(m("hr_brady", "hr_brady", Severity::High));
             }
             if per_min >= 131 {
                 out.push(m("hr_tachy", "hr_tachy_severe", Severity::Critical));
-            } else if per_min > 120 {
+            } else if f64::from(per_min) > tachy {
                 out.push(m("hr_tachy", "hr_tachy", Severity::High));
             }
         };
@@ -547,7 +858,7 @@ impl Engine {
                 let g = *mmol_per_l;
                 if *flag == Some(GlucoseFlag::Lo) || g.is_some_and(|g| g < 3.0) {
                     out.push(m("glucose_hypo", "glucose_hypo_level2", Severity::Critical));
-                } else if g.is_some_and(|g| g <= 3.9) {
+                } else if g.is_some_and(|g| g <= th.glucose_hypo_level1.at(now)) {
                     out.push(m("glucose_hypo", "glucose_hypo_level1", Severity::High));
                 }
                 if *flag == Some(GlucoseFlag::Hi) {
@@ -556,14 +867,14 @@ impl Engine {
                         "glucose_hyper_extreme",
                         Severity::Critical,
                     ));
-                } else if g.is_some_and(|g| g >= 16.7) {
+                } else if g.is_some_and(|g| g >= th.glucose_hyper_urgent.at(now)) {
                     let severity = if symptoms.iter().any(|s| HYPERGLYCAEMIA_SYMPTOMS.contains(s)) {
                         Severity::Critical
                     } else {
                         Severity::High
                     };
                     out.push(m("glucose_hyper", "glucose_hyper_urgent", severity));
-                } else if g.is_some_and(|g| g > 13.9) {
+                } else if g.is_some_and(|g| g > th.glucose_hyper_level2.at(now)) {
                     out.push(m("glucose_hyper", "glucose_hyper_level2", Severity::Medium));
                 }
             }
@@ -574,14 +885,10 @@ impl Engine {
                 ..
             } => {
                 if *signal_quality != Some(SignalQuality::Poor) {
-                    let (critical, low) = if self.profile.scale2() {
-                        (83, 87)
-                    } else {
-                        (89, 91)
-                    };
+                    let critical = if self.profile.scale2() { 83 } else { 89 };
                     if *percent <= critical {
                         out.push(m("spo2", "spo2_critical", Severity::Critical));
-                    } else if *percent <= low {
+                    } else if f64::from(*percent) <= th.spo2_low.at(now) {
                         out.push(m("spo2", "spo2_low", Severity::High));
                     }
                 }
@@ -603,11 +910,11 @@ impl Engine {
             }
             Canonical::Temperature { celsius, .. } => {
                 let t = *celsius;
-                if t >= 39.1 {
+                if t >= th.temp_high_fever.at(now) {
                     out.push(m("temp_fever", "temp_high_fever", Severity::High));
-                } else if t >= 38.1 {
+                } else if t >= th.temp_fever.at(now) {
                     out.push(m("temp_fever", "temp_fever", Severity::Medium));
-                } else if t >= 37.3 {
+                } else if t >= th.temp_low_grade.at(now) {
                     out.push(m("temp_fever", "temp_low_grade", Severity::Low));
                 }
                 if t <= 35.0 {
@@ -763,6 +1070,19 @@ impl Engine {
                 }
             }
             None => {
+                if matches!(m.severity, Severity::Medium | Severity::Low)
+                    && self.profile.thresholds.is_snoozed(m.rule, now)
+                {
+                    return;
+                }
+                // Dedup windows (§1): no new episode of the rule this soon after the last.
+                if let (Some(window), Some(last)) =
+                    (dedup_window(m.rule), self.last_opened.get(m.rule))
+                    && now - *last < window
+                {
+                    return;
+                }
+                self.last_opened.insert(m.rule, now);
                 let i = self.open_episode(m.family.to_owned(), m.rule, m.severity, now);
                 self.open.insert(m.family.to_owned(), i);
                 events.push(self.event(i, Change::Opened, now));
@@ -834,8 +1154,32 @@ impl Engine {
 #[derive(Debug, Clone, Copy)]
 enum Timer {
     Unconfirmed,
+    GapJob,
     Escalate(usize, u8),
     Lapse(usize),
+}
+
+/// How soon after an episode of a rule opened a new one may open (§1 "dedup").
+fn dedup_window(rule: &str) -> Option<TimeDelta> {
+    match rule {
+        "bp_grade2" | "bp_uncontrolled_home" | "glucose_fasting_uncontrolled" => {
+            Some(TimeDelta::days(7))
+        }
+        "glucose_hyper_urgent" | "glucose_hyper_level2" => Some(TimeDelta::hours(24)),
+        _ => None,
+    }
+}
+
+/// Readings grouped into sessions: each within 3 minutes of the one before.
+fn sessions(readings: &[(DateTime<Utc>, i32, i32)]) -> Vec<Vec<(DateTime<Utc>, i32, i32)>> {
+    let mut out: Vec<Vec<(DateTime<Utc>, i32, i32)>> = Vec::new();
+    for r in readings {
+        match out.last_mut() {
+            Some(s) if s.last().is_some_and(|l| r.0 - l.0 <= TimeDelta::minutes(3)) => s.push(*r),
+            _ => out.push(vec![*r]),
+        }
+    }
+    out
 }
 
 /// The family of a rule id (§0.9).

@@ -14,4 +14,5 @@
 //! Nothing here reads a clock: every instant (receipt, evaluation) is a parameter.
 
 pub mod engine;
+pub mod overrides;
 pub mod validate;

@@ -113,7 +113,9 @@ impl Thresholds {
 
     /// Whether `rule` is snoozed at `t`.
     pub fn is_snoozed(&self, rule: &str, t: DateTime<Utc>) -> bool {
-        self.snoozed.iter().any(|(r, until)| r == rule && t < *until)
+        self.snoozed
+            .iter()
+            .any(|(r, until)| r == rule && t < *until)
     }
 
     /// Applies the requests that §0.4 allows; returns those it refuses, with why.
@@ -142,9 +144,8 @@ impl Thresholds {
         set_at: DateTime<Utc>,
         scale2: bool,
     ) -> Result<(), String> {
-        let severity = severity_of(&r.rule).ok_or_else(|| {
-            format!("{} is not a rule of the rule set", r.rule)
-        })?;
+        let severity = severity_of(&r.rule)
+            .ok_or_else(|| format!("{} is not a rule of the rule set", r.rule))?;
         let critical = severity == "CRITICAL";
         if let Some(until) = r.snooze_until {
             if critical || severity == "HIGH" {
@@ -170,12 +171,11 @@ impl Thresholds {
             ));
         }
         let one = |v: Option<f64>, name: &str| {
-            v.filter(|x| x.is_finite() && *x > 0.0).ok_or_else(|| {
-                format!("{} takes {{\"{name}\": a positive number}}", r.rule)
-            })
+            v.filter(|x| x.is_finite() && *x > 0.0)
+                .ok_or_else(|| format!("{} takes {{\"{name}\": a positive number}}", r.rule))
         };
         let until = r.until;
-        let mut set = |s: &mut Setting<f64>, v: f64| s.over = Some((v, until));
+        let set = |s: &mut Setting<f64>, v: f64| s.over = Some((v, until));
         match r.rule.as_str() {
             "bp_grade2" | "bp_uncontrolled_home" => {
                 let sys = one(r.systolic, "systolic")?;
@@ -209,9 +209,10 @@ impl Thresholds {
                 }
                 set(&mut self.glucose_hyper_urgent, v);
             }
-            "glucose_fasting_uncontrolled" => {
-                set(&mut self.glucose_fasting_uncontrolled, one(r.above, "above")?)
-            }
+            "glucose_fasting_uncontrolled" => set(
+                &mut self.glucose_fasting_uncontrolled,
+                one(r.above, "above")?,
+            ),
             "spo2_low" => {
                 let v = one(r.below, "below")?;
                 let floor = if scale2 { 84.0 } else { 90.0 };
@@ -261,13 +262,30 @@ impl Thresholds {
 /// with symptoms aside).
 pub fn severity_of(rule: &str) -> Option<&'static str> {
     Some(match rule {
-        "bp_crisis" | "glucose_hypo_level2" | "glucose_hyper_extreme" | "spo2_critical"
-        | "hr_brady_severe" | "hr_tachy_severe" | "ecg_critical" => "CRITICAL",
-        "bp_crisis_unconfirmed" | "bp_hypotension" | "glucose_hypo_level1"
-        | "glucose_hyper_urgent" | "spo2_low" | "hr_brady" | "hr_tachy" | "temp_high_fever"
-        | "temp_hypothermia" | "hf_weight_gain_3d" | "ecg_af_detected" => "HIGH",
-        "bp_grade2" | "bp_uncontrolled_home" | "glucose_hyper_level2"
-        | "glucose_fasting_uncontrolled" | "temp_fever" | "hf_weight_gain_1d"
+        "bp_crisis"
+        | "glucose_hypo_level2"
+        | "glucose_hyper_extreme"
+        | "spo2_critical"
+        | "hr_brady_severe"
+        | "hr_tachy_severe"
+        | "ecg_critical" => "CRITICAL",
+        "bp_crisis_unconfirmed"
+        | "bp_hypotension"
+        | "glucose_hypo_level1"
+        | "glucose_hyper_urgent"
+        | "spo2_low"
+        | "hr_brady"
+        | "hr_tachy"
+        | "temp_high_fever"
+        | "temp_hypothermia"
+        | "hf_weight_gain_3d"
+        | "ecg_af_detected" => "HIGH",
+        "bp_grade2"
+        | "bp_uncontrolled_home"
+        | "glucose_hyper_level2"
+        | "glucose_fasting_uncontrolled"
+        | "temp_fever"
+        | "hf_weight_gain_1d"
         | "retrospective_finding" => "MEDIUM",
         "temp_low_grade" | "monitoring_gap" => "LOW",
         _ => return None,

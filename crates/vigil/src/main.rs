@@ -75,12 +75,9 @@ enum RulesCommand {
     /// Replay a scenario (spec/replay.md) through the validator and the rule engine the
     /// live pipeline uses, on the scenario's clock; prints the outcome as JSON.
     ///
-    /// The engine of this version evaluates the acute rules (bp_crisis with its
-    /// confirmation, bp_hypotension, glucose, SpO2, heart rate, temperature, ECG),
-    /// late readings, quiet hours and escalation. Not yet: the trend rules (bp_grade2,
-    /// bp_uncontrolled_home, glucose_fasting_uncontrolled, hf_weight_*), the two-reading
-    /// hr_tachy path, monitoring_gap and per-patient overrides (a scenario with
-    /// overrides is refused).
+    /// The engine evaluates the rules of clinical rules §1 (acute and trend rules,
+    /// monitoring gaps), per-patient overrides and snoozes (refused ones are listed in
+    /// `refused_overrides`), late readings, quiet hours and escalation.
     ///
     /// Exit status 0 when the scenario was evaluated; 2 with a one-line reason when the
     /// file is malformed.

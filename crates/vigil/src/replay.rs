@@ -9,7 +9,68 @@ use chrono_tz::Tz;
 use serde_json::{Value, json};
 use vigil_model::vocab::Condition;
 use vigil_rules::engine::{Change, Engine, Ladder, Profile};
+use vigil_rules::overrides::{OverrideRequest, Thresholds};
 use vigil_rules::validate::{Context as ValidationContext, validate};
+
+/// The scenario's overrides (`patient_profile.overrides`, with `snoozed_rules` and
+/// `snooze_until` inside it or beside it) as requests for the engine.
+fn overrides(profile: &Value) -> anyhow::Result<Vec<OverrideRequest>> {
+    let mut out = Vec::new();
+    let empty = serde_json::Map::new();
+    let map = match profile.get("overrides") {
+        None | Some(Value::Null) => &empty,
+        Some(Value::Object(m)) => m,
+        Some(_) => bail!("'patient_profile.overrides' must be an object"),
+    };
+    let number = |o: &Value, key: &str| o.get(key).and_then(Value::as_f64);
+    let time = |o: &Value, key: &str| -> anyhow::Result<Option<DateTime<Utc>>> {
+        o.get(key)
+            .map(|v| instant(v, &format!("override '{key}'")).map(|t| t.with_timezone(&Utc)))
+            .transpose()
+    };
+    for (rule, o) in map {
+        // The snooze's own keys (who, why, until when), not rules.
+        if matches!(
+            rule.as_str(),
+            "snoozed_rules" | "snooze_until" | "by" | "reason" | "until"
+        ) {
+            continue;
+        }
+        if !o.is_object() {
+            bail!("override {rule:?} must be an object such as {{\"below\": 45}}");
+        }
+        out.push(OverrideRequest {
+            rule: rule.clone(),
+            below: number(o, "below"),
+            above: number(o, "above"),
+            systolic: number(o, "systolic"),
+            diastolic: number(o, "diastolic"),
+            kg: number(o, "kg"),
+            snooze_until: time(o, "snooze_until")?,
+            until: time(o, "until")?,
+        });
+    }
+    let source = if map.contains_key("snoozed_rules") {
+        &Value::Object(map.clone())
+    } else {
+        profile
+    };
+    if let Some(list) = source.get("snoozed_rules") {
+        let until =
+            time(source, "snooze_until")?.context("'snoozed_rules' needs a 'snooze_until' time")?;
+        for r in list
+            .as_array()
+            .context("'snoozed_rules' must be an array of rule ids")?
+        {
+            out.push(OverrideRequest {
+                rule: r.as_str().unwrap_or_default().to_owned(),
+                snooze_until: Some(until),
+                ..OverrideRequest::default()
+            });
+        }
+    }
+    Ok(out)
+}
 
 /// Collects the escalation steps of `events` as the outcome lists them.
 fn note(
@@ -29,6 +90,7 @@ fn note(
 #[derive(Debug)]
 pub struct Scenario {
     profile: Profile,
+    refused: Vec<vigil_rules::overrides::Refused>,
     /// (index in the file, received, reading JSON).
     readings: Vec<(usize, DateTime<Utc>, vigil_model::Reading)>,
     events: Vec<(DateTime<Utc>, String, String)>,
@@ -82,13 +144,7 @@ impl Scenario {
                 .and_then(|s| s.parse().ok())
                 .context("'timezone' must be an IANA zone such as \"Asia/Shanghai\"")?,
         };
-        if let Some(o) = profile.get("overrides")
-            && o.as_object().is_some_and(|o| !o.is_empty())
-        {
-            bail!(
-                "'patient_profile.overrides' are not supported by this version of the rule engine yet (clinical rules §0.4 arrives next); remove them to replay the rest"
-            );
-        }
+        let requests = overrides(profile)?;
         let as_of = instant(
             root.get("as_of").context("the scenario has no 'as_of'")?,
             "'as_of'",
@@ -146,13 +202,27 @@ impl Scenario {
             }
         }
         events.sort_by_key(|(at, _, _)| *at);
+        // Overrides count as set at the scenario's first instant (a snooze reaches at
+        // most 7 days past it).
+        let first = readings
+            .iter()
+            .map(|(_, r, _)| *r)
+            .chain(events.iter().map(|(t, _, _)| *t))
+            .min()
+            .unwrap_or(as_of.with_timezone(&Utc));
+        let mut profile = Profile {
+            conditions,
+            spo2_scale,
+            timezone,
+            ladder: Ladder::default(),
+            thresholds: Thresholds::defaults(false),
+        };
+        profile.thresholds = Thresholds::defaults(profile.scale2());
+        let scale2 = profile.scale2();
+        let refused = profile.thresholds.apply(&requests, first, scale2);
         Ok(Scenario {
-            profile: Profile {
-                conditions,
-                spo2_scale,
-                timezone,
-                ladder: Ladder::default(),
-            },
+            profile,
+            refused,
             readings,
             events,
             offset: *as_of.offset(),
@@ -206,6 +276,7 @@ impl Scenario {
                     }
                 }
             } else if let Some((at, kind, rule)) = events.next() {
+                engine.enrol(at);
                 let _ = match kind.as_str() {
                     "ack" => engine.acknowledge(&rule, at),
                     _ => engine.resolve(&rule, at),
@@ -230,14 +301,22 @@ impl Scenario {
                 a
             })
             .collect();
-        json!({
+        let mut outcome = json!({
             "alerts": alerts,
             "data_quality": data_quality
                 .iter()
                 .map(|(i, code)| json!({"reading": i, "code": code}))
                 .collect::<Vec<_>>(),
             "escalations": escalations,
-        })
+        });
+        if !self.refused.is_empty() {
+            outcome["refused_overrides"] = self
+                .refused
+                .iter()
+                .map(|r| json!({"rule": r.rule, "reason": r.reason}))
+                .collect();
+        }
+        outcome
     }
 }
 

@@ -75,8 +75,8 @@ fn a_malformed_scenario_exits_non_zero_with_one_line_that_says_why() {
             "offset",
         ),
         (
-            r#"{"patient_profile": {"overrides": {"hr_brady": {"below": 45}}}, "readings": [], "as_of": "2026-03-02T08:00:00+08:00"}"#,
-            "overrides",
+            r#"{"patient_profile": {"overrides": {"snoozed_rules": ["bp_grade2"]}}, "readings": [], "as_of": "2026-03-02T08:00:00+08:00"}"#,
+            "snooze_until",
         ),
     ] {
         let f = dir.path().join("s.json");
