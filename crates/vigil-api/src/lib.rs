@@ -8,6 +8,7 @@
 //! | `GET /metrics` | Prometheus text: received, stored by type, quarantined by reason, duplicates, acked publishes, commit latency |
 //! | `GET /api/v1/patients/{id}/readings?type=&from=&to=&limit=` | a patient's readings, oldest first, canonical and original |
 //! | `GET /api/v1/quarantine?reason=&gateway=&limit=` | quarantined readings, newest first, with reason and message |
+//! | `GET /api/v1/alert-events?patient=&limit=` | the alert events the rule engine kept, newest first |
 //!
 //! **No authentication yet**: the routes serve personal health data, so `vigil serve`
 //! binds them to the loopback interface by default. Authentication, care-relationship
@@ -30,6 +31,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 use vigil_ingest::intake::{IntakeStats, LATENCY_BUCKETS};
+use vigil_ingest::rules::RuleStats;
 use vigil_model::vocab::{QuarantineReason, ReadingType};
 use vigil_model::{GatewayId, PatientId};
 use vigil_store::SqliteStore;
@@ -42,6 +44,8 @@ pub struct AppState {
     pub stats: Arc<IntakeStats>,
     /// The telemetry sink's counters, when one runs.
     pub sink: Option<Arc<SinkStats>>,
+    /// The rule engine's counters, when it runs.
+    pub rules: Option<Arc<RuleStats>>,
 }
 
 /// The router.
@@ -52,6 +56,7 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/patients/{id}/readings", get(readings))
         .route("/api/v1/quarantine", get(quarantine))
+        .route("/api/v1/alert-events", get(alert_events))
         .with_state(state)
 }
 
@@ -167,6 +172,17 @@ async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
         "# HELP vigil_pending_publishes Publishes received and not yet acknowledged.\n# TYPE vigil_pending_publishes gauge\nvigil_pending_publishes {}",
         st.pending.load(Ordering::Relaxed)
     );
+    if let Some(r) = &s.rules {
+        let _ = writeln!(
+            out,
+            "# HELP vigil_rule_readings_evaluated_total Committed readings the rule engine evaluated.\n# TYPE vigil_rule_readings_evaluated_total counter\nvigil_rule_readings_evaluated_total {}\n\
+             # HELP vigil_alerts_opened_total Alert episodes opened.\n# TYPE vigil_alerts_opened_total counter\nvigil_alerts_opened_total {}\n\
+             # HELP vigil_alert_events_total Alert events kept for delivery.\n# TYPE vigil_alert_events_total counter\nvigil_alert_events_total {}",
+            r.readings_evaluated.load(Ordering::Relaxed),
+            r.alerts_opened.load(Ordering::Relaxed),
+            r.events_kept.load(Ordering::Relaxed),
+        );
+    }
     if let Some(k) = &s.sink {
         let _ = writeln!(
             out,
@@ -211,6 +227,37 @@ async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
         h.count.load(Ordering::Relaxed)
     );
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct AlertEventsQuery {
+    patient: Option<String>,
+    limit: Option<u32>,
+}
+
+/// The alert events the rule engine kept, newest first.
+async fn alert_events(
+    State(s): State<AppState>,
+    Query(q): Query<AlertEventsQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let patient = q
+        .patient
+        .as_deref()
+        .map(|p| PatientId::parse(p).map_err(|e| ApiError::BadRequest(format!("'patient' {e}"))))
+        .transpose()?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000) as usize;
+    let mut events = s.store.alert_events(patient.as_ref()).await?;
+    events.reverse();
+    events.truncate(limit);
+    let events: Vec<_> = events
+        .iter()
+        .map(|e| {
+            json!({"alert_id": e.alert_id, "patient_id": e.patient_id, "event": e.change,
+                   "rule": e.rule, "severity": e.severity, "escalation_level": e.level,
+                   "at": e.at.to_rfc3339(), "deliver_at": e.deliver_at.map(|d| d.to_rfc3339())})
+        })
+        .collect();
+    Ok(Json(json!({ "events": events })))
 }
 
 #[derive(Debug, Deserialize)]

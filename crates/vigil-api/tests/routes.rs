@@ -46,6 +46,7 @@ async fn state() -> AppState {
         store,
         stats: Arc::new(IntakeStats::default()),
         sink: None,
+        rules: None,
     }
 }
 

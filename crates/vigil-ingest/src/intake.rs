@@ -64,8 +64,9 @@ pub struct IntakeConfig {
     /// TLS (`mqtts://`): the broker's certificate is checked against `ca_pem`, and
     /// the host must match it. `None`: plain TCP.
     pub tls: Option<Tls>,
-    /// Notified after every commit (the telemetry sink waits on it).
-    pub on_commit: Option<Arc<Notify>>,
+    /// Notified after every commit (the rule runner and the telemetry sink wait on
+    /// them).
+    pub on_commit: Vec<Arc<Notify>>,
 }
 
 /// TLS settings of the broker connection, as PEM text.
@@ -99,7 +100,7 @@ impl IntakeConfig {
             max_pending: 256,
             keep_alive: Duration::from_secs(30),
             tls: None,
-            on_commit: None,
+            on_commit: Vec::new(),
         }
     }
 }
@@ -260,6 +261,12 @@ impl Intake {
                 .get(p)
                 .map(|p| p.institution.to_string())
         })
+    }
+
+    /// The latest registry given to the intake, as a function the rule runner calls.
+    pub fn current_registry(&self) -> crate::rules::CurrentRegistry {
+        let current = self.registry.subscribe();
+        Arc::new(move || current.borrow().1.clone())
     }
 
     /// Switches to another registry and returns once no publish is processed with the
@@ -473,7 +480,7 @@ impl Registries {
 async fn work<S: ClinicalStore>(
     mut rx: mpsc::UnboundedReceiver<Taken>,
     acks: mpsc::UnboundedSender<Done>,
-    on_commit: Option<Arc<Notify>>,
+    on_commit: Vec<Arc<Notify>>,
     store: S,
     mut registries: Registries,
     clock: Arc<dyn Clock>,
@@ -548,7 +555,7 @@ async fn work<S: ClinicalStore>(
         };
         stats.commit_latency.observe(started.elapsed());
         stats.commits.fetch_add(1, Ordering::Relaxed);
-        if let Some(n) = &on_commit {
+        for n in &on_commit {
             n.notify_one();
         }
         stats

@@ -15,7 +15,9 @@
 //! store commits: every reading of the envelope becomes exactly one item, stored or
 //! quarantined, so nothing is dropped on the way. [`intake::Intake`] takes publishes
 //! off MQTT (persistent session, manual acks), commits them in groups and acknowledges
-//! each only after its commit.
+//! each only after its commit. [`rules::RuleRunner`] evaluates every committed reading
+//! with the rule engine and keeps the alert events it produces.
 
 pub mod intake;
 pub mod pipeline;
+pub mod rules;

@@ -124,6 +124,10 @@ pub struct Event {
     pub rule: &'static str,
     pub severity: Severity,
     pub at: DateTime<Utc>,
+    /// The episode's escalation level after the change.
+    pub level: u8,
+    /// When a MEDIUM/LOW alert generated in quiet hours may be delivered.
+    pub deliver_at: Option<DateTime<Utc>>,
 }
 
 /// An alert episode.
@@ -277,13 +281,18 @@ impl Engine {
     }
 
     /// The patient's enrolment: monitoring gaps count from it until a first reading of
-    /// the type, and the daily job runs from the next 08:00 local.
+    /// the type. The daily job runs from the first 08:00 local after the engine first
+    /// works (an engine started today does not run the jobs of past days).
     pub fn enrol(&mut self, at: DateTime<Utc>) {
-        if self.enrolled.is_some_and(|e| e <= at) {
-            return;
+        if self.enrolled.is_none_or(|e| at < e) {
+            self.enrolled = Some(at);
         }
-        self.enrolled = Some(at);
-        self.next_gap_job = self.next_local(at, 8);
+    }
+
+    fn start_jobs(&mut self, now: DateTime<Utc>) {
+        if self.next_gap_job.is_none() {
+            self.next_gap_job = self.next_local(now, 8);
+        }
     }
 
     /// The first instant after `t` at `hour`:00 local.
@@ -300,6 +309,11 @@ impl Engine {
             .map(|d| d.with_timezone(&Utc))
     }
 
+    /// Replaces the patient's profile (a registry reload: conditions, overrides).
+    pub fn set_profile(&mut self, profile: Profile) {
+        self.profile = profile;
+    }
+
     /// Every episode so far, in the order opened.
     pub fn episodes(&self) -> &[Episode] {
         &self.episodes
@@ -312,6 +326,7 @@ impl Engine {
         let measured = v.reading().time.with_timezone(&Utc);
         let symptoms = &v.reading().symptoms;
         self.enrol(now);
+        self.start_jobs(now);
         self.remember(v.canonical(), measured);
         // A reading of a prescribed type closes its monitoring gap.
         let kind = v.reading().measurement.reading_type().as_str();
@@ -577,6 +592,9 @@ impl Engine {
     /// that saw no finding for 24 hours.
     pub fn advance(&mut self, now: DateTime<Utc>) -> Vec<Event> {
         let mut events = Vec::new();
+        if self.enrolled.is_some() {
+            self.start_jobs(now);
+        }
         // Several timers may be due: take them in time order.
         loop {
             let mut due: Option<(DateTime<Utc>, Timer)> = None;
@@ -1147,6 +1165,8 @@ impl Engine {
             rule: e.rule,
             severity: e.severity,
             at,
+            level: e.escalation_level,
+            deliver_at: e.deliver_at,
         }
     }
 }

@@ -143,6 +143,34 @@ pub struct ExportRow {
     pub samples: Option<Vec<Vec<i32>>>,
 }
 
+/// A committed reading as the rule engine takes it ([`SqliteStore::rule_inputs`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleInput {
+    pub id: i64,
+    pub patient_id: PatientId,
+    pub received: DateTime<Utc>,
+    /// The reading as received (wire form; an ECG strip without its samples).
+    pub original: serde_json::Value,
+    pub reading_type: String,
+}
+
+/// One change of an alert episode, as kept for delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertEventRecord {
+    /// Stable for the whole episode (`{patient}.{episode}`).
+    pub alert_id: String,
+    pub patient_id: PatientId,
+    /// `opened`, `upgraded`, `escalated`, `acknowledged`, `resolved`.
+    pub change: String,
+    pub rule: String,
+    pub severity: String,
+    /// Escalation level after the change (1–3).
+    pub level: u8,
+    pub at: DateTime<Utc>,
+    /// Held by quiet hours until then.
+    pub deliver_at: Option<DateTime<Utc>>,
+}
+
 /// A quarantined reading, as the API returns it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QuarantineRecord {

@@ -14,8 +14,8 @@ use vigil_wire::check::CanonicalJson;
 use vigil_wire::envelope::ReadingJson;
 
 use crate::{
-    EnvelopeCommit, EnvelopeMarks, Error, ExportRow, Item, Outcome, QuarantineRecord,
-    StoredReading, Totals, identity_key,
+    AlertEventRecord, EnvelopeCommit, EnvelopeMarks, Error, ExportRow, Item, Outcome,
+    QuarantineRecord, RuleInput, StoredReading, Totals, identity_key,
 };
 
 const SCHEMA: &[&str] = &[
@@ -81,6 +81,19 @@ const SCHEMA: &[&str] = &[
         at_ms       INTEGER NOT NULL,
         UNIQUE (sink, reading_id, line) -- a replay refused again is kept once
     )",
+    "CREATE TABLE IF NOT EXISTS alert_events (
+        id            INTEGER PRIMARY KEY,
+        alert_id      TEXT    NOT NULL, -- stable for the whole episode
+        patient_id    TEXT    NOT NULL,
+        change        TEXT    NOT NULL, -- opened, upgraded, escalated, acknowledged, resolved
+        rule          TEXT    NOT NULL,
+        severity      TEXT    NOT NULL,
+        level         INTEGER NOT NULL, -- escalation level after the change
+        at_ms         INTEGER NOT NULL,
+        deliver_at_ms INTEGER,          -- held by quiet hours until then
+        UNIQUE (alert_id, change, rule, level) -- re-evaluation after a restart adds nothing
+    )",
+    "CREATE INDEX IF NOT EXISTS alert_events_by_patient ON alert_events (patient_id, id)",
     "CREATE TABLE IF NOT EXISTS registry_versions (
         id          INTEGER PRIMARY KEY,
         loaded_ms   INTEGER NOT NULL,
@@ -562,6 +575,126 @@ impl SqliteStore {
                 .fetch_optional(&self.pool)
                 .await?;
         Ok((last, first.map(millis).transpose()?))
+    }
+
+    /// Committed readings for the rule engine, with row ids above `after` and at most
+    /// `up_to` (inclusive), received at or after `since`, in commit order: (row id,
+    /// patient, type, receipt, the reading as received; an ECG strip without its
+    /// samples, which no rule reads).
+    pub async fn rule_inputs(
+        &self,
+        after: i64,
+        up_to: i64,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<RuleInput>, Error> {
+        let rows = sqlx::query(
+            "SELECT id, patient_id, received_ms, original, type FROM readings
+             WHERE id > ? AND id <= ? AND received_ms >= ?
+             ORDER BY id LIMIT ?",
+        )
+        .bind(after)
+        .bind(up_to)
+        .bind(since.timestamp_millis())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let original: String = row.try_get(3)?;
+                Ok(RuleInput {
+                    id: row.try_get(0)?,
+                    patient_id: PatientId::parse(&row.try_get::<String, _>(1)?)
+                        .map_err(|e| corrupt("patient id", e))?,
+                    received: millis(row.try_get(2)?)?,
+                    original: serde_json::from_str(&original)
+                        .map_err(|e| corrupt("original", e))?,
+                    reading_type: row.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The highest reading row id (0 for an empty store).
+    pub async fn last_reading_id(&self) -> Result<i64, Error> {
+        Ok(
+            sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM readings")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Keeps alert events (each once: a re-evaluation after a restart adds nothing)
+    /// and, in the same transaction, moves the rule engine's cursor to `cursor`.
+    pub async fn keep_alert_events(
+        &self,
+        events: &[AlertEventRecord],
+        cursor: Option<i64>,
+        at: DateTime<Utc>,
+    ) -> Result<u64, Error> {
+        let mut tx = self.pool.begin().await?;
+        let mut new = 0;
+        for e in events {
+            new += sqlx::query(
+                "INSERT OR IGNORE INTO alert_events
+                 (alert_id, patient_id, change, rule, severity, level, at_ms, deliver_at_ms)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&e.alert_id)
+            .bind(e.patient_id.as_str())
+            .bind(&e.change)
+            .bind(&e.rule)
+            .bind(&e.severity)
+            .bind(i64::from(e.level))
+            .bind(e.at.timestamp_millis())
+            .bind(e.deliver_at.map(|d| d.timestamp_millis()))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        if let Some(c) = cursor {
+            sqlx::query(
+                "INSERT INTO sink_cursors (sink, last_id, updated_ms) VALUES ('rules', ?, ?)
+                 ON CONFLICT (sink) DO UPDATE SET last_id = MAX(last_id, excluded.last_id), updated_ms = excluded.updated_ms",
+            )
+            .bind(c)
+            .bind(at.timestamp_millis())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(new)
+    }
+
+    /// Alert events, oldest first, of one patient or of all.
+    pub async fn alert_events(
+        &self,
+        patient: Option<&PatientId>,
+    ) -> Result<Vec<AlertEventRecord>, Error> {
+        let patient = patient.map(PatientId::as_str);
+        let rows = sqlx::query(
+            "SELECT alert_id, patient_id, change, rule, severity, level, at_ms, deliver_at_ms
+             FROM alert_events WHERE (? IS NULL OR patient_id = ?) ORDER BY id",
+        )
+        .bind(patient)
+        .bind(patient)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AlertEventRecord {
+                    alert_id: r.try_get(0)?,
+                    patient_id: PatientId::parse(&r.try_get::<String, _>(1)?)
+                        .map_err(|e| corrupt("patient id", e))?,
+                    change: r.try_get(2)?,
+                    rule: r.try_get(3)?,
+                    severity: r.try_get(4)?,
+                    level: u8::try_from(r.try_get::<i64, _>(5)?).unwrap_or(u8::MAX),
+                    at: millis(r.try_get(6)?)?,
+                    deliver_at: r.try_get::<Option<i64>, _>(7)?.map(millis).transpose()?,
+                })
+            })
+            .collect()
     }
 
     /// The sink's cursor: the last reading row id its server confirmed (0: none).

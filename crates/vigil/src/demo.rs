@@ -20,6 +20,7 @@ use anyhow::Context;
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use vigil_ingest::intake::{Intake, IntakeConfig, IntakeStats};
+use vigil_ingest::rules::{RuleRunner, RuleStats};
 use vigil_model::clock::{AcceleratedClock, Clock, SystemClock};
 use vigil_registry::Registry;
 use vigil_sim::fleet::china;
@@ -128,6 +129,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
 
     let mut intake_config = IntakeConfig::new(broker_addr.ip().to_string(), broker_addr.port());
     intake_config.client_id = "vigil-demo-ingester".to_owned();
+    let evaluate = Arc::new(tokio::sync::Notify::new());
+    intake_config.on_commit = vec![evaluate.clone()];
     let (institutions, doctors, patients, devices) = (
         registry.institutions.len(),
         registry.doctors.len(),
@@ -141,6 +144,13 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         clock.clone(),
     );
     let stats = intake.stats.clone();
+    let rules = RuleRunner::start(
+        store.clone(),
+        intake.current_registry(),
+        clock.clone(),
+        Some(evaluate),
+    );
+    let rule_stats = rules.stats.clone();
     wait_for(
         "the ingester's subscription",
         Duration::from_secs(10),
@@ -151,6 +161,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         store: store.clone(),
         stats: stats.clone(),
         sink: None,
+        rules: Some(rule_stats.clone()),
     });
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn(async move {
@@ -213,7 +224,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         broker_addr.port()
     );
     println!(
-        "Alert events on vigil/v1/doctor/{{id}}/alerts arrive with the rule engine; until then incidents are listed below."
+        "  {http_base}/api/v1/alert-events               the alerts the rule engine raised (delivery to doctors' topics comes next)"
     );
     println!("Ctrl-C stops the demo cleanly.");
     println!();
@@ -245,7 +256,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             }
         };
         tokio::select! {
-            _ = ticker.tick() => println!("{}", status_line(clock.now(), &published, &stats)),
+            _ = ticker.tick() => println!("{}", status_line(clock.now(), &published, &stats, &rule_stats)),
             _ = &mut stop => break,
             _ = until_deadline => break,
         }
@@ -264,10 +275,22 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     )
     .await;
     intake.shutdown().await;
+    // The rule engine evaluates what was committed before it stops.
+    let last = store.last_reading_id().await.unwrap_or(0);
+    let evaluated = wait_for(
+        "the rule engine to evaluate every committed reading",
+        Duration::from_secs(30),
+        || rule_stats.cursor.load(Ordering::Relaxed) >= last,
+    )
+    .await;
+    rules.shutdown().await;
     let _ = stop_http.send(());
     let _ = http.await;
     store.close().await;
-    println!("{}", status_line(clock.now(), &published, &stats));
+    println!(
+        "{}",
+        status_line(clock.now(), &published, &stats, &rule_stats)
+    );
     let expected = published
         .expected
         .lock()
@@ -311,7 +334,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         args.data_dir.display(),
         registry_path.display()
     );
-    drained
+    drained.and(evaluated)
 }
 
 /// Readings the ingester has finished with.
@@ -321,9 +344,14 @@ fn accounted(stats: &IntakeStats) -> u64 {
         + stats.readings_duplicate.load(Ordering::Relaxed)
 }
 
-fn status_line(now: DateTime<Utc>, published: &Published, stats: &IntakeStats) -> String {
+fn status_line(
+    now: DateTime<Utc>,
+    published: &Published,
+    stats: &IntakeStats,
+    rules: &RuleStats,
+) -> String {
     format!(
-        "[sim {}] published {} readings in {} envelopes ({} acked by the broker) | stored {} | quarantined {} | duplicates {} | publishes awaiting commit {}",
+        "[sim {}] published {} readings in {} envelopes ({} acked by the broker) | stored {} | quarantined {} | duplicates {} | publishes awaiting commit {} | alerts opened {}",
         now.with_timezone(&china()).format("%m-%d %H:%M"),
         published.readings.load(Ordering::Relaxed),
         published.envelopes.load(Ordering::Relaxed),
@@ -332,6 +360,7 @@ fn status_line(now: DateTime<Utc>, published: &Published, stats: &IntakeStats) -
         stats.readings_quarantined.load(Ordering::Relaxed),
         stats.readings_duplicate.load(Ordering::Relaxed),
         stats.pending.load(Ordering::Relaxed),
+        rules.alerts_opened.load(Ordering::Relaxed),
     )
 }
 

@@ -256,6 +256,11 @@ impl Scenario {
             let Some(at) = at.filter(|t| *t <= self.as_of) else {
                 break;
             };
+            if !take_reading {
+                // An event counts for enrolment too (spec: the earliest receipt of an
+                // accepted reading or of an event).
+                engine.enrol(at);
+            }
             note(engine.advance(at), &mut escalations, &self.offset);
             if take_reading {
                 let Some((index, received, reading)) = readings.next() else {
@@ -276,7 +281,6 @@ impl Scenario {
                     }
                 }
             } else if let Some((at, kind, rule)) = events.next() {
-                engine.enrol(at);
                 let _ = match kind.as_str() {
                     "ack" => engine.acknowledge(&rule, at),
                     _ => engine.resolve(&rule, at),

@@ -66,7 +66,8 @@ async fn serve(config: Config, registry: Registry, registry_text: String) -> any
     intake_config.max_batch = config.ingest.max_batch;
     intake_config.max_pending = config.ingest.max_pending;
     let committed = Arc::new(tokio::sync::Notify::new());
-    intake_config.on_commit = Some(committed.clone());
+    let evaluate = Arc::new(tokio::sync::Notify::new());
+    intake_config.on_commit = vec![committed.clone(), evaluate.clone()];
     let listener = tokio::net::TcpListener::bind(&config.http.listen)
         .await
         .with_context(|| {
@@ -92,6 +93,12 @@ async fn serve(config: Config, registry: Registry, registry_text: String) -> any
         Arc::new(registry),
         Arc::new(SystemClock),
     );
+    let rules = vigil_ingest::rules::RuleRunner::start(
+        store.clone(),
+        intake.current_registry(),
+        Arc::new(SystemClock),
+        Some(evaluate),
+    );
     let sink = match config.sink().map_err(|p| anyhow::anyhow!(p.join("; ")))? {
         Some(sink_config) => {
             let url = sink_config.url.clone();
@@ -116,6 +123,7 @@ async fn serve(config: Config, registry: Registry, registry_text: String) -> any
         store: store.clone(),
         stats: intake.stats.clone(),
         sink: sink.as_ref().map(|s| s.stats.clone()),
+        rules: Some(rules.stats.clone()),
     });
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn(async move {
@@ -138,6 +146,7 @@ async fn serve(config: Config, registry: Registry, registry_text: String) -> any
     // Ordered: stop intake, commit and ack what was taken, then stop HTTP, then close.
     eprintln!("vigil serve: stopping: committing and acknowledging what was taken");
     intake.shutdown().await;
+    rules.shutdown().await;
     // What the sink has not had confirmed is written again after the next start.
     if let Some(sink) = sink {
         sink.shutdown().await;

@@ -231,6 +231,14 @@ async fn the_demo_shows_its_addresses_first_streams_over_mqtt_and_accounts_for_e
     assert_eq!(published, stored + quarantined + duplicates);
     assert_eq!(expected_line(&lines), [stored, quarantined, duplicates]);
     assert!(stored > 0 && quarantined > 0, "{lines:#?}");
+    // The rule engine raised alerts from the fleet's incidents.
+    let last_counts = lines
+        .iter()
+        .rev()
+        .find(|l| l.contains("| alerts opened "))
+        .unwrap();
+    let alerts: u64 = last_counts.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(alerts > 0, "{last_counts}");
 
     // The store holds exactly that, with the reasons of every kind of bad reading.
     let store = SqliteStore::open(&data.join("clinical.db")).await.unwrap();

@@ -1,0 +1,347 @@
+//! The rule engine in the live pipeline: every committed reading is evaluated for its
+//! patient, and the alert events are kept in the clinical store for delivery.
+//!
+//! Like the telemetry sink, the runner follows the clinical store by a cursor
+//! (`sink_cursors`, name `rules`) instead of a queue of its own, and writes the events a
+//! batch of readings produced **in the same transaction** as the cursor moving past
+//! them. The engines' state (open episodes, pending confirmations, sessions, trend
+//! windows, timers) is not written as such: it is a function of the patient's readings,
+//! which the store already keeps durably. At start the runner rebuilds it by evaluating
+//! again, silently, the readings of the last 8 days up to the cursor (every window of
+//! the rules is 7 days or shorter), then carries on after the cursor. Re-evaluation is
+//! deterministic (every instant comes from the readings or the clock), episode numbers
+//! come out the same, and an event already kept is not kept twice (`alert_events` is
+//! unique by alert, change, rule and level), so a crash between a reading's commit
+//! and its evaluation, or between an index BP session and its confirmation, neither
+//! loses nor repeats an alert.
+//!
+//! Timers (unconfirmed crises, escalation, the daily monitoring-gap job, ECG lapses)
+//! run on the injected clock, every second.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use tokio::sync::{Notify, watch};
+use vigil_model::PatientId;
+use vigil_model::clock::Clock;
+use vigil_registry::Registry;
+use vigil_rules::engine::{Change, Engine, Event, Ladder, Profile};
+use vigil_rules::overrides::{OverrideRequest, Thresholds};
+use vigil_rules::validate::{Context, validate};
+use vigil_store::{AlertEventRecord, RuleInput, SqliteStore};
+
+/// How far back the engines' state is rebuilt at start: the longest window of any
+/// rule (7 days) and a day's margin.
+pub const REBUILD_WINDOW: TimeDelta = TimeDelta::days(8);
+
+/// Counters of the runner.
+#[derive(Debug, Default)]
+pub struct RuleStats {
+    pub readings_evaluated: AtomicU64,
+    pub alerts_opened: AtomicU64,
+    pub events_kept: AtomicU64,
+    /// The last reading row id evaluated and kept.
+    pub cursor: AtomicI64,
+    pub errors: AtomicU64,
+}
+
+/// A running rule engine; stop it with [`RuleRunner::shutdown`].
+#[derive(Debug)]
+pub struct RuleRunner {
+    pub stats: Arc<RuleStats>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// The registry the runner reads profiles from (the intake's current one).
+pub type CurrentRegistry = Arc<dyn Fn() -> Arc<Registry> + Send + Sync>;
+
+impl RuleRunner {
+    /// Starts the runner: rebuilds the engines' state, then follows the store.
+    pub fn start(
+        store: SqliteStore,
+        registry: CurrentRegistry,
+        clock: Arc<dyn Clock>,
+        committed: Option<Arc<Notify>>,
+    ) -> RuleRunner {
+        let stats = Arc::new(RuleStats::default());
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(run(
+            store,
+            registry,
+            clock,
+            committed,
+            stats.clone(),
+            stopped,
+        ));
+        RuleRunner { stats, stop, task }
+    }
+
+    /// Stops after the batch under way; the next start carries on from the cursor.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// The engine profile of a patient from the registry: conditions, SpO2 scale, zone,
+/// the institution's escalation minutes, and the overrides §0.4 allows (the refused
+/// ones are returned with why).
+pub fn profile_for(
+    registry: &Registry,
+    patient: &PatientId,
+    now: DateTime<Utc>,
+) -> (Profile, Vec<vigil_rules::overrides::Refused>) {
+    let Some(p) = registry.patients.get(patient) else {
+        let profile = Profile {
+            conditions: Vec::new(),
+            spo2_scale: None,
+            timezone: chrono_tz::Asia::Shanghai,
+            ladder: Ladder::default(),
+            thresholds: Thresholds::defaults(false),
+        };
+        return (profile, Vec::new());
+    };
+    let ladder = registry
+        .institutions
+        .get(&p.institution)
+        .map_or(Ladder::default(), |i| Ladder {
+            critical_l2: i64::from(i.escalation.critical_l2),
+            critical_l3: i64::from(i.escalation.critical_l3),
+            high_l2: i64::from(i.escalation.high_l2),
+        });
+    let mut profile = Profile {
+        conditions: p.conditions.clone(),
+        spo2_scale: Some(p.spo2_scale),
+        timezone: registry.timezone_of(p),
+        ladder,
+        thresholds: Thresholds::defaults(p.spo2_scale == 2),
+    };
+    let requests: Vec<OverrideRequest> = p
+        .overrides
+        .iter()
+        .map(|(rule, o)| OverrideRequest {
+            rule: rule.clone(),
+            below: o.below,
+            above: o.above,
+            systolic: o.systolic,
+            diastolic: o.diastolic,
+            kg: o.kg,
+            snooze_until: o.snooze_until.map(|t| t.to_utc()),
+            until: o.until.map(|t| t.to_utc()),
+        })
+        .collect();
+    let scale2 = profile.scale2();
+    let refused = profile.thresholds.apply(&requests, now, scale2);
+    (profile, refused)
+}
+
+/// The patient's enrolment: their first assignment's start.
+fn enrolment(registry: &Registry, patient: &PatientId) -> Option<DateTime<Utc>> {
+    registry
+        .assignments
+        .iter()
+        .filter(|a| &a.patient == patient)
+        .map(|a| a.from.to_utc())
+        .min()
+}
+
+struct Engines {
+    engines: HashMap<PatientId, Engine>,
+    registry: Arc<Registry>,
+}
+
+impl Engines {
+    fn engine(&mut self, patient: &PatientId, now: DateTime<Utc>) -> &mut Engine {
+        let registry = &self.registry;
+        self.engines.entry(patient.clone()).or_insert_with(|| {
+            let (profile, refused) = profile_for(registry, patient, now);
+            for r in refused {
+                eprintln!(
+                    "vigil: override {} of patient {patient} refused: {}",
+                    r.rule, r.reason
+                );
+            }
+            let mut engine = Engine::new(profile);
+            if let Some(at) = enrolment(registry, patient) {
+                engine.enrol(at);
+            }
+            engine
+        })
+    }
+
+    /// Evaluates one committed reading; `None` when it cannot be read back (it was
+    /// stored, so this is a bug; it is counted and skipped). ECG strips feed no rule.
+    fn evaluate(&mut self, input: &RuleInput) -> Option<Vec<Event>> {
+        if input.reading_type == "ecg_waveform" {
+            return Some(Vec::new());
+        }
+        let reading = vigil_wire::envelope::decode_reading_value(0, &input.original).ok()?;
+        let validated = validate(reading, &Context::received_at(input.received)).ok()?;
+        let engine = self.engine(&input.patient_id, input.received);
+        let mut events = engine.advance(input.received);
+        events.extend(engine.on_reading(&validated, input.received));
+        Some(events)
+    }
+}
+
+fn record(patient: &PatientId, e: &Event) -> AlertEventRecord {
+    AlertEventRecord {
+        alert_id: format!("{patient}.{}", e.episode),
+        patient_id: patient.clone(),
+        change: match e.change {
+            Change::Opened => "opened",
+            Change::Upgraded => "upgraded",
+            Change::Escalated { .. } => "escalated",
+            Change::Acknowledged => "acknowledged",
+            Change::Resolved => "resolved",
+        }
+        .to_owned(),
+        rule: e.rule.to_owned(),
+        severity: e.severity.as_str().to_owned(),
+        level: e.level,
+        at: e.at,
+        deliver_at: e.deliver_at,
+    }
+}
+
+async fn run(
+    store: SqliteStore,
+    registry: CurrentRegistry,
+    clock: Arc<dyn Clock>,
+    committed: Option<Arc<Notify>>,
+    stats: Arc<RuleStats>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let pause = |stopped: &mut watch::Receiver<bool>, d: Duration| {
+        let mut s = stopped.clone();
+        async move {
+            tokio::select! {
+                _ = tokio::time::sleep(d) => {}
+                _ = s.changed() => {}
+            }
+        }
+    };
+    let mut engines = Engines {
+        engines: HashMap::new(),
+        registry: registry(),
+    };
+    // Rebuild: the readings already evaluated, silently.
+    let cursor = loop {
+        match store.sink_cursor("rules").await {
+            Ok(c) => break c,
+            Err(_) => {
+                stats.errors.fetch_add(1, Ordering::Relaxed);
+                pause(&mut stopped, Duration::from_secs(1)).await;
+                if *stopped.borrow() {
+                    return;
+                }
+            }
+        }
+    };
+    let since = clock.now() - REBUILD_WINDOW;
+    let mut after = 0;
+    loop {
+        let Ok(rows) = store.rule_inputs(after, cursor, since, 5000).await else {
+            stats.errors.fetch_add(1, Ordering::Relaxed);
+            pause(&mut stopped, Duration::from_secs(1)).await;
+            if *stopped.borrow() {
+                return;
+            }
+            continue;
+        };
+        let Some(last) = rows.last() else { break };
+        after = last.id;
+        for r in &rows {
+            let _ = engines.evaluate(r);
+        }
+    }
+    stats.cursor.store(cursor, Ordering::Relaxed);
+    let mut cursor = cursor;
+    loop {
+        if *stopped.borrow() {
+            return;
+        }
+        // A reloaded registry: new profiles (conditions, overrides) from now on.
+        let current = registry();
+        if !Arc::ptr_eq(&current, &engines.registry) {
+            let now = clock.now();
+            for (patient, engine) in &mut engines.engines {
+                engine.set_profile(profile_for(&current, patient, now).0);
+            }
+            engines.registry = current;
+        }
+        let mut records = Vec::new();
+        let rows = match store
+            .rule_inputs(cursor, i64::MAX, DateTime::<Utc>::MIN_UTC, 1000)
+            .await
+        {
+            Ok(rows) => rows,
+            Err(_) => {
+                stats.errors.fetch_add(1, Ordering::Relaxed);
+                pause(&mut stopped, Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let last = rows.last().map(|r| r.id);
+        for r in &rows {
+            match engines.evaluate(r) {
+                Some(events) => {
+                    stats.readings_evaluated.fetch_add(1, Ordering::Relaxed);
+                    records.extend(events.iter().map(|e| record(&r.patient_id, e)));
+                }
+                None => {
+                    stats.errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        // Timers, on the clock.
+        let now = clock.now();
+        for (patient, engine) in &mut engines.engines {
+            records.extend(engine.advance(now).iter().map(|e| record(patient, e)));
+        }
+        if !records.is_empty() || last.is_some() {
+            let opened = records.iter().filter(|r| r.change == "opened").count() as u64;
+            // The engines have moved on: keep their events (and the cursor past the
+            // readings that made them) until the store takes them. A stop meanwhile
+            // loses nothing: the readings after the cursor are evaluated again.
+            loop {
+                match store.keep_alert_events(&records, last, now).await {
+                    Ok(new) => {
+                        stats.events_kept.fetch_add(new, Ordering::Relaxed);
+                        stats.alerts_opened.fetch_add(opened, Ordering::Relaxed);
+                        if let Some(l) = last {
+                            cursor = l;
+                            stats.cursor.store(cursor, Ordering::Relaxed);
+                        }
+                        break;
+                    }
+                    Err(_) => {
+                        stats.errors.fetch_add(1, Ordering::Relaxed);
+                        pause(&mut stopped, Duration::from_secs(1)).await;
+                        if *stopped.borrow() {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        if rows.len() < 1000 {
+            let commit = async {
+                match &committed {
+                    Some(n) => n.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let mut s = stopped.clone();
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = commit => {}
+                _ = s.changed() => {}
+            }
+        }
+    }
+}

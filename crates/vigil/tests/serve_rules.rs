@@ -1,0 +1,166 @@
+//! The rule engine inside `vigil serve`, against a real Mosquitto: the ingester is
+//! killed (SIGKILL) between an index blood-pressure session and its confirmation;
+//! after the restart the confirmation still produces exactly one `bp_crisis` episode
+//! (clinical rules §1.1), and nothing is raised twice.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed assertion
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::TimeDelta;
+use rumqttc::QoS;
+use serde_json::json;
+use vigil_model::clock::{Clock, SystemClock};
+use vigil_store::SqliteStore;
+use vigil_testkit::{Mosquitto, example_registry, http_get_any};
+
+fn spawn_serve(dir: &Path, log: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["serve", "--config"])
+        .arg(dir.join("vigil.toml"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join(log)).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+fn http_addr(log: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(rest) = text.split("HTTP on http://").nth(1) {
+            return rest.split_whitespace().next().unwrap().to_owned();
+        }
+        assert!(Instant::now() < deadline, "no HTTP address in:\n{text}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A counter of `/metrics`, 0 when absent or not served yet.
+fn metric(http: &str, name: &str) -> u64 {
+    let (_, text) = http_get_any(http, "/metrics");
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn wait(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crisis_confirmed_after_a_restart_is_raised_exactly_once() {
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("registry.toml"), example_registry()).unwrap();
+    std::fs::write(
+        dir.path().join("vigil.toml"),
+        format!(
+            "data_dir = {:?}\nregistry = {:?}\n[broker]\nurl = \"mqtt://127.0.0.1:{}\"\nclient_id = \"rules-restart\"\n[http]\nlisten = \"127.0.0.1:0\"\n",
+            dir.path().join("data"),
+            dir.path().join("registry.toml"),
+            broker.port
+        ),
+    )
+    .unwrap();
+    let (client, _) = vigil_testkit::gateway(broker.port, "rules-restart-gateway");
+    // p-000123 (hypertension) measures with bpm-omron-3f9a21 on gw-0042.
+    let now = SystemClock.now();
+    let session = |batch: u64, first: chrono::DateTime<chrono::Utc>, sys: u32| {
+        let readings: Vec<_> = (0..2)
+            .map(|i| {
+                json!({"device_id": "bpm-omron-3f9a21", "type": "bp", "unit": "mm[Hg]",
+                "time": (first + TimeDelta::seconds(70 * i)).to_rfc3339(),
+                "values": {"systolic": sys + i as u32, "diastolic": 104}})
+            })
+            .collect();
+        serde_json::to_vec(
+            &json!({"schema": "vigil.readings.v1", "gateway_id": "gw-0042",
+            "batch_seq": batch, "sent_at": now.to_rfc3339(), "readings": readings}),
+        )
+        .unwrap()
+    };
+    let topic = "vigil/v1/gw/gw-0042/readings";
+
+    // The index session (186/104, no symptom): a confirmation is awaited.
+    let mut serve = spawn_serve(dir.path(), "serve-1.log");
+    let http = http_addr(&dir.path().join("serve-1.log"));
+    wait("the subscription", || {
+        http_get_any(&http, "/readyz")
+            .1
+            .contains("\"mqtt_subscribed\":true")
+    });
+    client
+        .publish(
+            topic,
+            QoS::AtLeastOnce,
+            false,
+            session(1, now - TimeDelta::minutes(20), 186),
+        )
+        .await
+        .unwrap();
+    wait("the index session evaluated", || {
+        metric(&http, "vigil_rule_readings_evaluated_total") == 2
+    });
+    assert_eq!(metric(&http, "vigil_alerts_opened_total"), 0);
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+
+    // Restarted, the engine rebuilds its pending confirmation from the store; the
+    // repeat session 10 minutes after the index confirms the crisis.
+    let mut serve = spawn_serve(dir.path(), "serve-2.log");
+    let http = http_addr(&dir.path().join("serve-2.log"));
+    wait("the subscription", || {
+        http_get_any(&http, "/readyz")
+            .1
+            .contains("\"mqtt_subscribed\":true")
+    });
+    client
+        .publish(
+            topic,
+            QoS::AtLeastOnce,
+            false,
+            session(2, now - TimeDelta::minutes(10), 184),
+        )
+        .await
+        .unwrap();
+    wait("the confirmation evaluated", || {
+        metric(&http, "vigil_rule_readings_evaluated_total") == 2
+    });
+    wait("the crisis raised", || {
+        metric(&http, "vigil_alerts_opened_total") == 1
+    });
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+
+    // A third start evaluates nothing again and raises nothing twice.
+    let mut serve = spawn_serve(dir.path(), "serve-3.log");
+    let http = http_addr(&dir.path().join("serve-3.log"));
+    wait("the subscription", || {
+        http_get_any(&http, "/readyz")
+            .1
+            .contains("\"mqtt_subscribed\":true")
+    });
+    let store = SqliteStore::open(&dir.path().join("data").join("clinical.db"))
+        .await
+        .unwrap();
+    let events = store.alert_events(None).await.unwrap();
+    let opened: Vec<_> = events.iter().filter(|e| e.change == "opened").collect();
+    assert_eq!(opened.len(), 1, "{events:#?}");
+    assert_eq!(opened[0].rule, "bp_crisis");
+    assert_eq!(opened[0].severity, "CRITICAL");
+    assert_eq!(opened[0].alert_id, "p-000123.1");
+    assert!(!events.iter().any(|e| e.rule == "bp_crisis_unconfirmed"));
+    let (_, body) = http_get_any(&http, "/api/v1/alert-events?patient=p-000123");
+    assert!(body.contains("\"rule\":\"bp_crisis\""), "{body}");
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+}
