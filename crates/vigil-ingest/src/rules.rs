@@ -30,6 +30,7 @@ use vigil_model::clock::Clock;
 use vigil_registry::Registry;
 use vigil_rules::engine::{Change, Engine, Event, Ladder, Profile};
 use vigil_rules::overrides::{OverrideRequest, Thresholds};
+use vigil_rules::ruleset::RuleSet;
 use vigil_rules::validate::{Context, validate};
 use vigil_store::{AlertEventRecord, RuleInput, SqliteStore};
 
@@ -64,6 +65,7 @@ impl RuleRunner {
     pub fn start(
         store: SqliteStore,
         registry: CurrentRegistry,
+        rules: Arc<RuleSet>,
         clock: Arc<dyn Clock>,
         committed: Option<Arc<Notify>>,
     ) -> RuleRunner {
@@ -72,6 +74,7 @@ impl RuleRunner {
         let task = tokio::spawn(run(
             store,
             registry,
+            rules,
             clock,
             committed,
             stats.clone(),
@@ -92,6 +95,7 @@ impl RuleRunner {
 /// ones are returned with why).
 pub fn profile_for(
     registry: &Registry,
+    rules: &Arc<RuleSet>,
     patient: &PatientId,
     now: DateTime<Utc>,
 ) -> (Profile, Vec<vigil_rules::overrides::Refused>) {
@@ -101,7 +105,8 @@ pub fn profile_for(
             spo2_scale: None,
             timezone: chrono_tz::Asia::Shanghai,
             ladder: Ladder::default(),
-            thresholds: Thresholds::defaults(false),
+            thresholds: Thresholds::from_rules(rules, false),
+            rules: rules.clone(),
         };
         return (profile, Vec::new());
     };
@@ -118,7 +123,8 @@ pub fn profile_for(
         spo2_scale: Some(p.spo2_scale),
         timezone: registry.timezone_of(p),
         ladder,
-        thresholds: Thresholds::defaults(p.spo2_scale == 2),
+        thresholds: Thresholds::from_rules(rules, p.spo2_scale == 2),
+        rules: rules.clone(),
     };
     let requests: Vec<OverrideRequest> = p
         .overrides
@@ -134,8 +140,7 @@ pub fn profile_for(
             until: o.until.map(|t| t.to_utc()),
         })
         .collect();
-    let scale2 = profile.scale2();
-    let refused = profile.thresholds.apply(&requests, now, scale2);
+    let refused = profile.thresholds.apply(&requests, now);
     (profile, refused)
 }
 
@@ -152,13 +157,14 @@ fn enrolment(registry: &Registry, patient: &PatientId) -> Option<DateTime<Utc>> 
 struct Engines {
     engines: HashMap<PatientId, Engine>,
     registry: Arc<Registry>,
+    rules: Arc<RuleSet>,
 }
 
 impl Engines {
     fn engine(&mut self, patient: &PatientId, now: DateTime<Utc>) -> &mut Engine {
-        let registry = &self.registry;
+        let (registry, rules) = (&self.registry, &self.rules);
         self.engines.entry(patient.clone()).or_insert_with(|| {
-            let (profile, refused) = profile_for(registry, patient, now);
+            let (profile, refused) = profile_for(registry, rules, patient, now);
             for r in refused {
                 eprintln!(
                     "vigil: override {} of patient {patient} refused: {}",
@@ -211,6 +217,7 @@ fn record(patient: &PatientId, e: &Event) -> AlertEventRecord {
 async fn run(
     store: SqliteStore,
     registry: CurrentRegistry,
+    rules: Arc<RuleSet>,
     clock: Arc<dyn Clock>,
     committed: Option<Arc<Notify>>,
     stats: Arc<RuleStats>,
@@ -228,6 +235,7 @@ async fn run(
     let mut engines = Engines {
         engines: HashMap::new(),
         registry: registry(),
+        rules,
     };
     // Rebuild: the readings already evaluated, silently.
     let cursor = loop {
@@ -270,7 +278,7 @@ async fn run(
         if !Arc::ptr_eq(&current, &engines.registry) {
             let now = clock.now();
             for (patient, engine) in &mut engines.engines {
-                engine.set_profile(profile_for(&current, patient, now).0);
+                engine.set_profile(profile_for(&current, &engines.rules, patient, now).0);
             }
             engines.registry = current;
         }

@@ -41,7 +41,10 @@ use vigil_model::vocab::{
     Activity, Condition, EcgFinding, GlucoseFlag, Severity, SignalQuality, Symptom,
 };
 
+use std::sync::Arc;
+
 use crate::overrides::Thresholds;
+use crate::ruleset::RuleSet;
 use crate::validate::Validated;
 
 /// Minutes of the escalation ladder (`clinical/rules.md` §0.10; per institution).
@@ -71,7 +74,9 @@ pub struct Profile {
     /// For quiet hours and daily jobs.
     pub timezone: Tz,
     pub ladder: Ladder,
-    /// The §1 thresholds with this patient's overrides applied.
+    /// The rule set in force (thresholds that overrides do not move, windows, clears).
+    pub rules: Arc<RuleSet>,
+    /// The §1 thresholds of the rule set with this patient's overrides applied.
     pub thresholds: Thresholds,
 }
 
@@ -92,14 +97,23 @@ impl Profile {
     /// `monitoring_gap` fires and its severity.
     fn prescribed(&self) -> Vec<(&'static str, TimeDelta, Severity)> {
         let mut out = Vec::new();
+        let t = &self.rules.timing;
         if self.has(Condition::Hypertension) {
-            out.push(("bp", TimeDelta::days(7), Severity::Low));
+            out.push(("bp", TimeDelta::days(t.gap_bp_days), Severity::Low));
         }
         if self.has(Condition::Type1Diabetes) || self.has(Condition::Type2Diabetes) {
-            out.push(("glucose", TimeDelta::days(7), Severity::Low));
+            out.push((
+                "glucose",
+                TimeDelta::days(t.gap_glucose_days),
+                Severity::Low,
+            ));
         }
         if self.has(Condition::HeartFailure) {
-            out.push(("weight", TimeDelta::hours(72), Severity::Medium));
+            out.push((
+                "weight",
+                TimeDelta::hours(t.gap_weight_hours),
+                Severity::Medium,
+            ));
         }
         out
     }
@@ -291,7 +305,7 @@ impl Engine {
 
     fn start_jobs(&mut self, now: DateTime<Utc>) {
         if self.next_gap_job.is_none() {
-            self.next_gap_job = self.next_local(now, 8);
+            self.next_gap_job = self.next_local(now, self.profile.rules.timing.gap_job_hour);
         }
     }
 
@@ -342,7 +356,8 @@ impl Engine {
                 diastolic_mmhg,
                 ..
             } = v.canonical()
-                && (*systolic_mmhg >= 180 || *diastolic_mmhg >= 110)
+                && (f64::from(*systolic_mmhg) >= self.profile.rules.bp.crisis_systolic
+                    || f64::from(*diastolic_mmhg) >= self.profile.rules.bp.crisis_diastolic)
             {
                 matches.push(Match {
                     family: "bp_crisis",
@@ -443,12 +458,17 @@ impl Engine {
             } => *pulse_rate_per_min,
             _ => None,
         };
-        if rate.is_none_or(|r| r <= 100) {
+        let h = &self.profile.rules.heart_rate;
+        if rate.is_none_or(|r| f64::from(r) <= h.tachy_pair_above) {
             return false;
         }
+        let (min, max) = (
+            TimeDelta::minutes(h.tachy_pair_min_minutes),
+            TimeDelta::minutes(h.tachy_pair_max_minutes),
+        );
         let pair = self.fast_heart.iter().any(|t| {
             let apart = (measured - *t).abs();
-            apart >= TimeDelta::minutes(10) && apart <= TimeDelta::minutes(60)
+            apart >= min && apart <= max
         });
         self.fast_heart.push(measured);
         pair
@@ -477,13 +497,17 @@ impl Engine {
                 // bp_grade2: sessions at grade 2, below crisis, on 2 different days.
                 let (g_sys, g_dia) = self.profile.thresholds.bp_grade2.at(now);
                 let mut grade2_days = std::collections::BTreeSet::new();
-                for session in sessions(&window) {
+                for session in sessions(&window, self.profile.rules.bp.session_minutes) {
                     let (s, d) = (
                         Session::mean(&session.iter().map(|x| x.1).collect::<Vec<_>>()),
                         Session::mean(&session.iter().map(|x| x.2).collect::<Vec<_>>()),
                     );
                     let grade2 = f64::from(s) >= g_sys || f64::from(d) >= g_dia;
-                    if grade2 && s < 180 && d < 110 {
+                    let bp = &self.profile.rules.bp;
+                    if grade2
+                        && f64::from(s) < bp.crisis_systolic
+                        && f64::from(d) < bp.crisis_diastolic
+                    {
                         grade2_days.insert(day(&session[0].0));
                     }
                 }
@@ -606,7 +630,10 @@ impl Engine {
             if let Some(p) = &self.pending
                 && p.kind == Waiting::Crisis
             {
-                consider(p.index + TimeDelta::minutes(30), Timer::Unconfirmed);
+                consider(
+                    p.index + TimeDelta::minutes(self.profile.rules.bp.confirm_within_minutes),
+                    Timer::Unconfirmed,
+                );
             }
             if let Some(job) = self.next_gap_job {
                 consider(job, Timer::GapJob);
@@ -616,7 +643,10 @@ impl Engine {
                     continue;
                 }
                 if e.family == "ecg" {
-                    consider(e.last_seen + TimeDelta::hours(24), Timer::Lapse(i));
+                    consider(
+                        e.last_seen + TimeDelta::hours(self.profile.rules.ecg.lapse_hours),
+                        Timer::Lapse(i),
+                    );
                 }
                 if e.acknowledged {
                     continue;
@@ -644,7 +674,7 @@ impl Engine {
                     events.push(self.event(i, Change::Escalated { to_level: level }, at));
                 }
                 Timer::GapJob => {
-                    self.next_gap_job = self.next_local(at, 8);
+                    self.next_gap_job = self.next_local(at, self.profile.rules.timing.gap_job_hour);
                     let enrolled = self.enrolled.unwrap_or(at);
                     for (kind, gap, severity) in self.profile.prescribed() {
                         let since = self.last_of_type.get(kind).copied().unwrap_or(enrolled);
@@ -729,10 +759,10 @@ impl Engine {
         events: &mut Vec<Event>,
     ) {
         // Join the session under way, or start a new one.
-        let joins = self
-            .session
-            .as_ref()
-            .is_some_and(|s| measured >= s.last && measured - s.last <= TimeDelta::minutes(3));
+        let joins = self.session.as_ref().is_some_and(|s| {
+            measured >= s.last
+                && measured - s.last <= TimeDelta::minutes(self.profile.rules.bp.session_minutes)
+        });
         if joins && let Some(s) = self.session.as_mut() {
             s.last = measured;
             s.systolic.push(systolic);
@@ -751,14 +781,16 @@ impl Engine {
             return;
         };
         let (sys, dia) = (s.systolic(), s.diastolic());
-        let crisis = sys >= 180 || dia >= 110;
+        let bp = self.profile.rules.bp.clone();
+        let (fsys, fdia) = (f64::from(sys), f64::from(dia));
+        let crisis = fsys >= bp.crisis_systolic || fdia >= bp.crisis_diastolic;
         let low = f64::from(sys) < self.profile.thresholds.bp_hypotension.at(now);
         let symptom = |list: &[Symptom]| s.symptoms.iter().any(|x| list.contains(x));
         // Clear conditions of the BP families, on the session's mean.
-        if sys < 170 && dia < 100 {
+        if fsys < bp.crisis_clear_systolic && fdia < bp.crisis_clear_diastolic {
             self.clear_family("bp_crisis", now, events);
         }
-        if sys >= 100 {
+        if fsys >= bp.hypotension_clear_at {
             self.clear_family("bp_hypotension", now, events);
         }
         // A later session settles what waits for confirmation.
@@ -770,13 +802,13 @@ impl Engine {
                 Waiting::Crisis => crisis,
                 Waiting::Hypotension => low,
             };
-            if since > TimeDelta::minutes(30) {
+            if since > TimeDelta::minutes(bp.confirm_within_minutes) {
                 // Too late to confirm (the crisis timer has run; a hypotension lapses).
                 self.pending = None;
             } else if !meets {
                 // A repeat below the threshold cancels it, with no care-team alert.
                 self.pending = None;
-            } else if since >= TimeDelta::minutes(5) {
+            } else if since >= TimeDelta::minutes(bp.confirm_after_minutes) {
                 self.pending = None;
                 let m = match p.kind {
                     Waiting::Crisis => Match {
@@ -850,6 +882,7 @@ impl Engine {
         now: DateTime<Utc>,
     ) -> Vec<Match> {
         let th = &self.profile.thresholds;
+        let rules = &self.profile.rules;
         let m = |family, rule, severity| Match {
             family,
             rule,
@@ -858,12 +891,12 @@ impl Engine {
         let (brady, tachy) = (th.hr_brady.at(now), th.hr_tachy.at(now));
         let mut out = Vec::new();
         let heart_rate = |per_min: i32, out: &mut Vec<Match>| {
-            if per_min <= 40 {
+            if f64::from(per_min) <= rules.heart_rate.brady_severe_at_or_below {
                 out.push(m("hr_brady", "hr_brady_severe", Severity::Critical));
             } else if f64::from(per_min) < brady {
                 out.push(m("hr_brady", "hr_brady", Severity::High));
             }
-            if per_min >= 131 {
+            if f64::from(per_min) >= rules.heart_rate.tachy_severe_at_or_above {
                 out.push(m("hr_tachy", "hr_tachy_severe", Severity::Critical));
             } else if f64::from(per_min) > tachy {
                 out.push(m("hr_tachy", "hr_tachy", Severity::High));
@@ -874,7 +907,9 @@ impl Engine {
                 mmol_per_l, flag, ..
             } => {
                 let g = *mmol_per_l;
-                if *flag == Some(GlucoseFlag::Lo) || g.is_some_and(|g| g < 3.0) {
+                if *flag == Some(GlucoseFlag::Lo)
+                    || g.is_some_and(|g| g < rules.glucose.level2_below)
+                {
                     out.push(m("glucose_hypo", "glucose_hypo_level2", Severity::Critical));
                 } else if g.is_some_and(|g| g <= th.glucose_hypo_level1.at(now)) {
                     out.push(m("glucose_hypo", "glucose_hypo_level1", Severity::High));
@@ -903,8 +938,12 @@ impl Engine {
                 ..
             } => {
                 if *signal_quality != Some(SignalQuality::Poor) {
-                    let critical = if self.profile.scale2() { 83 } else { 89 };
-                    if *percent <= critical {
+                    let critical = if self.profile.scale2() {
+                        rules.spo2.scale2_critical_at_or_below
+                    } else {
+                        rules.spo2.critical_at_or_below
+                    };
+                    if f64::from(*percent) <= critical {
                         out.push(m("spo2", "spo2_critical", Severity::Critical));
                     } else if f64::from(*percent) <= th.spo2_low.at(now) {
                         out.push(m("spo2", "spo2_low", Severity::High));
@@ -935,7 +974,7 @@ impl Engine {
                 } else if t >= th.temp_low_grade.at(now) {
                     out.push(m("temp_fever", "temp_low_grade", Severity::Low));
                 }
-                if t <= 35.0 {
+                if t <= rules.temperature.hypothermia_at_or_below {
                     out.push(m("temp_hypothermia", "temp_hypothermia", Severity::High));
                 }
             }
@@ -946,20 +985,22 @@ impl Engine {
                 longest_rr_s,
                 ..
             } => {
-                let rate = ventricular_rate_per_min.unwrap_or(0);
-                let sustained = duration_s.is_some_and(|d| d >= 30.0);
+                let e = &rules.ecg;
+                let rate = f64::from(ventricular_rate_per_min.unwrap_or(0));
+                let sustained = duration_s.is_some_and(|d| d >= e.sustained_seconds);
                 let critical = match finding {
                     EcgFinding::VentricularFibrillation
                     | EcgFinding::Torsades
                     | EcgFinding::AvBlockComplete
                     | EcgFinding::StElevation => true,
-                    EcgFinding::VentricularTachycardia => rate >= 150 && sustained,
-                    EcgFinding::Pause => longest_rr_s.is_none_or(|rr| rr >= 3.0),
+                    EcgFinding::VentricularTachycardia => rate >= e.vt_rate && sustained,
+                    EcgFinding::Pause => longest_rr_s.is_none_or(|rr| rr >= e.pause_seconds),
                     EcgFinding::AtrialFibrillation
                     | EcgFinding::AtrialFlutter
-                    | EcgFinding::Svt => rate >= 180 && sustained,
+                    | EcgFinding::Svt => rate >= e.supraventricular_critical_rate && sustained,
                     EcgFinding::SinusRhythm | EcgFinding::Other => false,
-                } || ventricular_rate_per_min.is_some_and(|r| r < 35);
+                } || ventricular_rate_per_min
+                    .is_some_and(|r| f64::from(r) < e.critical_rate_below);
                 if critical {
                     out.push(m("ecg", "ecg_critical", Severity::Critical));
                 } else if *finding == EcgFinding::AtrialFibrillation
@@ -983,12 +1024,13 @@ impl Engine {
                 mmol_per_l: Some(g),
                 ..
             } => {
-                if *g >= 4.4 {
+                let gl = &self.profile.rules.glucose;
+                if *g >= gl.hypo_clear_at {
                     clear.push("glucose_hypo");
                 }
                 let hyper_clears = match open_rule(self, "glucose_hyper") {
-                    Some("glucose_hyper_extreme") => *g < 16.7,
-                    Some(_) => *g < 13.9,
+                    Some("glucose_hyper_extreme") => *g < gl.hyper_urgent_at_or_above,
+                    Some(_) => *g < gl.hyper_clear_below,
                     None => false,
                 };
                 if hyper_clears {
@@ -1001,8 +1043,13 @@ impl Engine {
                 pulse_rate_per_min,
                 ..
             } => {
-                let target = if self.profile.scale2() { 88 } else { 94 };
-                if *signal_quality != Some(SignalQuality::Poor) && *percent >= target {
+                let sp = &self.profile.rules.spo2;
+                let target = if self.profile.scale2() {
+                    sp.scale2_clear_at
+                } else {
+                    sp.clear_at
+                };
+                if *signal_quality != Some(SignalQuality::Poor) && f64::from(*percent) >= target {
                     clear.push("spo2");
                 }
                 if let Some(pr) = pulse_rate_per_min {
@@ -1021,10 +1068,11 @@ impl Engine {
                 ..
             } => self.heart_rate_clears(*p, &mut clear),
             Canonical::Temperature { celsius, .. } => {
-                if *celsius < 37.3 {
+                let te = &self.profile.rules.temperature;
+                if *celsius < te.fever_clear_below {
                     clear.push("temp_fever");
                 }
-                if *celsius >= 35.5 {
+                if *celsius >= te.hypothermia_clear_at {
                     clear.push("temp_hypothermia");
                 }
             }
@@ -1037,14 +1085,16 @@ impl Engine {
 
     fn heart_rate_clears(&self, per_min: i32, clear: &mut Vec<&'static str>) {
         let rule = |family: &str| self.open.get(family).map(|i| self.episodes[*i].rule);
+        let h = &self.profile.rules.heart_rate;
+        let per_min = f64::from(per_min);
         let brady = match rule("hr_brady") {
-            Some("hr_brady_severe") => per_min >= 50,
-            Some(_) => per_min >= 55,
+            Some("hr_brady_severe") => per_min >= h.brady_severe_clear_at,
+            Some(_) => per_min >= h.brady_clear_at,
             None => false,
         };
         let tachy = match rule("hr_tachy") {
-            Some("hr_tachy_severe") => per_min <= 110,
-            Some(_) => per_min <= 95,
+            Some("hr_tachy_severe") => per_min <= h.tachy_severe_clear_at_or_below,
+            Some(_) => per_min <= h.tachy_clear_at_or_below,
             None => false,
         };
         if brady {
@@ -1142,16 +1192,25 @@ impl Engine {
         }
         let tz = self.profile.timezone;
         let local = now.with_timezone(&tz);
-        let eight = NaiveTime::from_hms_opt(8, 0, 0)?;
-        let ten = NaiveTime::from_hms_opt(22, 0, 0)?;
+        let timing = &self.profile.rules.timing;
+        let end = NaiveTime::from_hms_opt(timing.quiet_end_hour, 0, 0)?;
+        let start = NaiveTime::from_hms_opt(timing.quiet_start_hour, 0, 0)?;
         let t = local.time();
-        let day = if t >= ten {
-            local.date_naive().succ_opt()?
-        } else if t < eight {
-            local.date_naive()
+        // [start, end) wraps midnight when start is after end (22:00-08:00).
+        let quiet = if start > end {
+            t >= start || t < end
         } else {
-            return None;
+            t >= start && t < end
         };
+        if !quiet {
+            return None;
+        }
+        let day = if t >= end {
+            local.date_naive().succ_opt()?
+        } else {
+            local.date_naive()
+        };
+        let eight = end;
         tz.from_local_datetime(&day.and_time(eight))
             .earliest()
             .map(|d| d.with_timezone(&Utc))
@@ -1191,11 +1250,19 @@ fn dedup_window(rule: &str) -> Option<TimeDelta> {
 }
 
 /// Readings grouped into sessions: each within 3 minutes of the one before.
-fn sessions(readings: &[(DateTime<Utc>, i32, i32)]) -> Vec<Vec<(DateTime<Utc>, i32, i32)>> {
+fn sessions(
+    readings: &[(DateTime<Utc>, i32, i32)],
+    minutes: i64,
+) -> Vec<Vec<(DateTime<Utc>, i32, i32)>> {
     let mut out: Vec<Vec<(DateTime<Utc>, i32, i32)>> = Vec::new();
     for r in readings {
         match out.last_mut() {
-            Some(s) if s.last().is_some_and(|l| r.0 - l.0 <= TimeDelta::minutes(3)) => s.push(*r),
+            Some(s)
+                if s.last()
+                    .is_some_and(|l| r.0 - l.0 <= TimeDelta::minutes(minutes)) =>
+            {
+                s.push(*r)
+            }
             _ => out.push(vec![*r]),
         }
     }

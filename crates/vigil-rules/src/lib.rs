@@ -15,4 +15,5 @@
 
 pub mod engine;
 pub mod overrides;
+pub mod ruleset;
 pub mod validate;

@@ -10,6 +10,8 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use crate::ruleset::RuleSet;
+
 /// One override as a doctor set it (the registry's and the replay scenario's shape).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct OverrideRequest {
@@ -86,28 +88,69 @@ pub struct Thresholds {
     pub hf_weight_gain_1d: Setting<f64>,
     /// MEDIUM/LOW rules snoozed, until when.
     pub snoozed: Vec<(String, DateTime<Utc>)>,
+    /// The CRITICAL floors overrides may not pass: level-2 hypoglycaemia, critical
+    /// SpO2 on the patient's scale, severe bradycardia and tachycardia.
+    floors: Floors,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Floors {
+    hypo_level2_below: f64,
+    spo2_critical: f64,
+    brady_severe: f64,
+    tachy_severe: f64,
 }
 
 impl Thresholds {
-    /// The defaults of §1 for a patient on SpO2 scale 1 or 2.
+    /// The default rule set's thresholds for a patient on SpO2 scale 1 or 2.
     pub fn defaults(scale2: bool) -> Thresholds {
+        Thresholds::from_rules(&RuleSet::default(), scale2)
+    }
+
+    /// The thresholds of `rules` for a patient on SpO2 scale 1 or 2.
+    pub fn from_rules(rules: &RuleSet, scale2: bool) -> Thresholds {
+        let (b, g, s, h, t, w) = (
+            &rules.bp,
+            &rules.glucose,
+            &rules.spo2,
+            &rules.heart_rate,
+            &rules.temperature,
+            &rules.weight,
+        );
         Thresholds {
-            bp_grade2: Setting::new((160.0, 100.0)),
-            bp_uncontrolled_home: Setting::new((135.0, 85.0)),
-            bp_hypotension: Setting::new(90.0),
-            glucose_hypo_level1: Setting::new(3.9),
-            glucose_hyper_level2: Setting::new(13.9),
-            glucose_hyper_urgent: Setting::new(16.7),
-            glucose_fasting_uncontrolled: Setting::new(7.0),
-            spo2_low: Setting::new(if scale2 { 87.0 } else { 91.0 }),
-            hr_brady: Setting::new(50.0),
-            hr_tachy: Setting::new(120.0),
-            temp_low_grade: Setting::new(37.3),
-            temp_fever: Setting::new(38.1),
-            temp_high_fever: Setting::new(39.1),
-            hf_weight_gain_3d: Setting::new(2.0),
-            hf_weight_gain_1d: Setting::new(1.0),
+            bp_grade2: Setting::new((b.grade2_systolic, b.grade2_diastolic)),
+            bp_uncontrolled_home: Setting::new((
+                b.uncontrolled_home_systolic,
+                b.uncontrolled_home_diastolic,
+            )),
+            bp_hypotension: Setting::new(b.hypotension_below),
+            glucose_hypo_level1: Setting::new(g.level1_at_or_below),
+            glucose_hyper_level2: Setting::new(g.hyper_level2_above),
+            glucose_hyper_urgent: Setting::new(g.hyper_urgent_at_or_above),
+            glucose_fasting_uncontrolled: Setting::new(g.fasting_at_or_above),
+            spo2_low: Setting::new(if scale2 {
+                s.scale2_low_at_or_below
+            } else {
+                s.low_at_or_below
+            }),
+            hr_brady: Setting::new(h.brady_below),
+            hr_tachy: Setting::new(h.tachy_above),
+            temp_low_grade: Setting::new(t.low_grade_at_or_above),
+            temp_fever: Setting::new(t.fever_at_or_above),
+            temp_high_fever: Setting::new(t.high_fever_at_or_above),
+            hf_weight_gain_3d: Setting::new(w.gain_3d_above),
+            hf_weight_gain_1d: Setting::new(w.gain_1d_at_or_above),
             snoozed: Vec::new(),
+            floors: Floors {
+                hypo_level2_below: g.level2_below,
+                spo2_critical: if scale2 {
+                    s.scale2_critical_at_or_below
+                } else {
+                    s.critical_at_or_below
+                },
+                brady_severe: h.brady_severe_at_or_below,
+                tachy_severe: h.tachy_severe_at_or_above,
+            },
         }
     }
 
@@ -120,15 +163,10 @@ impl Thresholds {
 
     /// Applies the requests that §0.4 allows; returns those it refuses, with why.
     /// `set_at` is when the overrides were set (a snooze may reach 7 days past it).
-    pub fn apply(
-        &mut self,
-        requests: &[OverrideRequest],
-        set_at: DateTime<Utc>,
-        scale2: bool,
-    ) -> Vec<Refused> {
+    pub fn apply(&mut self, requests: &[OverrideRequest], set_at: DateTime<Utc>) -> Vec<Refused> {
         let mut refused = Vec::new();
         for r in requests {
-            if let Err(reason) = self.apply_one(r, set_at, scale2) {
+            if let Err(reason) = self.apply_one(r, set_at) {
                 refused.push(Refused {
                     rule: r.rule.clone(),
                     reason,
@@ -138,12 +176,8 @@ impl Thresholds {
         refused
     }
 
-    fn apply_one(
-        &mut self,
-        r: &OverrideRequest,
-        set_at: DateTime<Utc>,
-        scale2: bool,
-    ) -> Result<(), String> {
+    fn apply_one(&mut self, r: &OverrideRequest, set_at: DateTime<Utc>) -> Result<(), String> {
+        let floors = self.floors;
         let severity = severity_of(&r.rule)
             .ok_or_else(|| format!("{} is not a rule of the rule set", r.rule))?;
         let critical = severity == "CRITICAL";
@@ -190,11 +224,11 @@ impl Thresholds {
             "bp_hypotension" => set(&mut self.bp_hypotension, one(r.below, "below")?),
             "glucose_hypo_level1" => {
                 let v = one(r.below, "below")?;
-                if v < 3.0 {
-                    return Err(
-                        "glucose_hypo_level1 never goes below 3.0 mmol/L, the CRITICAL floor of glucose_hypo_level2"
-                            .to_owned(),
-                    );
+                if v < floors.hypo_level2_below {
+                    return Err(format!(
+                        "glucose_hypo_level1 never goes below {} mmol/L, the CRITICAL floor of glucose_hypo_level2",
+                        floors.hypo_level2_below
+                    ));
                 }
                 set(&mut self.glucose_hypo_level1, v);
             }
@@ -215,7 +249,7 @@ impl Thresholds {
             ),
             "spo2_low" => {
                 let v = one(r.below, "below")?;
-                let floor = if scale2 { 84.0 } else { 90.0 };
+                let floor = floors.spo2_critical + 1.0;
                 if v < floor {
                     return Err(format!(
                         "spo2_low cannot move below {floor} %: lower is spo2_critical (CRITICAL) on this patient's scale"
@@ -225,21 +259,23 @@ impl Thresholds {
             }
             "hr_brady" => {
                 let v = one(r.below, "below")?;
-                if v < 41.0 {
-                    return Err(
-                        "hr_brady is at least 41/min: 40 and below is hr_brady_severe (CRITICAL)"
-                            .to_owned(),
-                    );
+                if v < floors.brady_severe + 1.0 {
+                    return Err(format!(
+                        "hr_brady is at least {}/min: {} and below is hr_brady_severe (CRITICAL)",
+                        floors.brady_severe + 1.0,
+                        floors.brady_severe
+                    ));
                 }
                 set(&mut self.hr_brady, v);
             }
             "hr_tachy" => {
                 let v = one(r.above, "above")?;
-                if v > 130.0 {
-                    return Err(
-                        "hr_tachy is at most 130/min: 131 and above is hr_tachy_severe (CRITICAL)"
-                            .to_owned(),
-                    );
+                if v > floors.tachy_severe - 1.0 {
+                    return Err(format!(
+                        "hr_tachy is at most {}/min: {} and above is hr_tachy_severe (CRITICAL)",
+                        floors.tachy_severe - 1.0,
+                        floors.tachy_severe
+                    ));
                 }
                 set(&mut self.hr_tachy, v);
             }
@@ -335,7 +371,6 @@ mod tests {
                 },
             ],
             now,
-            false,
         );
         assert_eq!(th.hr_brady.at(now), 45.0);
         let rules: Vec<&str> = refused.iter().map(|r| r.rule.as_str()).collect();
@@ -371,7 +406,6 @@ mod tests {
                 },
             ],
             now,
-            false,
         );
         assert_eq!(refused.len(), 4, "{refused:#?}");
         assert!(refused[0].reason.contains("CRITICAL"));
@@ -400,7 +434,6 @@ mod tests {
                 },
             ],
             now,
-            false,
         );
         assert_eq!(refused.len(), 1);
         assert!(refused[0].reason.contains("7 days"));

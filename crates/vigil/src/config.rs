@@ -21,6 +21,10 @@ data_dir = "./vigil-data"
 # docs/registry.md). Without one, every reading is quarantined as unknown_device.
 registry = "registry.toml"
 
+# The clinical rule set (TOML; `vigil rules print-default` shows the shape, `vigil
+# rules check FILE` checks one). Empty: the default set built in (China's thresholds).
+rules = ""
+
 [broker]
 # The broker the gateways publish to: mqtt://host:port (plain TCP, port 1883 by
 # default) or mqtts://host:port (TLS, port 8883 by default).
@@ -89,6 +93,7 @@ timeout_s = 10
 pub struct Config {
     pub data_dir: PathBuf,
     pub registry: PathBuf,
+    pub rules: PathBuf,
     pub broker: BrokerConfig,
     pub http: HttpConfig,
     pub ingest: IngestConfig,
@@ -177,6 +182,7 @@ impl Default for Config {
         Config {
             data_dir: PathBuf::from("./vigil-data"),
             registry: PathBuf::from("registry.toml"),
+            rules: PathBuf::new(),
             broker: BrokerConfig::default(),
             http: HttpConfig::default(),
             ingest: IngestConfig::default(),

@@ -147,6 +147,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let rules = RuleRunner::start(
         store.clone(),
         intake.current_registry(),
+        Arc::new(vigil_rules::ruleset::RuleSet::default()),
         clock.clone(),
         Some(evaluate),
     );

@@ -85,7 +85,20 @@ enum RulesCommand {
         /// The scenario file (JSON).
         #[arg(value_name = "SCENARIO")]
         scenario: PathBuf,
+        /// A rule-set file (TOML) instead of the default set built in.
+        #[arg(long, value_name = "RULESET")]
+        rules: Option<PathBuf>,
     },
+    /// Check a rule-set file: every unknown key and inconsistency at once, then a
+    /// summary of the effective set (a file names only what it changes).
+    ///
+    /// The default set is printed by `vigil rules print-default`.
+    Check {
+        #[arg(value_name = "RULESET")]
+        file: PathBuf,
+    },
+    /// Print the default rule set (China's 规范 thresholds, clinical rules §1).
+    PrintDefault,
 }
 
 #[derive(Debug, clap::Args)]
@@ -165,10 +178,36 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Err(problems) => Ok(report_problems(&problems)),
         },
-        Command::Rules(RulesCommand::Replay { scenario }) => {
+        Command::Rules(RulesCommand::PrintDefault) => {
+            print!("{}", vigil_rules::ruleset::DEFAULT_CN);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Rules(RulesCommand::Check { file }) => {
+            let set = match load_rules(Some(&file)) {
+                Ok(set) => set,
+                Err(problems) => return Ok(report_problems_of("the rule set", &problems)),
+            };
+            println!(
+                "rule set {:?} (version {}) is consistent: crisis {}/{} mmHg, hypoglycaemia level 2 below {} mmol/L, SpO2 critical at or below {} % (scale 2: {} %), SVT/AF critical from {}/min",
+                set.name,
+                set.version,
+                set.bp.crisis_systolic,
+                set.bp.crisis_diastolic,
+                set.glucose.level2_below,
+                set.spo2.critical_at_or_below,
+                set.spo2.scale2_critical_at_or_below,
+                set.ecg.supraventricular_critical_rate
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Rules(RulesCommand::Replay { scenario, rules }) => {
+            let set = match load_rules(rules.as_ref()) {
+                Ok(set) => std::sync::Arc::new(set),
+                Err(problems) => return Ok(report_problems_of("the rule set", &problems)),
+            };
             let text = std::fs::read_to_string(&scenario)
                 .with_context(|| format!("cannot read {}", scenario.display()))?;
-            let outcome = replay::Scenario::parse(&text)
+            let outcome = replay::Scenario::parse(&text, set)
                 .with_context(|| format!("{}", scenario.display()))?
                 .run();
             let text = serde_json::to_string_pretty(&outcome).context("formatting the outcome")?;
@@ -193,11 +232,30 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// A rule-set file, or the default set without one; every problem at once.
+pub(crate) fn load_rules(
+    file: Option<&PathBuf>,
+) -> Result<vigil_rules::ruleset::RuleSet, Vec<String>> {
+    match file {
+        None => Ok(vigil_rules::ruleset::RuleSet::default()),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| vec![format!("cannot read the rule set {}: {e}", path.display())])?;
+            vigil_rules::ruleset::RuleSet::parse(&text).map_err(|p| {
+                p.into_iter()
+                    .map(|x| format!("rule set {}: {x}", path.display()))
+                    .collect()
+            })
+        }
+    }
+}
+
 fn report_problems(problems: &[String]) -> ExitCode {
-    eprintln!(
-        "vigil: the configuration has {} problem(s):",
-        problems.len()
-    );
+    report_problems_of("the configuration", problems)
+}
+
+fn report_problems_of(subject: &str, problems: &[String]) -> ExitCode {
+    eprintln!("vigil: {subject} has {} problem(s):", problems.len());
     for p in problems {
         eprintln!("  - {p}");
     }
@@ -232,6 +290,11 @@ fn load(
         config.data_dir = d.clone();
     }
     if let Err(p) = config.validate() {
+        problems.extend(p);
+    }
+    if !config.rules.as_os_str().is_empty()
+        && let Err(p) = load_rules(Some(&config.rules))
+    {
         problems.extend(p);
     }
     let registry = match std::fs::read_to_string(&config.registry) {

@@ -7,9 +7,11 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, FixedOffset, Utc};
 use chrono_tz::Tz;
 use serde_json::{Value, json};
+use std::sync::Arc;
 use vigil_model::vocab::Condition;
 use vigil_rules::engine::{Change, Engine, Ladder, Profile};
 use vigil_rules::overrides::{OverrideRequest, Thresholds};
+use vigil_rules::ruleset::RuleSet;
 use vigil_rules::validate::{Context as ValidationContext, validate};
 
 /// The scenario's overrides (`patient_profile.overrides`, with `snoozed_rules` and
@@ -110,8 +112,9 @@ fn instant(v: &Value, what: &str) -> anyhow::Result<DateTime<FixedOffset>> {
 }
 
 impl Scenario {
-    /// Parses a scenario; the error is one line saying what to fix.
-    pub fn parse(text: &str) -> anyhow::Result<Scenario> {
+    /// Parses a scenario, to be run with `rules`; the error is one line saying what
+    /// to fix.
+    pub fn parse(text: &str, rules: Arc<RuleSet>) -> anyhow::Result<Scenario> {
         let root: Value = serde_json::from_str(text).context("the scenario is not JSON")?;
         let profile = root
             .get("patient_profile")
@@ -216,10 +219,10 @@ impl Scenario {
             timezone,
             ladder: Ladder::default(),
             thresholds: Thresholds::defaults(false),
+            rules: rules.clone(),
         };
-        profile.thresholds = Thresholds::defaults(profile.scale2());
-        let scale2 = profile.scale2();
-        let refused = profile.thresholds.apply(&requests, first, scale2);
+        profile.thresholds = Thresholds::from_rules(&rules, profile.scale2());
+        let refused = profile.thresholds.apply(&requests, first);
         Ok(Scenario {
             profile,
             refused,
@@ -357,7 +360,9 @@ mod tests {
     fn outcome(readings: &[Value], events: &Value) -> Value {
         let scenario = json!({"patient_profile": {"conditions": ["hypertension", "type2_diabetes"]},
             "readings": readings, "events": events, "as_of": "2026-03-02T12:00:00+08:00"});
-        Scenario::parse(&scenario.to_string()).unwrap().run()
+        Scenario::parse(&scenario.to_string(), Arc::new(RuleSet::default()))
+            .unwrap()
+            .run()
     }
 
     proptest! {

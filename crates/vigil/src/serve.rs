@@ -93,9 +93,14 @@ async fn serve(config: Config, registry: Registry, registry_text: String) -> any
         Arc::new(registry),
         Arc::new(SystemClock),
     );
+    let rule_set =
+        crate::load_rules((!config.rules.as_os_str().is_empty()).then_some(&config.rules))
+            .map_err(|p| anyhow::anyhow!(p.join("; ")))?;
+    eprintln!("vigil serve: rule set {:?}", rule_set.name);
     let rules = vigil_ingest::rules::RuleRunner::start(
         store.clone(),
         intake.current_registry(),
+        Arc::new(rule_set),
         Arc::new(SystemClock),
         Some(evaluate),
     );
