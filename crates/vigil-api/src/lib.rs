@@ -254,7 +254,9 @@ async fn alert_events(
         .map(|e| {
             json!({"alert_id": e.alert_id, "patient_id": e.patient_id, "event": e.change,
                    "rule": e.rule, "severity": e.severity, "escalation_level": e.level,
-                   "at": e.at.to_rfc3339(), "deliver_at": e.deliver_at.map(|d| d.to_rfc3339())})
+                   "display": e.display, "opened_at": e.opened_at.to_rfc3339(),
+                   "at": e.at.to_rfc3339(), "deliver_at": e.deliver_at.map(|d| d.to_rfc3339()),
+                   "evidence": e.evidence})
         })
         .collect();
     Ok(Json(json!({ "events": events })))

@@ -34,9 +34,8 @@ use vigil_rules::ruleset::RuleSet;
 use vigil_rules::validate::{Context, validate};
 use vigil_store::{AlertEventRecord, RuleInput, SqliteStore};
 
-/// How far back the engines' state is rebuilt at start: the longest window of any
-/// rule (7 days) and a day's margin.
-pub const REBUILD_WINDOW: TimeDelta = TimeDelta::days(8);
+/// How far back the engines' state is rebuilt at start: as far as an engine remembers.
+pub const REBUILD_WINDOW: TimeDelta = vigil_rules::engine::HISTORY;
 
 /// Counters of the runner.
 #[derive(Debug, Default)]
@@ -190,13 +189,44 @@ impl Engines {
         let engine = self.engine(&input.patient_id, input.received);
         let mut events = engine.advance(input.received);
         events.extend(engine.on_reading(&validated, input.received));
+        engine.forget_closed_before(input.received - REBUILD_WINDOW);
         Some(events)
     }
 }
 
+/// An episode's lasting identity: the patient, its family and its opening instant
+/// (the engine's own episode numbers restart with it), as 16 hex digits (FNV-1a).
+pub fn alert_id(patient: &PatientId, family: &str, opened_at: DateTime<Utc>) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let key = format!(
+        "{patient}\u{1f}{family}\u{1f}{}",
+        opened_at.timestamp_millis()
+    );
+    for b in key.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
 fn record(patient: &PatientId, e: &Event) -> AlertEventRecord {
+    let evidence: Vec<serde_json::Value> = e
+        .evidence
+        .iter()
+        .filter_map(|x| {
+            serde_json::to_value(vigil_wire::alert::Evidence {
+                time: x.time,
+                measurement: x.measurement.clone(),
+            })
+            .ok()
+        })
+        .collect();
     AlertEventRecord {
-        alert_id: format!("{patient}.{}", e.episode),
+        alert_id: alert_id(patient, &e.family, e.opened_at),
+        family: e.family.clone(),
+        opened_at: e.opened_at,
+        display: e.display.clone(),
+        evidence: serde_json::Value::Array(evidence),
         patient_id: patient.clone(),
         change: match e.change {
             Change::Opened => "opened",

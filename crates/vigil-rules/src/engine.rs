@@ -33,8 +33,9 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, NaiveTime, TimeDelta, TimeZone, Utc};
+use chrono::{DateTime, FixedOffset, NaiveTime, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
+use vigil_model::Measurement;
 use vigil_model::canonical::Canonical;
 use vigil_model::round::round_half_up;
 use vigil_model::vocab::{
@@ -132,8 +133,17 @@ pub enum Change {
 /// One change of one episode, as the engine reports it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
-    /// The episode's number for this patient (stable for its whole life).
+    /// The episode's number in this engine (it restarts with the engine: for an
+    /// identity that survives restarts use the family and `opened_at`).
     pub episode: u64,
+    /// The episode's family (`bp_crisis`, `monitoring_gap:bp`, ...).
+    pub family: String,
+    /// When the episode opened: with the patient and the family, its lasting identity.
+    pub opened_at: DateTime<Utc>,
+    /// The triggering value as a client shows it, canonical units ("186/108 mmHg").
+    pub display: String,
+    /// The readings behind it (for a BP session, every reading of the session).
+    pub evidence: Vec<Evidence>,
     pub change: Change,
     pub rule: &'static str,
     pub severity: Severity,
@@ -142,6 +152,20 @@ pub struct Event {
     pub level: u8,
     /// When a MEDIUM/LOW alert generated in quiet hours may be delivered.
     pub deliver_at: Option<DateTime<Utc>>,
+}
+
+/// A reading behind an alert, as measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evidence {
+    pub time: DateTime<FixedOffset>,
+    pub measurement: Measurement,
+}
+
+/// What raised or upgraded an episode: its display value and its readings.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct Trigger {
+    display: String,
+    evidence: Vec<Evidence>,
 }
 
 /// An alert episode.
@@ -164,6 +188,9 @@ pub struct Episode {
     pub deliver_at: Option<DateTime<Utc>>,
     /// For `retrospective_finding`: the rule the late reading would have matched.
     pub underlying_rule: Option<&'static str>,
+    /// The value and readings that opened it (or its last upgrade).
+    pub display: String,
+    pub evidence: Vec<Evidence>,
 }
 
 /// A BP session: readings within 3 minutes of each other, scored by their mean.
@@ -174,6 +201,7 @@ struct Session {
     systolic: Vec<i32>,
     diastolic: Vec<i32>,
     symptoms: Vec<Symptom>,
+    evidence: Vec<Evidence>,
 }
 
 impl Session {
@@ -203,6 +231,8 @@ struct Pending {
     kind: Waiting,
     /// The index session's first reading (measurement time).
     index: DateTime<Utc>,
+    /// The index session, for an unconfirmed crisis.
+    trigger: Trigger,
 }
 
 /// What one reading matched in one family.
@@ -271,6 +301,8 @@ pub struct Engine {
     enrolled: Option<DateTime<Utc>>,
     /// The next run of the daily monitoring-gap job.
     next_gap_job: Option<DateTime<Utc>>,
+    /// What the reading (or session) being evaluated would raise an episode with.
+    trigger: Trigger,
 }
 
 impl Engine {
@@ -291,6 +323,7 @@ impl Engine {
             last_of_type: BTreeMap::new(),
             enrolled: None,
             next_gap_job: None,
+            trigger: Trigger::default(),
         }
     }
 
@@ -341,6 +374,14 @@ impl Engine {
         let symptoms = &v.reading().symptoms;
         self.enrol(now);
         self.start_jobs(now);
+        // The display is formatted only when something is raised.
+        self.trigger = Trigger {
+            display: String::new(),
+            evidence: vec![Evidence {
+                time: v.reading().time,
+                measurement: v.reading().measurement.clone(),
+            }],
+        };
         self.remember(v.canonical(), measured);
         // A reading of a prescribed type closes its monitoring gap.
         let kind = v.reading().measurement.reading_type().as_str();
@@ -372,6 +413,7 @@ impl Engine {
                     continue;
                 }
                 self.retrospective.push((m.family, local_day));
+                self.trigger.display = display(v.canonical());
                 let family = format!("retrospective:{}:{local_day}", m.family);
                 let e = self.open_episode(family, "retrospective_finding", Severity::Medium, now);
                 self.episodes[e].underlying_rule = Some(m.rule);
@@ -405,11 +447,59 @@ impl Engine {
         // Clear first (a reading that no longer meets an open family's condition),
         // then raise what it matches, then the trend rules its type feeds.
         self.clear_single(v.canonical(), now, &mut events);
+        let evidence = vec![Evidence {
+            time: v.reading().time,
+            measurement: v.reading().measurement.clone(),
+        }];
         for m in matches {
+            self.trigger = Trigger {
+                display: if m.family.starts_with("hr_") {
+                    pulse_display(v.canonical())
+                } else {
+                    display(v.canonical())
+                },
+                evidence: evidence.clone(),
+            };
             self.raise(m, now, &mut events);
         }
         self.trends(v.canonical(), measured, now, &mut events);
+        self.forget_before(measured - HISTORY);
         events
+    }
+
+    /// Drops what no rule looks back on any more: readings older than every window.
+    fn forget_before(&mut self, t: DateTime<Utc>) {
+        self.bp_readings.retain(|(m, _, _)| *m >= t);
+        self.fasting_glucose.retain(|(m, _)| *m >= t);
+        self.morning_weights.retain(|(m, _)| *m >= t);
+        self.fast_heart.retain(|m| *m >= t);
+        let day = t.with_timezone(&self.profile.timezone).date_naive();
+        self.retrospective.retain(|(_, d)| *d >= day);
+    }
+
+    /// Forgets episodes closed before `t`, so a long-running engine's memory stays
+    /// bounded (the live runner calls it; a replay keeps every episode for its
+    /// outcome).
+    pub fn forget_closed_before(&mut self, t: DateTime<Utc>) {
+        if self.episodes.len() > 32 {
+            let keep: Vec<bool> = self
+                .episodes
+                .iter()
+                .map(|e| e.closed_at.is_none_or(|c| c >= t))
+                .collect();
+            let mut i = 0;
+            self.episodes.retain(|_| {
+                i += 1;
+                keep[i - 1]
+            });
+            self.open = self
+                .episodes
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| e.closed_at.is_none())
+                .map(|(i, e)| (e.family.clone(), i))
+                .collect();
+        }
     }
 
     /// Keeps what the trend rules and the two-reading rules look back on.
@@ -511,7 +601,18 @@ impl Engine {
                         grade2_days.insert(day(&session[0].0));
                     }
                 }
-                self.trend("bp_grade2", grade2_days.len() >= 2, now, events);
+                let grade2 = grade2_days.len() >= 2;
+                let mean = |window: &[(DateTime<Utc>, i32, i32)]| {
+                    format!(
+                        "7-day mean {}/{} mmHg",
+                        round_half_up(mean_of(window, |x| x.1), 0),
+                        round_half_up(mean_of(window, |x| x.2), 0)
+                    )
+                };
+                if grade2 {
+                    self.trigger.display = mean(&window);
+                }
+                self.trend("bp_grade2", grade2, now, events);
                 // bp_uncontrolled_home: the 7-day mean, over at least 3 days.
                 let (u_sys, u_dia) = self.profile.thresholds.bp_uncontrolled_home.at(now);
                 let days: std::collections::BTreeSet<_> =
@@ -521,6 +622,9 @@ impl Engine {
                 let mean_d = window.iter().map(|x| f64::from(x.2)).sum::<f64>() / n;
                 let uncontrolled = days.len() >= 3
                     && (round_half_up(mean_s, 0) >= u_sys || round_half_up(mean_d, 0) >= u_dia);
+                if uncontrolled {
+                    self.trigger.display = mean(&window);
+                }
                 self.trend("bp_uncontrolled_home", uncontrolled, now, events);
             }
             Canonical::Glucose {
@@ -534,6 +638,9 @@ impl Engine {
                     .filter(|(t, g)| *t > week && *t <= measured && *g >= limit)
                     .map(|(t, _)| day(t))
                     .collect();
+                if days.len() >= 3 {
+                    self.trigger.display = format!("fasting >= {limit} mmol/L on 3 days of 7");
+                }
                 self.trend("glucose_fasting_uncontrolled", days.len() >= 3, now, events);
             }
             Canonical::Weight { kg } if self.profile.has(Condition::HeartFailure) => {
@@ -560,6 +667,14 @@ impl Engine {
                     .next_back();
                 let three = lowest_3d.is_finite() && kg - lowest_3d > gain3 + 1e-9;
                 let one = day_before.is_some_and(|w| kg - w >= gain1 - 1e-9);
+                self.trigger.display = if three {
+                    format!("+{:.1} kg in 3 days ({kg:.1} kg)", kg - lowest_3d)
+                } else {
+                    format!(
+                        "+{:.1} kg in 1 day ({kg:.1} kg)",
+                        day_before.map_or(0.0, |w| kg - w)
+                    )
+                };
                 if three {
                     self.raise(
                         Match {
@@ -658,7 +773,9 @@ impl Engine {
             let Some((at, timer)) = due else { break };
             match timer {
                 Timer::Unconfirmed => {
-                    self.pending = None;
+                    if let Some(p) = self.pending.take() {
+                        self.trigger = p.trigger;
+                    }
                     self.raise(
                         Match {
                             family: "bp_crisis",
@@ -679,6 +796,14 @@ impl Engine {
                     for (kind, gap, severity) in self.profile.prescribed() {
                         let since = self.last_of_type.get(kind).copied().unwrap_or(enrolled);
                         if at - since >= gap {
+                            let local = since.with_timezone(&self.profile.timezone);
+                            self.trigger = Trigger {
+                                display: format!(
+                                    "no {kind} since {}",
+                                    local.format("%Y-%m-%d %H:%M")
+                                ),
+                                evidence: Vec::new(),
+                            };
                             let family = format!("monitoring_gap:{kind}");
                             if !self.open.contains_key(&family) {
                                 let i = self.open_episode(
@@ -763,11 +888,13 @@ impl Engine {
             measured >= s.last
                 && measured - s.last <= TimeDelta::minutes(self.profile.rules.bp.session_minutes)
         });
+        let reading = self.trigger.evidence.clone();
         if joins && let Some(s) = self.session.as_mut() {
             s.last = measured;
             s.systolic.push(systolic);
             s.diastolic.push(diastolic);
             s.symptoms.extend_from_slice(symptoms);
+            s.evidence.extend(reading);
         } else {
             self.session = Some(Session {
                 first: measured,
@@ -775,12 +902,24 @@ impl Engine {
                 systolic: vec![systolic],
                 diastolic: vec![diastolic],
                 symptoms: symptoms.to_vec(),
+                evidence: reading,
             });
         }
         let Some(s) = self.session.clone() else {
             return;
         };
         let (sys, dia) = (s.systolic(), s.diastolic());
+        // A BP episode shows the session's mean, with its readings.
+        self.trigger = Trigger {
+            display: format!("{sys}/{dia} mmHg"),
+            evidence: s.evidence.clone(),
+        };
+        // The index session may still be growing: keep its readings with the wait.
+        if let Some(p) = self.pending.as_mut()
+            && p.index == s.first
+        {
+            p.trigger = self.trigger.clone();
+        }
         let bp = self.profile.rules.bp.clone();
         let (fsys, fdia) = (f64::from(sys), f64::from(dia));
         let crisis = fsys >= bp.crisis_systolic || fdia >= bp.crisis_diastolic;
@@ -822,6 +961,10 @@ impl Engine {
                         severity: Severity::High,
                     },
                 };
+                // The evidence: the index session and the confirming one.
+                let mut evidence = p.trigger.evidence.clone();
+                evidence.extend(self.trigger.evidence.iter().cloned());
+                self.trigger.evidence = evidence;
                 self.raise(m, now, events);
                 return;
             } else {
@@ -851,6 +994,7 @@ impl Engine {
                 self.pending = Some(Pending {
                     kind: Waiting::Crisis,
                     index: s.first,
+                    trigger: self.trigger.clone(),
                 });
             }
         } else if low {
@@ -869,6 +1013,7 @@ impl Engine {
                 self.pending = Some(Pending {
                     kind: Waiting::Hypotension,
                     index: s.first,
+                    trigger: self.trigger.clone(),
                 });
             }
         }
@@ -1134,6 +1279,8 @@ impl Engine {
                     // acknowledged episode stays acknowledged: no re-escalation).
                     e.ladder_from = now;
                     e.deliver_at = deliver_at;
+                    e.display = self.trigger.display.clone();
+                    e.evidence = self.trigger.evidence.clone();
                     events.push(self.event(i, Change::Upgraded, now));
                 }
             }
@@ -1181,6 +1328,8 @@ impl Engine {
             closed_at: None,
             deliver_at,
             underlying_rule: None,
+            display: self.trigger.display.clone(),
+            evidence: self.trigger.evidence.clone(),
         });
         self.episodes.len() - 1
     }
@@ -1220,6 +1369,10 @@ impl Engine {
         let e = &self.episodes[i];
         Event {
             episode: e.id,
+            family: e.family.clone(),
+            opened_at: e.opened_at,
+            display: e.display.clone(),
+            evidence: e.evidence.clone(),
             change,
             rule: e.rule,
             severity: e.severity,
@@ -1236,6 +1389,61 @@ enum Timer {
     GapJob,
     Escalate(usize, u8),
     Lapse(usize),
+}
+
+/// How far back the engine remembers readings: the longest window of any rule (7
+/// days) and a day's margin.
+pub const HISTORY: TimeDelta = TimeDelta::days(8);
+
+/// A heart rate, from whichever reading carried it.
+fn pulse_display(c: &Canonical) -> String {
+    match c {
+        Canonical::Bp {
+            pulse_per_min: Some(p),
+            ..
+        } => format!("pulse {p} /min"),
+        Canonical::Spo2 {
+            pulse_rate_per_min: Some(p),
+            ..
+        } => format!("pulse {p} /min"),
+        other => display(other),
+    }
+}
+
+/// The mean of one column of BP readings.
+fn mean_of(v: &[(DateTime<Utc>, i32, i32)], f: impl Fn(&(DateTime<Utc>, i32, i32)) -> i32) -> f64 {
+    v.iter().map(|x| f64::from(f(x))).sum::<f64>() / v.len().max(1) as f64
+}
+
+/// A canonical value as a doctor's client shows it (wire contract: `display`).
+fn display(c: &Canonical) -> String {
+    match c {
+        Canonical::Bp {
+            systolic_mmhg,
+            diastolic_mmhg,
+            ..
+        } => format!("{systolic_mmhg}/{diastolic_mmhg} mmHg"),
+        Canonical::Glucose {
+            mmol_per_l, flag, ..
+        } => match (mmol_per_l, flag) {
+            (_, Some(f)) => format!("{f} (outside the meter's range)"),
+            (Some(g), None) => format!("{g:.1} mmol/L"),
+            (None, None) => "glucose".to_owned(),
+        },
+        Canonical::Spo2 { percent, .. } => format!("SpO2 {percent} %"),
+        Canonical::HeartRate { per_min, .. } => format!("{per_min} /min"),
+        Canonical::Temperature { celsius, .. } => format!("{celsius:.1} °C"),
+        Canonical::Weight { kg } => format!("{kg:.1} kg"),
+        Canonical::Ecg {
+            finding,
+            ventricular_rate_per_min,
+            ..
+        } => match ventricular_rate_per_min {
+            Some(r) => format!("{finding} {r} /min"),
+            None => finding.to_string(),
+        },
+        Canonical::EcgWaveform { .. } => "ECG strip".to_owned(),
+    }
 }
 
 /// How soon after an episode of a rule opened a new one may open (§1 "dedup").

@@ -157,9 +157,16 @@ pub struct RuleInput {
 /// One change of an alert episode, as kept for delivery.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertEventRecord {
-    /// Stable for the whole episode (`{patient}.{episode}`).
+    /// Stable for the whole episode, and across restarts.
     pub alert_id: String,
     pub patient_id: PatientId,
+    /// The episode's rule family and opening instant.
+    pub family: String,
+    pub opened_at: DateTime<Utc>,
+    /// The triggering value as the client shows it, and the readings behind it
+    /// (wire `evidence`).
+    pub display: String,
+    pub evidence: serde_json::Value,
     /// `opened`, `upgraded`, `escalated`, `acknowledged`, `resolved`.
     pub change: String,
     pub rule: String,

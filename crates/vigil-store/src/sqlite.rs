@@ -85,6 +85,10 @@ const SCHEMA: &[&str] = &[
         id            INTEGER PRIMARY KEY,
         alert_id      TEXT    NOT NULL, -- stable for the whole episode
         patient_id    TEXT    NOT NULL,
+        family        TEXT    NOT NULL,
+        opened_ms     INTEGER NOT NULL,
+        display       TEXT    NOT NULL, -- the triggering value, as shown and read back
+        evidence      TEXT    NOT NULL, -- JSON: the readings behind it
         change        TEXT    NOT NULL, -- opened, upgraded, escalated, acknowledged, resolved
         rule          TEXT    NOT NULL,
         severity      TEXT    NOT NULL,
@@ -637,11 +641,15 @@ impl SqliteStore {
         for e in events {
             new += sqlx::query(
                 "INSERT OR IGNORE INTO alert_events
-                 (alert_id, patient_id, change, rule, severity, level, at_ms, deliver_at_ms)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                 (alert_id, patient_id, family, opened_ms, display, evidence, change, rule, severity, level, at_ms, deliver_at_ms)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&e.alert_id)
             .bind(e.patient_id.as_str())
+            .bind(&e.family)
+            .bind(e.opened_at.timestamp_millis())
+            .bind(&e.display)
+            .bind(e.evidence.to_string())
             .bind(&e.change)
             .bind(&e.rule)
             .bind(&e.severity)
@@ -673,7 +681,8 @@ impl SqliteStore {
     ) -> Result<Vec<AlertEventRecord>, Error> {
         let patient = patient.map(PatientId::as_str);
         let rows = sqlx::query(
-            "SELECT alert_id, patient_id, change, rule, severity, level, at_ms, deliver_at_ms
+            "SELECT alert_id, patient_id, change, rule, severity, level, at_ms, deliver_at_ms,
+                    family, opened_ms, display, evidence, id
              FROM alert_events WHERE (? IS NULL OR patient_id = ?) ORDER BY id",
         )
         .bind(patient)
@@ -692,6 +701,11 @@ impl SqliteStore {
                     level: u8::try_from(r.try_get::<i64, _>(5)?).unwrap_or(u8::MAX),
                     at: millis(r.try_get(6)?)?,
                     deliver_at: r.try_get::<Option<i64>, _>(7)?.map(millis).transpose()?,
+                    family: r.try_get(8)?,
+                    opened_at: millis(r.try_get(9)?)?,
+                    display: r.try_get(10)?,
+                    evidence: serde_json::from_str(&r.try_get::<String, _>(11)?)
+                        .map_err(|e| corrupt("evidence", e))?,
                 })
             })
             .collect()

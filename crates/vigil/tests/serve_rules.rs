@@ -157,7 +157,19 @@ async fn a_crisis_confirmed_after_a_restart_is_raised_exactly_once() {
     assert_eq!(opened.len(), 1, "{events:#?}");
     assert_eq!(opened[0].rule, "bp_crisis");
     assert_eq!(opened[0].severity, "CRITICAL");
-    assert_eq!(opened[0].alert_id, "p-000123.1");
+    // The lasting identity: patient, family and opening instant.
+    assert_eq!(
+        opened[0].alert_id,
+        vigil_ingest::rules::alert_id(&opened[0].patient_id, "bp_crisis", opened[0].opened_at)
+    );
+    assert!(
+        opened[0].display.ends_with(" mmHg"),
+        "{}",
+        opened[0].display
+    );
+    // The index session's two readings (rebuilt after the restart) and the first of
+    // the confirming session.
+    assert_eq!(opened[0].evidence.as_array().unwrap().len(), 3);
     assert!(!events.iter().any(|e| e.rule == "bp_crisis_unconfirmed"));
     let (_, body) = http_get_any(&http, "/api/v1/alert-events?patient=p-000123");
     assert!(body.contains("\"rule\":\"bp_crisis\""), "{body}");
