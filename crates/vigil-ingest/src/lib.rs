@@ -16,8 +16,10 @@
 //! quarantined, so nothing is dropped on the way. [`intake::Intake`] takes publishes
 //! off MQTT (persistent session, manual acks), commits them in groups and acknowledges
 //! each only after its commit. [`rules::RuleRunner`] evaluates every committed reading
-//! with the rule engine and keeps the alert events it produces.
+//! with the rule engine and keeps the alert events it produces;
+//! [`deliver::Deliverer`] publishes them to the doctors their level reaches.
 
+pub mod deliver;
 pub mod intake;
 pub mod pipeline;
 pub mod rules;

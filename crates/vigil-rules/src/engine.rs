@@ -469,12 +469,23 @@ impl Engine {
 
     /// Drops what no rule looks back on any more: readings older than every window.
     fn forget_before(&mut self, t: DateTime<Utc>) {
-        self.bp_readings.retain(|(m, _, _)| *m >= t);
-        self.fasting_glucose.retain(|(m, _)| *m >= t);
-        self.morning_weights.retain(|(m, _)| *m >= t);
-        self.fast_heart.retain(|m| *m >= t);
-        let day = t.with_timezone(&self.profile.timezone).date_naive();
-        self.retrospective.retain(|(_, d)| *d >= day);
+        // The histories are in time order: nothing to do unless the first is old.
+        if self.bp_readings.first().is_some_and(|(m, _, _)| *m < t) {
+            self.bp_readings.retain(|(m, _, _)| *m >= t);
+        }
+        if self.fasting_glucose.first().is_some_and(|(m, _)| *m < t) {
+            self.fasting_glucose.retain(|(m, _)| *m >= t);
+        }
+        if self.morning_weights.first().is_some_and(|(m, _)| *m < t) {
+            self.morning_weights.retain(|(m, _)| *m >= t);
+        }
+        if self.fast_heart.iter().any(|m| *m < t) {
+            self.fast_heart.retain(|m| *m >= t);
+        }
+        if !self.retrospective.is_empty() {
+            let day = t.with_timezone(&self.profile.timezone).date_naive();
+            self.retrospective.retain(|(_, d)| *d >= day);
+        }
     }
 
     /// Forgets episodes closed before `t`, so a long-running engine's memory stays
@@ -905,26 +916,29 @@ impl Engine {
                 evidence: reading,
             });
         }
-        let Some(s) = self.session.clone() else {
+        let Some(s) = self.session.as_ref() else {
             return;
         };
-        let (sys, dia) = (s.systolic(), s.diastolic());
-        // A BP episode shows the session's mean, with its readings.
-        self.trigger = Trigger {
+        let (sys, dia, first) = (s.systolic(), s.diastolic(), s.first);
+        let crisis_symptom = s.symptoms.iter().any(|x| CRISIS_SYMPTOMS.contains(x));
+        let low_symptom = s.symptoms.iter().any(|x| HYPOTENSION_SYMPTOMS.contains(x));
+        // A BP episode shows the session's mean, with its readings (formatted only
+        // when something is raised or awaits confirmation).
+        let session_trigger = |s: &Session| Trigger {
             display: format!("{sys}/{dia} mmHg"),
             evidence: s.evidence.clone(),
         };
         // The index session may still be growing: keep its readings with the wait.
-        if let Some(p) = self.pending.as_mut()
-            && p.index == s.first
-        {
-            p.trigger = self.trigger.clone();
+        if self.pending.as_ref().is_some_and(|p| p.index == first) {
+            let t = session_trigger(s);
+            if let Some(p) = self.pending.as_mut() {
+                p.trigger = t;
+            }
         }
         let bp = self.profile.rules.bp.clone();
         let (fsys, fdia) = (f64::from(sys), f64::from(dia));
         let crisis = fsys >= bp.crisis_systolic || fdia >= bp.crisis_diastolic;
         let low = f64::from(sys) < self.profile.thresholds.bp_hypotension.at(now);
-        let symptom = |list: &[Symptom]| s.symptoms.iter().any(|x| list.contains(x));
         // Clear conditions of the BP families, on the session's mean.
         if fsys < bp.crisis_clear_systolic && fdia < bp.crisis_clear_diastolic {
             self.clear_family("bp_crisis", now, events);
@@ -934,9 +948,9 @@ impl Engine {
         }
         // A later session settles what waits for confirmation.
         if let Some(p) = self.pending.clone()
-            && s.first > p.index
+            && first > p.index
         {
-            let since = s.first - p.index;
+            let since = first - p.index;
             let meets = match p.kind {
                 Waiting::Crisis => crisis,
                 Waiting::Hypotension => low,
@@ -962,9 +976,15 @@ impl Engine {
                     },
                 };
                 // The evidence: the index session and the confirming one.
+                let mut t = self
+                    .session
+                    .as_ref()
+                    .map(session_trigger)
+                    .unwrap_or_default();
                 let mut evidence = p.trigger.evidence.clone();
-                evidence.extend(self.trigger.evidence.iter().cloned());
-                self.trigger.evidence = evidence;
+                evidence.append(&mut t.evidence);
+                t.evidence = evidence;
+                self.trigger = t;
                 self.raise(m, now, events);
                 return;
             } else {
@@ -979,8 +999,13 @@ impl Engine {
         if crisis {
             // A red-flag symptom confirms at once; so does a repeat that meets the
             // threshold after the unconfirmed alert went out (it is superseded).
-            if symptom(&CRISIS_SYMPTOMS) || unconfirmed_open {
+            if crisis_symptom || unconfirmed_open {
                 self.pending = None;
+                self.trigger = self
+                    .session
+                    .as_ref()
+                    .map(session_trigger)
+                    .unwrap_or_default();
                 self.raise(
                     Match {
                         family: "bp_crisis",
@@ -993,13 +1018,22 @@ impl Engine {
             } else if self.pending.is_none() && !self.open.contains_key("bp_crisis") {
                 self.pending = Some(Pending {
                     kind: Waiting::Crisis,
-                    index: s.first,
-                    trigger: self.trigger.clone(),
+                    index: first,
+                    trigger: self
+                        .session
+                        .as_ref()
+                        .map(session_trigger)
+                        .unwrap_or_default(),
                 });
             }
         } else if low {
-            if symptom(&HYPOTENSION_SYMPTOMS) {
+            if low_symptom {
                 self.pending = None;
+                self.trigger = self
+                    .session
+                    .as_ref()
+                    .map(session_trigger)
+                    .unwrap_or_default();
                 self.raise(
                     Match {
                         family: "bp_hypotension",
@@ -1012,8 +1046,12 @@ impl Engine {
             } else if self.pending.is_none() && !self.open.contains_key("bp_hypotension") {
                 self.pending = Some(Pending {
                     kind: Waiting::Hypotension,
-                    index: s.first,
-                    trigger: self.trigger.clone(),
+                    index: first,
+                    trigger: self
+                        .session
+                        .as_ref()
+                        .map(session_trigger)
+                        .unwrap_or_default(),
                 });
             }
         }

@@ -98,6 +98,16 @@ const SCHEMA: &[&str] = &[
         UNIQUE (alert_id, change, rule, level) -- re-evaluation after a restart adds nothing
     )",
     "CREATE INDEX IF NOT EXISTS alert_events_by_patient ON alert_events (patient_id, id)",
+    "CREATE TABLE IF NOT EXISTS alert_deliveries (
+        event_id     INTEGER NOT NULL, -- alert_events.id
+        doctor_id    TEXT    NOT NULL,
+        channel      TEXT    NOT NULL, -- mqtt (webhook and sse to come)
+        state        TEXT    NOT NULL, -- held (quiet hours), delivered
+        due_ms       INTEGER NOT NULL,
+        delivered_ms INTEGER,
+        PRIMARY KEY (event_id, doctor_id, channel)
+    ) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS alert_deliveries_held ON alert_deliveries (state, due_ms)",
     "CREATE TABLE IF NOT EXISTS registry_versions (
         id          INTEGER PRIMARY KEY,
         loaded_ms   INTEGER NOT NULL,
@@ -674,6 +684,132 @@ impl SqliteStore {
         Ok(new)
     }
 
+    /// Alert events with ids above `after`, oldest first: (event id, event).
+    pub async fn alert_events_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, AlertEventRecord)>, Error> {
+        let ids: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM alert_events WHERE id > ? ORDER BY id LIMIT ?")
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(e) = self.alert_event(id).await? {
+                out.push((id, e));
+            }
+        }
+        Ok(out)
+    }
+
+    /// One alert event by id.
+    pub async fn alert_event(&self, id: i64) -> Result<Option<AlertEventRecord>, Error> {
+        let row = sqlx::query(
+            "SELECT alert_id, patient_id, change, rule, severity, level, at_ms, deliver_at_ms,
+                    family, opened_ms, display, evidence, id
+             FROM alert_events WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(alert_event_record).transpose()
+    }
+
+    /// Deliveries held by quiet hours that are due by `now`: (event id, doctor, channel).
+    pub async fn due_deliveries(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(i64, String, String)>, Error> {
+        let rows = sqlx::query(
+            "SELECT event_id, doctor_id, channel FROM alert_deliveries
+             WHERE state = 'held' AND due_ms <= ? ORDER BY due_ms LIMIT 1000",
+        )
+        .bind(now.timestamp_millis())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect()
+    }
+
+    /// Records deliveries, in one transaction with the delivery cursor `cursor` (name
+    /// `delivery`): `held` rows wait for their due time, `delivered` rows were
+    /// acknowledged by the broker (or the receiver) at `at`.
+    pub async fn record_deliveries(
+        &self,
+        held: &[(i64, String, String, DateTime<Utc>)],
+        delivered: &[(i64, String, String)],
+        cursor: Option<i64>,
+        at: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let mut tx = self.pool.begin().await?;
+        for (event, doctor, channel, due) in held {
+            sqlx::query(
+                "INSERT OR IGNORE INTO alert_deliveries (event_id, doctor_id, channel, state, due_ms)
+                 VALUES (?, ?, ?, 'held', ?)",
+            )
+            .bind(event)
+            .bind(doctor)
+            .bind(channel)
+            .bind(due.timestamp_millis())
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (event, doctor, channel) in delivered {
+            sqlx::query(
+                "INSERT INTO alert_deliveries (event_id, doctor_id, channel, state, due_ms, delivered_ms)
+                 VALUES (?, ?, ?, 'delivered', ?, ?)
+                 ON CONFLICT (event_id, doctor_id, channel) DO UPDATE SET state = 'delivered', delivered_ms = excluded.delivered_ms",
+            )
+            .bind(event)
+            .bind(doctor)
+            .bind(channel)
+            .bind(at.timestamp_millis())
+            .bind(at.timestamp_millis())
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(c) = cursor {
+            sqlx::query(
+                "INSERT INTO sink_cursors (sink, last_id, updated_ms) VALUES ('delivery', ?, ?)
+                 ON CONFLICT (sink) DO UPDATE SET last_id = MAX(last_id, excluded.last_id), updated_ms = excluded.updated_ms",
+            )
+            .bind(c)
+            .bind(at.timestamp_millis())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The delivery state of an alert event: (doctor, channel, state, delivered at).
+    pub async fn deliveries(
+        &self,
+        event_id: i64,
+    ) -> Result<Vec<(String, String, String, Option<DateTime<Utc>>)>, Error> {
+        let rows = sqlx::query(
+            "SELECT doctor_id, channel, state, delivered_ms FROM alert_deliveries
+             WHERE event_id = ? ORDER BY doctor_id, channel",
+        )
+        .bind(event_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0)?,
+                    r.try_get(1)?,
+                    r.try_get(2)?,
+                    r.try_get::<Option<i64>, _>(3)?.map(millis).transpose()?,
+                ))
+            })
+            .collect()
+    }
+
     /// Alert events, oldest first, of one patient or of all.
     pub async fn alert_events(
         &self,
@@ -689,26 +825,7 @@ impl SqliteStore {
         .bind(patient)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AlertEventRecord {
-                    alert_id: r.try_get(0)?,
-                    patient_id: PatientId::parse(&r.try_get::<String, _>(1)?)
-                        .map_err(|e| corrupt("patient id", e))?,
-                    change: r.try_get(2)?,
-                    rule: r.try_get(3)?,
-                    severity: r.try_get(4)?,
-                    level: u8::try_from(r.try_get::<i64, _>(5)?).unwrap_or(u8::MAX),
-                    at: millis(r.try_get(6)?)?,
-                    deliver_at: r.try_get::<Option<i64>, _>(7)?.map(millis).transpose()?,
-                    family: r.try_get(8)?,
-                    opened_at: millis(r.try_get(9)?)?,
-                    display: r.try_get(10)?,
-                    evidence: serde_json::from_str(&r.try_get::<String, _>(11)?)
-                        .map_err(|e| corrupt("evidence", e))?,
-                })
-            })
-            .collect()
+        rows.iter().map(alert_event_record).collect()
     }
 
     /// The sink's cursor: the last reading row id its server confirmed (0: none).
@@ -867,6 +984,25 @@ impl SqliteStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+fn alert_event_record(r: &sqlx::sqlite::SqliteRow) -> Result<AlertEventRecord, Error> {
+    Ok(AlertEventRecord {
+        alert_id: r.try_get(0)?,
+        patient_id: PatientId::parse(&r.try_get::<String, _>(1)?)
+            .map_err(|e| corrupt("patient id", e))?,
+        change: r.try_get(2)?,
+        rule: r.try_get(3)?,
+        severity: r.try_get(4)?,
+        level: u8::try_from(r.try_get::<i64, _>(5)?).unwrap_or(u8::MAX),
+        at: millis(r.try_get(6)?)?,
+        deliver_at: r.try_get::<Option<i64>, _>(7)?.map(millis).transpose()?,
+        family: r.try_get(8)?,
+        opened_at: millis(r.try_get(9)?)?,
+        display: r.try_get(10)?,
+        evidence: serde_json::from_str(&r.try_get::<String, _>(11)?)
+            .map_err(|e| corrupt("evidence", e))?,
+    })
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> Error {

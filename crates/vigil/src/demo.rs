@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use vigil_ingest::deliver::{Deliverer, DeliveryConfig};
 use vigil_ingest::intake::{Intake, IntakeConfig, IntakeStats};
 use vigil_ingest::rules::{RuleRunner, RuleStats};
 use vigil_model::clock::{AcceleratedClock, Clock, SystemClock};
@@ -152,6 +153,17 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         Some(evaluate),
     );
     let rule_stats = rules.stats.clone();
+    let deliverer = Deliverer::start(
+        DeliveryConfig {
+            host: broker_addr.ip().to_string(),
+            port: broker_addr.port(),
+            client_id: "vigil-demo-delivery".to_owned(),
+            tls: None,
+        },
+        store.clone(),
+        intake.current_registry(),
+        clock.clone(),
+    );
     wait_for(
         "the ingester's subscription",
         Duration::from_secs(10),
@@ -224,8 +236,11 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         broker_addr.ip(),
         broker_addr.port()
     );
+    println!("  {http_base}/api/v1/alert-events               the alerts the rule engine raised");
     println!(
-        "  {http_base}/api/v1/alert-events               the alerts the rule engine raised (delivery to doctors' topics comes next)"
+        "  mosquitto_sub -h {} -p {} -t 'vigil/v1/doctor/+/alerts' -v   the alerts as each doctor's client receives them",
+        broker_addr.ip(),
+        broker_addr.port()
     );
     println!("Ctrl-C stops the demo cleanly.");
     println!();
@@ -285,6 +300,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     )
     .await;
     rules.shutdown().await;
+    deliverer.shutdown().await;
     let _ = stop_http.send(());
     let _ = http.await;
     store.close().await;

@@ -59,6 +59,12 @@ async fn serve(config: Config, registry: Registry, registry_text: String) -> any
     } else {
         None
     };
+    let delivery_config = vigil_ingest::deliver::DeliveryConfig {
+        host: broker.host.clone(),
+        port: broker.port,
+        client_id: format!("{}-delivery", config.broker.client_id),
+        tls: tls.clone(),
+    };
     let mut intake_config = IntakeConfig::new(broker.host, broker.port);
     intake_config.tls = tls;
     intake_config.client_id = config.broker.client_id.clone();
@@ -103,6 +109,12 @@ async fn serve(config: Config, registry: Registry, registry_text: String) -> any
         Arc::new(rule_set),
         Arc::new(SystemClock),
         Some(evaluate),
+    );
+    let deliverer = vigil_ingest::deliver::Deliverer::start(
+        delivery_config,
+        store.clone(),
+        intake.current_registry(),
+        Arc::new(SystemClock),
     );
     let sink = match config.sink().map_err(|p| anyhow::anyhow!(p.join("; ")))? {
         Some(sink_config) => {
@@ -152,6 +164,7 @@ async fn serve(config: Config, registry: Registry, registry_text: String) -> any
     eprintln!("vigil serve: stopping: committing and acknowledging what was taken");
     intake.shutdown().await;
     rules.shutdown().await;
+    deliverer.shutdown().await;
     // What the sink has not had confirmed is written again after the next start.
     if let Some(sink) = sink {
         sink.shutdown().await;

@@ -190,17 +190,30 @@ async fn the_demo_shows_its_addresses_first_streams_over_mqtt_and_accounts_for_e
         .subscribe("vigil/v1/gw/+/readings", QoS::AtMostOnce)
         .await
         .unwrap();
-    let envelope = tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
+    // A doctor's client, on the printed address, without credentials: the alerts.
+    client
+        .subscribe("vigil/v1/doctor/+/alerts", QoS::AtMostOnce)
+        .await
+        .unwrap();
+    let (envelope, alert) = tokio::time::timeout(Duration::from_secs(60), async {
+        let (mut envelope, mut alert) = (None, None);
+        while envelope.is_none() || alert.is_none() {
             if let Ok(Event::Incoming(Packet::Publish(p))) = eventloop.poll().await {
-                return p;
+                if p.topic.ends_with("/readings") {
+                    envelope = Some(p);
+                } else if p.topic.ends_with("/alerts") {
+                    alert = Some(p);
+                }
             }
         }
+        (envelope.unwrap(), alert.unwrap())
     })
     .await
-    .expect("no envelope seen on the demo broker within 60 s");
+    .expect("no envelope and alert seen on the demo broker within 60 s");
     let decoded = vigil_wire::decode_envelope(&envelope.payload).unwrap();
     assert!(decoded.all_ok());
+    let alert = vigil_wire::alert::decode_alert(&alert.payload).unwrap();
+    assert!(!alert.display.is_empty());
 
     // Incidents happen from the start and keep happening: wait for a round of them
     // (every kind of bad reading comes once in twelve incidents).

@@ -176,3 +176,96 @@ async fn a_crisis_confirmed_after_a_restart_is_raised_exactly_once() {
     serve.kill().unwrap();
     serve.wait().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crisis_reaches_the_responsible_doctors_client_over_mqtt() {
+    use rumqttc::{Event, MqttOptions, Packet};
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("registry.toml"), example_registry()).unwrap();
+    std::fs::write(
+        dir.path().join("vigil.toml"),
+        format!(
+            "data_dir = {:?}\nregistry = {:?}\n[broker]\nurl = \"mqtt://127.0.0.1:{}\"\nclient_id = \"delivery-test\"\n[http]\nlisten = \"127.0.0.1:0\"\n",
+            dir.path().join("data"),
+            dir.path().join("registry.toml"),
+            broker.port
+        ),
+    )
+    .unwrap();
+    // Dr. Wang (d-0001) is p-000123's responsible doctor; their client subscribes.
+    let mut opts = MqttOptions::new("doctor-d-0001", "127.0.0.1", broker.port);
+    opts.set_max_packet_size(1024 * 1024, 64 * 1024);
+    let (doctor, mut events) = rumqttc::AsyncClient::new(opts, 16);
+    doctor
+        .subscribe("vigil/v1/doctor/d-0001/alerts", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let received = tokio::spawn(async move {
+        loop {
+            if let Ok(Event::Incoming(Packet::Publish(p))) = events.poll().await {
+                return p;
+            }
+        }
+    });
+    let mut serve = spawn_serve(dir.path(), "serve.log");
+    let http = http_addr(&dir.path().join("serve.log"));
+    wait("the subscription", || {
+        http_get_any(&http, "/readyz")
+            .1
+            .contains("\"mqtt_subscribed\":true")
+    });
+    // One reading at crisis level with a red-flag symptom: CRITICAL at once.
+    let now = SystemClock.now();
+    let envelope = serde_json::to_vec(&json!({"schema": "vigil.readings.v1",
+        "gateway_id": "gw-0042", "batch_seq": 1, "sent_at": now.to_rfc3339(),
+        "readings": [{"device_id": "bpm-omron-3f9a21", "type": "bp", "unit": "mm[Hg]",
+            "time": (now - TimeDelta::minutes(1)).to_rfc3339(), "symptoms": ["chest_tightness"],
+            "values": {"systolic": 192, "diastolic": 112, "pulse": 88}}]}))
+    .unwrap();
+    let (client, _) = vigil_testkit::gateway(broker.port, "delivery-gateway");
+    client
+        .publish(
+            "vigil/v1/gw/gw-0042/readings",
+            QoS::AtLeastOnce,
+            false,
+            envelope,
+        )
+        .await
+        .unwrap();
+    let publish = tokio::time::timeout(Duration::from_secs(30), received)
+        .await
+        .expect("no alert on the doctor's topic within 30 s")
+        .unwrap();
+    assert_eq!(publish.topic, "vigil/v1/doctor/d-0001/alerts");
+    let alert = vigil_wire::alert::decode_alert(&publish.payload).unwrap();
+    assert_eq!(alert.rule, "bp_crisis");
+    assert_eq!(alert.severity, vigil_model::vocab::Severity::Critical);
+    assert_eq!(alert.display, "192/112 mmHg");
+    assert_eq!(alert.escalation_level, 1);
+    assert_eq!(alert.evidence.len(), 1);
+    assert_eq!(alert.patient_id.as_str(), "p-000123");
+    assert_eq!(
+        alert.ack_url,
+        format!("/api/v1/alerts/{}/ack", alert.alert_id)
+    );
+    // The delivery is recorded once the broker acknowledged it.
+    let store = SqliteStore::open(&dir.path().join("data").join("clinical.db"))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let events = store.alert_events_after(0, 10).await.unwrap();
+        let (id, _) = &events[0];
+        let d = store.deliveries(*id).await.unwrap();
+        if !d.is_empty() {
+            assert_eq!(d[0].0, "d-0001");
+            assert_eq!(d[0].2, "delivered");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no delivery recorded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+}

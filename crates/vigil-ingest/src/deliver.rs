@@ -1,0 +1,392 @@
+//! Alert delivery over MQTT: each alert event the rule engine kept goes to the doctors
+//! its escalation level reaches, as a `vigil.alert.v1` event on
+//! `vigil/v1/doctor/{doctor_id}/alerts` (QoS 1).
+//!
+//! - **Routing by care relationship** (`spec/registry.md`, Rules): level 1 the
+//!   patient's responsible doctor; level 2 the on-call doctor of the institution's hub
+//!   at that moment, else the care team's specialist; level 3 the consortium's duty
+//!   desk. An event at level L goes to the doctors of levels 1 to L (an escalation
+//!   reaches the new level and tells the ones before), to those whose MQTT channel is
+//!   on; CRITICAL goes whatever the preference.
+//! - **At least once, state kept**: the deliverer follows `alert_events` by a cursor
+//!   (`delivery`) and records each (event, doctor, channel) in `alert_deliveries` only
+//!   after the broker's PUBACK, in the same transaction as the cursor. A crash before
+//!   that publishes again: the `alert_id` is stable, so a client shows it once.
+//! - **Quiet hours**: a MEDIUM/LOW event with `deliver_at` in the future is recorded as
+//!   `held` and published when due.
+//!
+//! Webhooks and the dashboard's stream come next (issue 7).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, FixedOffset, Utc};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use tokio::sync::watch;
+use vigil_model::clock::Clock;
+use vigil_model::vocab::Severity;
+use vigil_model::{AlertId, DoctorId};
+use vigil_registry::Registry;
+use vigil_store::{AlertEventRecord, SqliteStore};
+use vigil_wire::Topic;
+use vigil_wire::alert::{AlertEvent, AlertEventKind, Evidence, encode_alert};
+
+use crate::rules::CurrentRegistry;
+
+/// Where the deliverer connects (the broker the doctors' clients read).
+#[derive(Debug, Clone)]
+pub struct DeliveryConfig {
+    pub host: String,
+    pub port: u16,
+    pub client_id: String,
+    pub tls: Option<crate::intake::Tls>,
+}
+
+/// Counters of the deliverer.
+#[derive(Debug, Default)]
+pub struct DeliveryStats {
+    /// (event, doctor) publishes the broker acknowledged.
+    pub delivered: AtomicU64,
+    pub held: AtomicU64,
+    /// Events no doctor could be found for (the registry lacks the patient).
+    pub unroutable: AtomicU64,
+    pub retries: AtomicU64,
+    pub cursor: AtomicI64,
+}
+
+/// A running deliverer; stop it with [`Deliverer::shutdown`].
+#[derive(Debug)]
+pub struct Deliverer {
+    pub stats: Arc<DeliveryStats>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Deliverer {
+    pub fn start(
+        config: DeliveryConfig,
+        store: SqliteStore,
+        registry: CurrentRegistry,
+        clock: Arc<dyn Clock>,
+    ) -> Deliverer {
+        let stats = Arc::new(DeliveryStats::default());
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(run(config, store, registry, clock, stats.clone(), stopped));
+        Deliverer { stats, stop, task }
+    }
+
+    /// Stops; what was not acknowledged is published again after the next start.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// The doctors an event at `level` reaches, with their MQTT preference honoured
+/// (CRITICAL goes to every channel).
+pub fn recipients(
+    registry: &Registry,
+    event: &AlertEventRecord,
+    at: DateTime<Utc>,
+) -> Vec<DoctorId> {
+    let Some(patient) = registry.patients.get(&event.patient_id) else {
+        return Vec::new();
+    };
+    let critical = event.severity == Severity::Critical.as_str();
+    let mut out = BTreeSet::new();
+    for level in 1..=event.level.clamp(1, 3) {
+        if let Some(d) = registry.escalation_target(patient, level, at) {
+            let wants = registry.doctors.get(d).is_some_and(|d| d.channels.mqtt);
+            if wants || critical {
+                out.insert(d.clone());
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// The wire form of a kept event, times in the patient's zone.
+fn wire_event(registry: &Registry, e: &AlertEventRecord) -> Option<AlertEvent> {
+    let tz = registry
+        .patients
+        .get(&e.patient_id)
+        .map_or(chrono_tz::Asia::Shanghai, |p| registry.timezone_of(p));
+    let local = |t: DateTime<Utc>| -> DateTime<FixedOffset> { t.with_timezone(&tz).fixed_offset() };
+    let evidence: Vec<Evidence> = e
+        .evidence
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| serde_json::from_value(v.clone()).ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(AlertEvent {
+        alert_id: AlertId::parse(&e.alert_id).ok()?,
+        event: match e.change.as_str() {
+            "opened" => AlertEventKind::Opened,
+            "upgraded" => AlertEventKind::Upgraded,
+            "escalated" => AlertEventKind::Escalated,
+            "acknowledged" => AlertEventKind::Acknowledged,
+            _ => AlertEventKind::Resolved,
+        },
+        patient_id: e.patient_id.clone(),
+        rule: e.rule.clone(),
+        severity: Severity::parse(&e.severity).ok()?,
+        opened_at: local(e.opened_at),
+        evidence,
+        display: e.display.clone(),
+        escalation_level: e.level.clamp(1, 3),
+        ack_url: format!("/api/v1/alerts/{}/ack", e.alert_id),
+    })
+}
+
+/// One publish to make: (event id, doctor, topic, payload).
+type Send = (i64, DoctorId, String, Vec<u8>);
+
+async fn run(
+    config: DeliveryConfig,
+    store: SqliteStore,
+    registry: CurrentRegistry,
+    clock: Arc<dyn Clock>,
+    stats: Arc<DeliveryStats>,
+    stopped: watch::Receiver<bool>,
+) {
+    let mut options = MqttOptions::new(&config.client_id, &config.host, config.port);
+    options.set_keep_alive(Duration::from_secs(30));
+    options.set_max_packet_size(64 * 1024, 1024 * 1024);
+    if let Some(tls) = config.tls {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        options.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Simple {
+                ca: tls.ca_pem,
+                alpn: None,
+                client_auth: tls.client_auth,
+            },
+        ));
+    }
+    let (client, mut eventloop) = AsyncClient::new(options, 1024);
+    let acks = Arc::new(AtomicU64::new(0));
+    let counter = acks.clone();
+    let poller = tokio::spawn(async move {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::PubAck(_))) => {
+                    counter.fetch_add(1, Ordering::AcqRel);
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    });
+    let mut cursor = store.sink_cursor("delivery").await.unwrap_or(0);
+    stats.cursor.store(cursor, Ordering::Relaxed);
+    'outer: loop {
+        if *stopped.borrow() {
+            break;
+        }
+        let now = clock.now();
+        let reg = registry();
+        let events = store
+            .alert_events_after(cursor, 200)
+            .await
+            .unwrap_or_default();
+        let last = events.last().map(|(id, _)| *id);
+        let mut held = Vec::new();
+        let mut sends: Vec<Send> = Vec::new();
+        for (id, e) in &events {
+            let doctors = recipients(&reg, e, e.at);
+            if doctors.is_empty() {
+                stats.unroutable.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let Some(wire) = wire_event(&reg, e) else {
+                stats.unroutable.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            let payload = encode_alert(&wire);
+            for d in doctors {
+                match e.deliver_at {
+                    Some(due) if due > now => {
+                        held.push((*id, d.to_string(), "mqtt".to_owned(), due))
+                    }
+                    _ => sends.push((
+                        *id,
+                        d.clone(),
+                        Topic::DoctorAlerts(d).to_string(),
+                        payload.clone(),
+                    )),
+                }
+            }
+        }
+        // Held deliveries whose time has come.
+        for (id, doctor, _) in store.due_deliveries(now).await.unwrap_or_default() {
+            if let (Ok(Some(e)), Ok(d)) = (store.alert_event(id).await, DoctorId::parse(&doctor))
+                && let Some(wire) = wire_event(&reg, &e)
+            {
+                sends.push((
+                    id,
+                    d.clone(),
+                    Topic::DoctorAlerts(d).to_string(),
+                    encode_alert(&wire),
+                ));
+            }
+        }
+        // Publish, and record only what the broker acknowledged.
+        let mut delivered = Vec::new();
+        if !sends.is_empty() {
+            let mut attempt = 0u32;
+            loop {
+                let before = acks.load(Ordering::Acquire);
+                for (_, _, topic, payload) in &sends {
+                    if client
+                        .publish(topic.as_str(), QoS::AtLeastOnce, false, payload.clone())
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+                let want = before + sends.len() as u64;
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+                while acks.load(Ordering::Acquire) < want && tokio::time::Instant::now() < deadline
+                {
+                    let mut s = stopped.clone();
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+                        _ = s.changed() => break 'outer,
+                    }
+                }
+                if acks.load(Ordering::Acquire) >= want {
+                    break;
+                }
+                // Not all acknowledged: publish again (clients dedup by alert_id).
+                attempt += 1;
+                stats.retries.fetch_add(1, Ordering::Relaxed);
+                let mut s = stopped.clone();
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt.min(50)))) => {}
+                    _ = s.changed() => break 'outer,
+                }
+            }
+            delivered = sends
+                .iter()
+                .map(|(id, d, _, _)| (*id, d.to_string(), "mqtt".to_owned()))
+                .collect();
+        }
+        if !held.is_empty() || !delivered.is_empty() || last.is_some() {
+            if store
+                .record_deliveries(&held, &delivered, last, now)
+                .await
+                .is_err()
+            {
+                // Not recorded: published again next time (at least once).
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+            stats
+                .delivered
+                .fetch_add(delivered.len() as u64, Ordering::Relaxed);
+            stats.held.fetch_add(held.len() as u64, Ordering::Relaxed);
+            if let Some(l) = last {
+                cursor = l;
+                stats.cursor.store(cursor, Ordering::Relaxed);
+            }
+        }
+        if events.len() < 200 {
+            let mut s = stopped.clone();
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                _ = s.changed() => {}
+            }
+        }
+    }
+    let _ = client.disconnect().await;
+    poller.abort();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry() -> Registry {
+        Registry::parse(
+            r#"
+[consortium]
+id = "c"
+duty_desk = "d-duty"
+[[institution]]
+id = "hub"
+tier = "hub"
+name = "Hub"
+timezone = "Asia/Shanghai"
+[[institution]]
+id = "chc"
+tier = "community"
+hub = "hub"
+name = "CHC"
+timezone = "Asia/Shanghai"
+[[doctor]]
+id = "d-fam"
+name = "Family"
+institution = "chc"
+roles = ["family_doctor"]
+channels = { mqtt = false }
+[[doctor]]
+id = "d-spec"
+name = "Specialist"
+institution = "hub"
+roles = ["specialist"]
+[[doctor]]
+id = "d-duty"
+name = "Duty"
+institution = "hub"
+roles = ["duty_desk"]
+[[patient]]
+id = "p-1"
+institution = "chc"
+care_team = { responsible = "d-fam", specialist = "d-spec" }
+"#,
+        )
+        .unwrap()
+    }
+
+    fn event(severity: &str, level: u8) -> AlertEventRecord {
+        AlertEventRecord {
+            alert_id: "00000000000000aa".into(),
+            patient_id: "p-1".parse().unwrap(),
+            family: "spo2".into(),
+            opened_at: DateTime::from_timestamp(1_764_547_200, 0).unwrap(),
+            display: "SpO2 88 %".into(),
+            evidence: serde_json::json!([]),
+            change: "opened".into(),
+            rule: "spo2_low".into(),
+            severity: severity.into(),
+            level,
+            at: DateTime::from_timestamp(1_764_547_200, 0).unwrap(),
+            deliver_at: None,
+        }
+    }
+
+    #[test]
+    fn an_event_reaches_every_level_up_to_its_own_honouring_preferences_except_for_critical() {
+        let r = registry();
+        let t = DateTime::from_timestamp(1_764_547_200, 0).unwrap();
+        let ids = |v: Vec<DoctorId>| v.into_iter().map(|d| d.to_string()).collect::<Vec<_>>();
+        // The family doctor turned MQTT off: a HIGH alert at level 1 reaches nobody
+        // over MQTT (other channels come with issue 7), a CRITICAL one reaches them.
+        assert!(recipients(&r, &event("HIGH", 1), t).is_empty());
+        assert_eq!(ids(recipients(&r, &event("CRITICAL", 1), t)), ["d-fam"]);
+        // No on-call window: level 2 is the specialist; level 3 the duty desk.
+        assert_eq!(ids(recipients(&r, &event("HIGH", 2), t)), ["d-spec"]);
+        assert_eq!(
+            ids(recipients(&r, &event("CRITICAL", 3), t)),
+            ["d-duty", "d-fam", "d-spec"]
+        );
+        let wire = wire_event(&r, &event("CRITICAL", 1)).unwrap();
+        assert_eq!(wire.ack_url, "/api/v1/alerts/00000000000000aa/ack");
+        assert_eq!(wire.opened_at.offset().local_minus_utc(), 8 * 3600);
+    }
+}
