@@ -9,6 +9,8 @@
 //! | `GET /api/v1/patients/{id}/readings?type=&from=&to=&limit=` | a patient's readings, oldest first, canonical and original |
 //! | `GET /api/v1/quarantine?reason=&gateway=&limit=` | quarantined readings, newest first, with reason and message |
 //! | `GET /api/v1/alert-events?patient=&limit=` | the alert events the rule engine kept, newest first |
+//! | `POST /api/v1/alerts/{id}/ack` | acknowledge with read-back `{"read_back", "by"}` (a mismatch is refused, 422) |
+//! | `POST /api/v1/alerts/{id}/resolve` | resolve with `{"note", "by"}` |
 //!
 //! **No authentication yet**: the routes serve personal health data, so `vigil serve`
 //! binds them to the loopback interface by default. Authentication, care-relationship
@@ -46,6 +48,8 @@ pub struct AppState {
     pub sink: Option<Arc<SinkStats>>,
     /// The rule engine's counters, when it runs.
     pub rules: Option<Arc<RuleStats>>,
+    /// The platform's clock (the demo's is accelerated): actions are stamped with it.
+    pub clock: Arc<dyn vigil_model::clock::Clock>,
 }
 
 /// The router.
@@ -57,6 +61,8 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/patients/{id}/readings", get(readings))
         .route("/api/v1/quarantine", get(quarantine))
         .route("/api/v1/alert-events", get(alert_events))
+        .route("/api/v1/alerts/{id}/ack", axum::routing::post(acknowledge))
+        .route("/api/v1/alerts/{id}/resolve", axum::routing::post(resolve))
         .with_state(state)
 }
 
@@ -65,6 +71,10 @@ pub fn app(state: AppState) -> Router {
 pub enum ApiError {
     /// A parameter the client can fix.
     BadRequest(String),
+    /// No such thing.
+    NotFound(String),
+    /// Understood, and refused (a read-back that does not match).
+    Refused(String),
     /// The store failed; details stay in the server.
     Unavailable,
 }
@@ -73,6 +83,8 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, message) = match self {
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            ApiError::Refused(m) => (StatusCode::UNPROCESSABLE_ENTITY, m),
             ApiError::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the clinical store is unavailable; retry shortly".to_owned(),
@@ -227,6 +239,102 @@ async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
         h.count.load(Ordering::Relaxed)
     );
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct AckBody {
+    /// The value the doctor read on their client; must match the alert's `display`.
+    read_back: String,
+    /// The acknowledging doctor's id.
+    by: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ResolveBody {
+    /// What was done.
+    note: String,
+    by: String,
+}
+
+/// Compared ignoring whitespace and case (wire contract: acknowledgement read-back).
+fn same_reading(a: &str, b: &str) -> bool {
+    let norm = |s: &str| {
+        s.chars()
+            .filter(|c| !c.is_whitespace())
+            .flat_map(char::to_lowercase)
+            .collect::<String>()
+    };
+    norm(a) == norm(b)
+}
+
+fn doctor(by: &str) -> Result<vigil_model::DoctorId, ApiError> {
+    vigil_model::DoctorId::parse(by).map_err(|e| ApiError::BadRequest(format!("'by' {e}")))
+}
+
+/// `POST /api/v1/alerts/{id}/ack` with `{"read_back", "by"}`: the doctor reads the
+/// alert's value back; a mismatch is refused (422) and nothing is acknowledged.
+async fn acknowledge(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Json(body): Json<AckBody>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let by = doctor(&body.by)?;
+    let alert = s
+        .store
+        .latest_alert_event(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no alert {id:?}")))?;
+    if !same_reading(&body.read_back, &alert.display) {
+        return Err(ApiError::Refused(format!(
+            "the read-back {:?} does not match the alert's value: read the value on the alert again and send it as shown",
+            body.read_back
+        )));
+    }
+    s.store
+        .keep_alert_action(&vigil_store::AlertAction {
+            alert_id: id.clone(),
+            action: "ack".to_owned(),
+            by: by.to_string(),
+            note: body.read_back,
+            at: s.clock.now(),
+        })
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"alert_id": id, "acknowledged": true})),
+    ))
+}
+
+/// `POST /api/v1/alerts/{id}/resolve` with `{"note", "by"}`: closes the episode.
+async fn resolve(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Json(body): Json<ResolveBody>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let by = doctor(&body.by)?;
+    if body.note.trim().is_empty() {
+        return Err(ApiError::BadRequest(
+            "'note' is empty: say what was done (called the patient, adjusted the dose, ...)"
+                .to_owned(),
+        ));
+    }
+    s.store
+        .latest_alert_event(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no alert {id:?}")))?;
+    s.store
+        .keep_alert_action(&vigil_store::AlertAction {
+            alert_id: id.clone(),
+            action: "resolve".to_owned(),
+            by: by.to_string(),
+            note: body.note,
+            at: s.clock.now(),
+        })
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"alert_id": id, "resolved": true})),
+    ))
 }
 
 #[derive(Debug, Deserialize)]

@@ -47,6 +47,7 @@ async fn state() -> AppState {
         stats: Arc::new(IntakeStats::default()),
         sink: None,
         rules: None,
+        clock: Arc::new(vigil_model::clock::SystemClock),
     }
 }
 
@@ -187,4 +188,90 @@ async fn a_running_sink_shows_its_lag_in_readiness_and_metrics_without_making_it
     ] {
         assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
     }
+}
+
+async fn post(state: &AppState, uri: &str, body: Value) -> (StatusCode, String) {
+    let res = app(state.clone())
+        .oneshot(
+            Request::post(uri)
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = res.status();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+#[tokio::test]
+async fn an_acknowledgement_must_read_the_value_back_and_a_mismatch_is_refused() {
+    let s = state().await;
+    let at: DateTime<Utc> = "2026-11-22T00:00:00Z".parse().unwrap();
+    s.store
+        .keep_alert_events(
+            &[vigil_store::AlertEventRecord {
+                alert_id: "00000000000000ab".into(),
+                patient_id: "p-000123".parse().unwrap(),
+                family: "bp_crisis".into(),
+                opened_at: at,
+                display: "186/108 mmHg".into(),
+                evidence: json!([]),
+                change: "opened".into(),
+                rule: "bp_crisis".into(),
+                severity: "CRITICAL".into(),
+                level: 1,
+                at,
+                deliver_at: None,
+            }],
+            None,
+            None,
+            at,
+        )
+        .await
+        .unwrap();
+    let uri = "/api/v1/alerts/00000000000000ab/ack";
+    let (status, body) = post(
+        &s,
+        uri,
+        json!({"read_back": "186/118 mmHg", "by": "d-0001"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.contains("does not match"), "{body}");
+    assert!(s.store.alert_actions_after(0, at).await.unwrap().is_empty());
+    // Whitespace and case do not matter.
+    let (status, _) = post(
+        &s,
+        uri,
+        json!({"read_back": " 186/108MMHG ", "by": "d-0001"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let actions = s.store.alert_actions_after(0, at).await.unwrap();
+    assert_eq!(actions.len(), 1);
+    assert_eq!(actions[0].1.action, "ack");
+    assert_eq!(actions[0].1.by, "d-0001");
+    let (status, _) = post(
+        &s,
+        "/api/v1/alerts/ffffffffffffffff/ack",
+        json!({"read_back": "x", "by": "d-0001"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = post(
+        &s,
+        "/api/v1/alerts/00000000000000ab/resolve",
+        json!({"note": " ", "by": "d-0001"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _) = post(
+        &s,
+        "/api/v1/alerts/00000000000000ab/resolve",
+        json!({"note": "called the patient; amlodipine increased", "by": "d-0001"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
 }

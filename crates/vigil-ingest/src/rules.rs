@@ -32,7 +32,7 @@ use vigil_rules::engine::{Change, Engine, Event, Ladder, Profile};
 use vigil_rules::overrides::{OverrideRequest, Thresholds};
 use vigil_rules::ruleset::RuleSet;
 use vigil_rules::validate::{Context, validate};
-use vigil_store::{AlertEventRecord, RuleInput, SqliteStore};
+use vigil_store::{AlertAction, AlertEventRecord, RuleInput, SqliteStore};
 
 /// How far back the engines' state is rebuilt at start: as far as an engine remembers.
 pub const REBUILD_WINDOW: TimeDelta = vigil_rules::engine::HISTORY;
@@ -46,6 +46,8 @@ pub struct RuleStats {
     /// The last reading row id evaluated and kept.
     pub cursor: AtomicI64,
     pub errors: AtomicU64,
+    /// Passes of the runner's loop (each runs the timers once): a test waits on it.
+    pub passes: AtomicU64,
 }
 
 /// A running rule engine; stop it with [`RuleRunner::shutdown`].
@@ -180,6 +182,24 @@ impl Engines {
 
     /// Evaluates one committed reading; `None` when it cannot be read back (it was
     /// stored, so this is a bug; it is counted and skipped). ECG strips feed no rule.
+    /// Applies a doctor's action to the episode it names; `None` when the alert is
+    /// unknown or its episode is no longer open.
+    async fn act(
+        &mut self,
+        store: &SqliteStore,
+        action: &AlertAction,
+    ) -> Option<(PatientId, Vec<Event>)> {
+        let alert = store.latest_alert_event(&action.alert_id).await.ok()??;
+        let engine = self.engine(&alert.patient_id, action.at);
+        let mut events = engine.advance(action.at);
+        let e = match action.action.as_str() {
+            "ack" => engine.acknowledge_episode(&alert.family, alert.opened_at, action.at),
+            _ => engine.resolve_episode(&alert.family, alert.opened_at, action.at),
+        };
+        events.extend(e);
+        Some((alert.patient_id, events))
+    }
+
     fn evaluate(&mut self, input: &RuleInput) -> Option<Vec<Event>> {
         if input.reading_type == "ecg_waveform" {
             return Some(Vec::new());
@@ -281,6 +301,15 @@ async fn run(
         }
     };
     let since = clock.now() - REBUILD_WINDOW;
+    // The doctors' actions already applied, replayed with the readings in time order.
+    let mut actions_cursor = store.sink_cursor("rules:actions").await.unwrap_or(0);
+    let mut actions: std::collections::VecDeque<(i64, AlertAction)> = store
+        .alert_actions_after(0, since)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(id, _)| *id <= actions_cursor)
+        .collect();
     let mut after = 0;
     loop {
         let Ok(rows) = store.rule_inputs(after, cursor, since, 5000).await else {
@@ -294,8 +323,16 @@ async fn run(
         let Some(last) = rows.last() else { break };
         after = last.id;
         for r in &rows {
+            while actions.front().is_some_and(|(_, a)| a.at <= r.received) {
+                if let Some((_, a)) = actions.pop_front() {
+                    let _ = engines.act(&store, &a).await;
+                }
+            }
             let _ = engines.evaluate(r);
         }
+    }
+    for (_, a) in actions {
+        let _ = engines.act(&store, &a).await;
     }
     stats.cursor.store(cursor, Ordering::Relaxed);
     let mut cursor = cursor;
@@ -325,6 +362,17 @@ async fn run(
             }
         };
         let last = rows.last().map(|r| r.id);
+        // The doctors' new actions (acknowledgements stop escalation ladders).
+        let new_actions = store
+            .alert_actions_after(actions_cursor, DateTime::<Utc>::MIN_UTC)
+            .await
+            .unwrap_or_default();
+        let last_action = new_actions.last().map(|(id, _)| *id);
+        for (_, a) in &new_actions {
+            if let Some((patient, events)) = engines.act(&store, a).await {
+                records.extend(events.iter().map(|e| record(&patient, e)));
+            }
+        }
         for r in &rows {
             match engines.evaluate(r) {
                 Some(events) => {
@@ -341,14 +389,20 @@ async fn run(
         for (patient, engine) in &mut engines.engines {
             records.extend(engine.advance(now).iter().map(|e| record(patient, e)));
         }
-        if !records.is_empty() || last.is_some() {
+        if !records.is_empty() || last.is_some() || last_action.is_some() {
             let opened = records.iter().filter(|r| r.change == "opened").count() as u64;
             // The engines have moved on: keep their events (and the cursor past the
             // readings that made them) until the store takes them. A stop meanwhile
             // loses nothing: the readings after the cursor are evaluated again.
             loop {
-                match store.keep_alert_events(&records, last, now).await {
+                match store
+                    .keep_alert_events(&records, last, last_action, now)
+                    .await
+                {
                     Ok(new) => {
+                        if let Some(a) = last_action {
+                            actions_cursor = a;
+                        }
                         stats.events_kept.fetch_add(new, Ordering::Relaxed);
                         stats.alerts_opened.fetch_add(opened, Ordering::Relaxed);
                         if let Some(l) = last {
@@ -367,6 +421,7 @@ async fn run(
                 }
             }
         }
+        stats.passes.fetch_add(1, Ordering::Release);
         if rows.len() < 1000 {
             let commit = async {
                 match &committed {

@@ -843,6 +843,40 @@ impl Engine {
     /// that rule); returns the event, or `None` when there is no such episode.
     pub fn acknowledge(&mut self, rule: &str, at: DateTime<Utc>) -> Option<Event> {
         let i = self.find(rule)?;
+        self.acknowledge_at(i, at)
+    }
+
+    /// Acknowledges the episode of `family` opened at `opened_at` (an alert's lasting
+    /// identity), if it is still open.
+    pub fn acknowledge_episode(
+        &mut self,
+        family: &str,
+        opened_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Option<Event> {
+        let i = self.find_episode(family, opened_at)?;
+        self.acknowledge_at(i, at)
+    }
+
+    /// Resolves the episode of `family` opened at `opened_at`, if it is still open.
+    pub fn resolve_episode(
+        &mut self,
+        family: &str,
+        opened_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Option<Event> {
+        let i = self.find_episode(family, opened_at)?;
+        self.close(i, at);
+        Some(self.event(i, Change::Resolved, at))
+    }
+
+    fn find_episode(&self, family: &str, opened_at: DateTime<Utc>) -> Option<usize> {
+        self.episodes
+            .iter()
+            .rposition(|e| e.closed_at.is_none() && e.family == family && e.opened_at == opened_at)
+    }
+
+    fn acknowledge_at(&mut self, i: usize, at: DateTime<Utc>) -> Option<Event> {
         if self.episodes[i].acknowledged {
             return None;
         }

@@ -178,6 +178,19 @@ pub struct AlertEventRecord {
     pub deliver_at: Option<DateTime<Utc>>,
 }
 
+/// A doctor's action on an alert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertAction {
+    pub alert_id: String,
+    /// `ack` or `resolve`.
+    pub action: String,
+    /// The doctor's id.
+    pub by: String,
+    /// The read-back of an acknowledgement, the action note of a resolution.
+    pub note: String,
+    pub at: DateTime<Utc>,
+}
+
 /// A quarantined reading, as the API returns it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QuarantineRecord {

@@ -14,7 +14,7 @@ use vigil_wire::check::CanonicalJson;
 use vigil_wire::envelope::ReadingJson;
 
 use crate::{
-    AlertEventRecord, EnvelopeCommit, EnvelopeMarks, Error, ExportRow, Item, Outcome,
+    AlertAction, AlertEventRecord, EnvelopeCommit, EnvelopeMarks, Error, ExportRow, Item, Outcome,
     QuarantineRecord, RuleInput, StoredReading, Totals, identity_key,
 };
 
@@ -108,6 +108,14 @@ const SCHEMA: &[&str] = &[
         PRIMARY KEY (event_id, doctor_id, channel)
     ) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS alert_deliveries_held ON alert_deliveries (state, due_ms)",
+    "CREATE TABLE IF NOT EXISTS alert_actions (
+        id        INTEGER PRIMARY KEY,
+        alert_id  TEXT    NOT NULL,
+        action    TEXT    NOT NULL, -- ack, resolve
+        by_doctor TEXT    NOT NULL,
+        note      TEXT    NOT NULL, -- the read-back for an ack, the action for a resolve
+        at_ms     INTEGER NOT NULL
+    )",
     "CREATE TABLE IF NOT EXISTS registry_versions (
         id          INTEGER PRIMARY KEY,
         loaded_ms   INTEGER NOT NULL,
@@ -639,11 +647,13 @@ impl SqliteStore {
     }
 
     /// Keeps alert events (each once: a re-evaluation after a restart adds nothing)
-    /// and, in the same transaction, moves the rule engine's cursor to `cursor`.
+    /// and, in the same transaction, moves the rule engine's cursors: `cursor` over the
+    /// readings, `actions` over the doctors' actions.
     pub async fn keep_alert_events(
         &self,
         events: &[AlertEventRecord],
         cursor: Option<i64>,
+        actions: Option<i64>,
         at: DateTime<Utc>,
     ) -> Result<u64, Error> {
         let mut tx = self.pool.begin().await?;
@@ -670,18 +680,85 @@ impl SqliteStore {
             .await?
             .rows_affected();
         }
-        if let Some(c) = cursor {
-            sqlx::query(
-                "INSERT INTO sink_cursors (sink, last_id, updated_ms) VALUES ('rules', ?, ?)
-                 ON CONFLICT (sink) DO UPDATE SET last_id = MAX(last_id, excluded.last_id), updated_ms = excluded.updated_ms",
-            )
-            .bind(c)
-            .bind(at.timestamp_millis())
-            .execute(&mut *tx)
-            .await?;
+        for (name, value) in [("rules", cursor), ("rules:actions", actions)] {
+            if let Some(c) = value {
+                sqlx::query(
+                    "INSERT INTO sink_cursors (sink, last_id, updated_ms) VALUES (?, ?, ?)
+                     ON CONFLICT (sink) DO UPDATE SET last_id = MAX(last_id, excluded.last_id), updated_ms = excluded.updated_ms",
+                )
+                .bind(name)
+                .bind(c)
+                .bind(at.timestamp_millis())
+                .execute(&mut *tx)
+                .await?;
+            }
         }
         tx.commit().await?;
         Ok(new)
+    }
+
+    /// Keeps a doctor's action on an alert (an acknowledgement with its read-back, or a
+    /// resolution with its note); returns its id.
+    pub async fn keep_alert_action(&self, action: &AlertAction) -> Result<i64, Error> {
+        let id = sqlx::query_scalar(
+            "INSERT INTO alert_actions (alert_id, action, by_doctor, note, at_ms)
+             VALUES (?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&action.alert_id)
+        .bind(&action.action)
+        .bind(&action.by)
+        .bind(&action.note)
+        .bind(action.at.timestamp_millis())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    /// Actions with ids above `after` (and at or after `since`), oldest first.
+    pub async fn alert_actions_after(
+        &self,
+        after: i64,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(i64, AlertAction)>, Error> {
+        let rows = sqlx::query(
+            "SELECT id, alert_id, action, by_doctor, note, at_ms FROM alert_actions
+             WHERE id > ? AND at_ms >= ? ORDER BY id LIMIT 1000",
+        )
+        .bind(after)
+        .bind(since.timestamp_millis())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0)?,
+                    AlertAction {
+                        alert_id: r.try_get(1)?,
+                        action: r.try_get(2)?,
+                        by: r.try_get(3)?,
+                        note: r.try_get(4)?,
+                        at: millis(r.try_get(5)?)?,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// The latest event of an alert (for its display and state), if it exists.
+    pub async fn latest_alert_event(
+        &self,
+        alert_id: &str,
+    ) -> Result<Option<AlertEventRecord>, Error> {
+        let id: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM alert_events WHERE alert_id = ? ORDER BY id DESC LIMIT 1",
+        )
+        .bind(alert_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        match id {
+            Some(id) => self.alert_event(id).await,
+            None => Ok(None),
+        }
     }
 
     /// Alert events with ids above `after`, oldest first: (event id, event).

@@ -175,6 +175,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         stats: stats.clone(),
         sink: None,
         rules: Some(rule_stats.clone()),
+        clock: clock.clone(),
     });
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn(async move {

@@ -141,6 +141,7 @@ async fn serve(config: Config, registry: Registry, registry_text: String) -> any
         stats: intake.stats.clone(),
         sink: sink.as_ref().map(|s| s.stats.clone()),
         rules: Some(rules.stats.clone()),
+        clock: Arc::new(SystemClock),
     });
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn(async move {
