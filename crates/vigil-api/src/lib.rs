@@ -11,6 +11,7 @@
 //! | `GET /api/v1/alert-events?patient=&limit=` | the alert events the rule engine kept, newest first |
 //! | `POST /api/v1/alerts/{id}/ack` | acknowledge with read-back `{"read_back", "by"}` (a mismatch is refused, 422) |
 //! | `POST /api/v1/alerts/{id}/resolve` | resolve with `{"note", "by"}` |
+//! | `GET /api/v1/critical-values?format=json|csv` | the 危急值 register, and per institution the median and 90th percentile from detection to acknowledgement |
 //!
 //! **No authentication yet**: the routes serve personal health data, so `vigil serve`
 //! binds them to the loopback interface by default. Authentication, care-relationship
@@ -40,7 +41,7 @@ use vigil_store::SqliteStore;
 use vigil_tsdb::SinkStats;
 
 /// What the routes read.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AppState {
     pub store: SqliteStore,
     pub stats: Arc<IntakeStats>,
@@ -50,6 +51,8 @@ pub struct AppState {
     pub rules: Option<Arc<RuleStats>>,
     /// The platform's clock (the demo's is accelerated): actions are stamped with it.
     pub clock: Arc<dyn vigil_model::clock::Clock>,
+    /// A patient's institution (for per-institution figures), when a registry is loaded.
+    pub institutions: Option<vigil_ingest::intake::InstitutionLookup>,
 }
 
 /// The router.
@@ -63,7 +66,18 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/alert-events", get(alert_events))
         .route("/api/v1/alerts/{id}/ack", axum::routing::post(acknowledge))
         .route("/api/v1/alerts/{id}/resolve", axum::routing::post(resolve))
+        .route("/api/v1/critical-values", get(critical_values))
         .with_state(state)
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("store", &self.store)
+            .field("sink", &self.sink.is_some())
+            .field("rules", &self.rules.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Every error a route returns, mapped in one place.
@@ -239,6 +253,115 @@ async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
         h.count.load(Ordering::Relaxed)
     );
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct RegisterQuery {
+    format: Option<String>,
+}
+
+/// The nearest-rank percentile `p` (0 < p ≤ 1) of sorted values: the smallest value
+/// with at least `p` of the values at or below it. `None` for no values.
+pub fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (p * sorted.len() as f64).ceil().max(1.0) as usize;
+    sorted.get(rank.min(sorted.len()) - 1).copied()
+}
+
+/// Per institution: how many CRITICAL alerts were acknowledged, and the median and
+/// 90th percentile (nearest rank) of the seconds from detection to acknowledgement.
+pub fn response_times(
+    entries: &[vigil_store::CriticalEntry],
+    institution: &dyn Fn(&PatientId) -> Option<String>,
+) -> Vec<serde_json::Value> {
+    let mut by: std::collections::BTreeMap<String, Vec<i64>> = Default::default();
+    for e in entries {
+        let inst = institution(&e.patient_id).unwrap_or_else(|| "unknown".to_owned());
+        let list = by.entry(inst).or_default();
+        if let Some(ack) = e.acknowledged_at {
+            list.push((ack - e.detected_at).num_seconds().max(0));
+        }
+    }
+    by.into_iter()
+        .map(|(inst, mut secs)| {
+            secs.sort_unstable();
+            json!({"institution": inst, "acknowledged": secs.len(),
+                   "median_seconds": percentile(&secs, 0.5),
+                   "p90_seconds": percentile(&secs, 0.9)})
+        })
+        .collect()
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+/// `GET /api/v1/critical-values`: the 危急值 register (JSON with the response times
+/// per institution, or CSV for a spreadsheet).
+async fn critical_values(
+    State(s): State<AppState>,
+    Query(q): Query<RegisterQuery>,
+) -> Result<Response, ApiError> {
+    let entries = s.store.critical_register().await?;
+    let t = |d: Option<DateTime<Utc>>| d.map(|d| d.to_rfc3339()).unwrap_or_default();
+    match q.format.as_deref().unwrap_or("json") {
+        "csv" => {
+            let mut out = String::from(
+                "alert_id,patient_id,rule,value,detected_at,highest_level,notified_at,notified,acknowledged_at,acknowledged_by,read_back,resolved_at,resolved_by,action,closed_at\n",
+            );
+            for e in &entries {
+                let fields = [
+                    e.alert_id.clone(),
+                    e.patient_id.to_string(),
+                    e.rule.clone(),
+                    e.display.clone(),
+                    e.detected_at.to_rfc3339(),
+                    e.highest_level.to_string(),
+                    t(e.notified_at),
+                    e.notified.join(" "),
+                    t(e.acknowledged_at),
+                    e.acknowledged_by.clone().unwrap_or_default(),
+                    e.read_back.clone().unwrap_or_default(),
+                    t(e.resolved_at),
+                    e.resolved_by.clone().unwrap_or_default(),
+                    e.action.clone().unwrap_or_default(),
+                    t(e.closed_at),
+                ];
+                let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+                let _ = writeln!(out, "{}", line.join(","));
+            }
+            Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response())
+        }
+        "json" => {
+            let rows: Vec<_> = entries
+                .iter()
+                .map(|e| {
+                    json!({"alert_id": e.alert_id, "patient_id": e.patient_id, "rule": e.rule,
+                        "value": e.display, "detected_at": e.detected_at.to_rfc3339(),
+                        "highest_level": e.highest_level, "notified_at": e.notified_at.map(|d| d.to_rfc3339()),
+                        "notified": e.notified, "acknowledged_at": e.acknowledged_at.map(|d| d.to_rfc3339()),
+                        "acknowledged_by": e.acknowledged_by, "read_back": e.read_back,
+                        "resolved_at": e.resolved_at.map(|d| d.to_rfc3339()), "resolved_by": e.resolved_by,
+                        "action": e.action, "closed_at": e.closed_at.map(|d| d.to_rfc3339())})
+                })
+                .collect();
+            let none = |_: &PatientId| None;
+            let by_institution = match &s.institutions {
+                Some(f) => response_times(&entries, f.as_ref()),
+                None => response_times(&entries, &none),
+            };
+            Ok(Json(json!({"entries": rows, "by_institution": by_institution})).into_response())
+        }
+        other => Err(ApiError::BadRequest(format!(
+            "'format' {other:?} must be json or csv"
+        ))),
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -48,6 +48,7 @@ async fn state() -> AppState {
         sink: None,
         rules: None,
         clock: Arc::new(vigil_model::clock::SystemClock),
+        institutions: None,
     }
 }
 
@@ -274,4 +275,92 @@ async fn an_acknowledgement_must_read_the_value_back_and_a_mismatch_is_refused()
     )
     .await;
     assert_eq!(status, StatusCode::ACCEPTED);
+}
+
+#[test]
+fn percentiles_are_nearest_rank() {
+    use vigil_api::percentile;
+    let v: Vec<i64> = (1..=10).map(|x| x * 10).collect();
+    assert_eq!(percentile(&v, 0.5), Some(50));
+    assert_eq!(percentile(&v, 0.9), Some(90));
+    assert_eq!(percentile(&[7], 0.9), Some(7));
+    assert_eq!(percentile(&[], 0.5), None);
+    assert_eq!(percentile(&[1, 2, 3], 0.5), Some(2));
+}
+
+#[tokio::test]
+async fn the_critical_value_register_says_who_did_what_when_in_json_and_csv() {
+    let s = state().await;
+    let t = |m: i64| -> DateTime<Utc> {
+        "2026-11-22T00:00:00Z".parse::<DateTime<Utc>>().unwrap() + chrono::TimeDelta::minutes(m)
+    };
+    let event = |change: &str, level: u8, at: DateTime<Utc>| vigil_store::AlertEventRecord {
+        alert_id: "00000000000000cd".into(),
+        patient_id: "p-000123".parse().unwrap(),
+        family: "glucose_hypo".into(),
+        opened_at: t(0),
+        display: "2.6 mmol/L".into(),
+        evidence: json!([]),
+        change: change.into(),
+        rule: "glucose_hypo_level2".into(),
+        severity: "CRITICAL".into(),
+        level,
+        at,
+        deliver_at: None,
+    };
+    s.store
+        .keep_alert_events(&[event("opened", 1, t(0))], None, None, t(0))
+        .await
+        .unwrap();
+    let first = s.store.alert_events_after(0, 10).await.unwrap()[0].0;
+    s.store
+        .record_deliveries(&[], &[(first, "d-0001".into(), "mqtt".into())], None, t(1))
+        .await
+        .unwrap();
+    for (action, note, m) in [
+        ("ack", "2.6 mmol/L", 7),
+        ("resolve", "glucose gel; recheck 4.9", 20),
+    ] {
+        s.store
+            .keep_alert_action(&vigil_store::AlertAction {
+                alert_id: "00000000000000cd".into(),
+                action: action.into(),
+                by: "d-0001".into(),
+                note: note.into(),
+                at: t(m),
+            })
+            .await
+            .unwrap();
+    }
+    s.store
+        .keep_alert_events(&[event("resolved", 1, t(20))], None, None, t(20))
+        .await
+        .unwrap();
+    let (status, body) = get(&s, "/api/v1/critical-values").await;
+    assert_eq!(status, StatusCode::OK);
+    let v = json_of(&body);
+    let e = &v["entries"][0];
+    assert_eq!(e["value"], "2.6 mmol/L");
+    assert_eq!(e["notified"], json!(["d-0001"]));
+    assert_eq!(e["notified_at"], t(1).to_rfc3339());
+    assert_eq!(e["acknowledged_by"], "d-0001");
+    assert_eq!(e["read_back"], "2.6 mmol/L");
+    assert_eq!(e["action"], "glucose gel; recheck 4.9");
+    assert_eq!(e["closed_at"], t(20).to_rfc3339());
+    assert_eq!(v["by_institution"][0]["median_seconds"], 420);
+    assert_eq!(v["by_institution"][0]["p90_seconds"], 420);
+    let (status, csv) = get(&s, "/api/v1/critical-values?format=csv").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        csv.starts_with("alert_id,patient_id,rule,value,detected_at"),
+        "{csv}"
+    );
+    assert!(
+        csv.contains(",\"glucose gel; recheck 4.9\"") || csv.contains(",glucose gel; recheck 4.9,"),
+        "{csv}"
+    );
+    assert_eq!(
+        get(&s, "/api/v1/critical-values?format=xml").await.0,
+        StatusCode::BAD_REQUEST
+    );
 }

@@ -191,6 +191,30 @@ pub struct AlertAction {
     pub at: DateTime<Utc>,
 }
 
+/// One line of the 危急值 register: a CRITICAL episode and what was done about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CriticalEntry {
+    pub alert_id: String,
+    pub patient_id: PatientId,
+    /// The critical rule and the value as shown.
+    pub rule: String,
+    pub display: String,
+    /// When the engine raised it (for a confirmed BP crisis: at its confirmation).
+    pub detected_at: DateTime<Utc>,
+    pub highest_level: u8,
+    /// The first delivery the broker acknowledged, and every doctor notified.
+    pub notified_at: Option<DateTime<Utc>>,
+    pub notified: Vec<String>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub acknowledged_by: Option<String>,
+    pub read_back: Option<String>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub resolved_by: Option<String>,
+    /// What was done (the resolution's note).
+    pub action: Option<String>,
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
 /// A quarantined reading, as the API returns it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QuarantineRecord {

@@ -14,8 +14,8 @@ use vigil_wire::check::CanonicalJson;
 use vigil_wire::envelope::ReadingJson;
 
 use crate::{
-    AlertAction, AlertEventRecord, EnvelopeCommit, EnvelopeMarks, Error, ExportRow, Item, Outcome,
-    QuarantineRecord, RuleInput, StoredReading, Totals, identity_key,
+    AlertAction, AlertEventRecord, CriticalEntry, EnvelopeCommit, EnvelopeMarks, Error, ExportRow,
+    Item, Outcome, QuarantineRecord, RuleInput, StoredReading, Totals, identity_key,
 };
 
 const SCHEMA: &[&str] = &[
@@ -759,6 +759,92 @@ impl SqliteStore {
             Some(id) => self.alert_event(id).await,
             None => Ok(None),
         }
+    }
+
+    /// The 危急值 register: every CRITICAL episode with its detection, notification,
+    /// read-back acknowledgement, action and close, and who did each, oldest first.
+    pub async fn critical_register(&self) -> Result<Vec<CriticalEntry>, Error> {
+        let alerts: Vec<String> = sqlx::query_scalar(
+            "SELECT alert_id FROM alert_events WHERE severity = 'CRITICAL'
+             GROUP BY alert_id ORDER BY MIN(id)",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(alerts.len());
+        for alert_id in alerts {
+            let rows = sqlx::query(
+                "SELECT alert_id, patient_id, change, rule, severity, level, at_ms, deliver_at_ms,
+                        family, opened_ms, display, evidence, id
+                 FROM alert_events WHERE alert_id = ? ORDER BY id",
+            )
+            .bind(&alert_id)
+            .fetch_all(&self.pool)
+            .await?;
+            let events: Vec<AlertEventRecord> = rows
+                .iter()
+                .map(alert_event_record)
+                .collect::<Result<_, _>>()?;
+            let Some(first) = events.first() else {
+                continue;
+            };
+            let critical = events
+                .iter()
+                .rfind(|e| e.severity == "CRITICAL")
+                .unwrap_or(first);
+            let delivered = sqlx::query(
+                "SELECT MIN(d.delivered_ms), GROUP_CONCAT(DISTINCT d.doctor_id)
+                 FROM alert_deliveries d JOIN alert_events e ON d.event_id = e.id
+                 WHERE e.alert_id = ? AND d.state = 'delivered'",
+            )
+            .bind(&alert_id)
+            .fetch_one(&self.pool)
+            .await?;
+            let actions = sqlx::query(
+                "SELECT action, by_doctor, note, at_ms FROM alert_actions WHERE alert_id = ? ORDER BY id",
+            )
+            .bind(&alert_id)
+            .fetch_all(&self.pool)
+            .await?;
+            let mut entry = CriticalEntry {
+                alert_id: alert_id.clone(),
+                patient_id: first.patient_id.clone(),
+                rule: critical.rule.clone(),
+                display: critical.display.clone(),
+                detected_at: first.opened_at,
+                highest_level: events.iter().map(|e| e.level).max().unwrap_or(1),
+                notified_at: delivered
+                    .try_get::<Option<i64>, _>(0)?
+                    .map(millis)
+                    .transpose()?,
+                notified: delivered
+                    .try_get::<Option<String>, _>(1)?
+                    .map(|s| s.split(',').map(str::to_owned).collect())
+                    .unwrap_or_default(),
+                acknowledged_at: None,
+                acknowledged_by: None,
+                read_back: None,
+                resolved_at: None,
+                resolved_by: None,
+                action: None,
+                closed_at: events.iter().find(|e| e.change == "resolved").map(|e| e.at),
+            };
+            for a in &actions {
+                let (kind, by, note): (String, String, String) =
+                    (a.try_get(0)?, a.try_get(1)?, a.try_get(2)?);
+                let at = millis(a.try_get(3)?)?;
+                if kind == "ack" && entry.acknowledged_at.is_none() {
+                    entry.acknowledged_at = Some(at);
+                    entry.acknowledged_by = Some(by);
+                    entry.read_back = Some(note);
+                } else if kind == "resolve" && entry.resolved_at.is_none() {
+                    entry.resolved_at = Some(at);
+                    entry.resolved_by = Some(by);
+                    entry.action = Some(note);
+                }
+            }
+            out.push(entry);
+        }
+        Ok(out)
     }
 
     /// Alert events with ids above `after`, oldest first: (event id, event).

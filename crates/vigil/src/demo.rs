@@ -176,6 +176,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         sink: None,
         rules: Some(rule_stats.clone()),
         clock: clock.clone(),
+        institutions: Some(intake.institution_lookup()),
     });
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn(async move {

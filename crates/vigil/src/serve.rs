@@ -142,6 +142,7 @@ async fn serve(config: Config, registry: Registry, registry_text: String) -> any
         sink: sink.as_ref().map(|s| s.stats.clone()),
         rules: Some(rules.stats.clone()),
         clock: Arc::new(SystemClock),
+        institutions: Some(intake.institution_lookup()),
     });
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn(async move {
