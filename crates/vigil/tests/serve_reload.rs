@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use rumqttc::QoS;
 use serde_json::json;
 use vigil_store::SqliteStore;
-use vigil_testkit::{Mosquitto, example_registry, http_get};
+use vigil_testkit::{Mosquitto, example_registry, http_get, http_get_any};
 
 const NEW_DEVICE: &str = "\n[[device]]\nid = \"glu-new\"\ntypes = [\"glucose\"]\ngateway = \"gw-0042\"\nregistered = \"2026-11-01T00:00:00+08:00\"\n";
 const ASSIGNED: &str = "\n[[assignment]]\ndevice = \"glu-new\"\npatient = \"p-000123\"\nfrom = \"2026-11-01T00:00:00+08:00\"\n";
@@ -44,7 +44,8 @@ fn wait_log(log: &Path, text: &str) -> String {
 fn wait_http(addr: &str, path: &str, cond: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let body = http_get(addr, path);
+        // Whatever the status: readiness answers 503 until the subscription is made.
+        let (_, body) = http_get_any(addr, path);
         if cond(&body) {
             return body;
         }
@@ -86,7 +87,7 @@ async fn sighup_reloads_the_registry_and_stores_readings_an_assignment_now_cover
         .next()
         .unwrap()
         .to_owned();
-    wait_http(&http, "/readyz", |_| true);
+    wait_http(&http, "/readyz", |b| b.contains("\"mqtt_subscribed\":true"));
 
     // Three glucose readings of the new meter, measured by the clock serve uses.
     let base = DateTime::<Utc>::from(SystemTime::now()) - chrono::TimeDelta::minutes(30);
