@@ -303,6 +303,8 @@ pub struct Engine {
     next_gap_job: Option<DateTime<Utc>>,
     /// What the reading (or session) being evaluated would raise an episode with.
     trigger: Trigger,
+    /// Whether the reading being evaluated is the newest of its kind.
+    newest: bool,
 }
 
 impl Engine {
@@ -324,6 +326,7 @@ impl Engine {
             enrolled: None,
             next_gap_job: None,
             trigger: Trigger::default(),
+            newest: true,
         }
     }
 
@@ -385,6 +388,10 @@ impl Engine {
         self.remember(v.canonical(), measured);
         // A reading of a prescribed type closes its monitoring gap.
         let kind = v.reading().measurement.reading_type().as_str();
+        // A reading measured before the newest of its kind (uploaded late) may feed
+        // the trend windows, but cannot close a trend episode on a partial window.
+        let newest = self.last_of_type.get(kind).is_none_or(|t| measured >= *t);
+        self.newest = newest;
         let seen = self.last_of_type.entry(kind).or_insert(measured);
         *seen = (*seen).max(measured);
         self.clear_family(&format!("monitoring_gap:{kind}"), now, &mut events);
@@ -408,6 +415,10 @@ impl Engine {
             }
             for m in matches {
                 if self.profile.thresholds.is_snoozed(m.rule, now)
+                    || self
+                        .profile
+                        .thresholds
+                        .is_snoozed("retrospective_finding", now)
                     || self.retrospective.contains(&(m.family, local_day))
                 {
                     continue;
@@ -706,7 +717,7 @@ impl Engine {
                         now,
                         events,
                     );
-                } else {
+                } else if self.newest {
                     self.clear_family("hf_weight", now, events);
                 }
             }
@@ -733,7 +744,7 @@ impl Engine {
                 now,
                 events,
             );
-        } else {
+        } else if self.newest {
             self.clear_family(rule, now, events);
         }
     }
@@ -806,7 +817,9 @@ impl Engine {
                     let enrolled = self.enrolled.unwrap_or(at);
                     for (kind, gap, severity) in self.profile.prescribed() {
                         let since = self.last_of_type.get(kind).copied().unwrap_or(enrolled);
-                        if at - since >= gap {
+                        if at - since >= gap
+                            && !self.profile.thresholds.is_snoozed("monitoring_gap", at)
+                        {
                             let local = since.with_timezone(&self.profile.timezone);
                             self.trigger = Trigger {
                                 display: format!(
@@ -962,7 +975,21 @@ impl Engine {
             display: format!("{sys}/{dia} mmHg"),
             evidence: s.evidence.clone(),
         };
-        // The index session may still be growing: keep its readings with the wait.
+        // The index session may still be growing: keep its readings with the wait,
+        // unless its mean no longer meets the threshold (then there is nothing to
+        // confirm).
+        let still_meets = |p: &Pending, bp: &crate::ruleset::Bp, thr: f64| match p.kind {
+            Waiting::Crisis => {
+                f64::from(sys) >= bp.crisis_systolic || f64::from(dia) >= bp.crisis_diastolic
+            }
+            Waiting::Hypotension => f64::from(sys) < thr,
+        };
+        let hypotension_below = self.profile.thresholds.bp_hypotension.at(now);
+        if self.pending.as_ref().is_some_and(|p| {
+            p.index == first && !still_meets(p, &self.profile.rules.bp, hypotension_below)
+        }) {
+            self.pending = None;
+        }
         if self.pending.as_ref().is_some_and(|p| p.index == first) {
             let t = session_trigger(s);
             if let Some(p) = self.pending.as_mut() {
@@ -1021,10 +1048,9 @@ impl Engine {
                 self.trigger = t;
                 self.raise(m, now, events);
                 return;
-            } else {
-                // Between 3 and 5 minutes: neither confirms nor cancels.
-                return;
             }
+            // Between 3 and 5 minutes: neither confirms nor cancels; a red-flag
+            // symptom still raises at once (below), and the wait goes on.
         }
         let unconfirmed_open = self
             .open
@@ -1137,13 +1163,18 @@ impl Engine {
                         "glucose_hyper_extreme",
                         Severity::Critical,
                     ));
+                } else if g.is_some_and(|g| g >= rules.glucose.hyper_urgent_at_or_above)
+                    && symptoms.iter().any(|s| HYPERGLYCAEMIA_SYMPTOMS.contains(s))
+                {
+                    // CRITICAL with symptoms: against the rule set's threshold, which
+                    // no override moves (a CRITICAL rule is never relaxed).
+                    out.push(m(
+                        "glucose_hyper",
+                        "glucose_hyper_urgent",
+                        Severity::Critical,
+                    ));
                 } else if g.is_some_and(|g| g >= th.glucose_hyper_urgent.at(now)) {
-                    let severity = if symptoms.iter().any(|s| HYPERGLYCAEMIA_SYMPTOMS.contains(s)) {
-                        Severity::Critical
-                    } else {
-                        Severity::High
-                    };
-                    out.push(m("glucose_hyper", "glucose_hyper_urgent", severity));
+                    out.push(m("glucose_hyper", "glucose_hyper_urgent", Severity::High));
                 } else if g.is_some_and(|g| g > th.glucose_hyper_level2.at(now)) {
                     out.push(m("glucose_hyper", "glucose_hyper_level2", Severity::Medium));
                 }
@@ -1353,6 +1384,7 @@ impl Engine {
                     e.deliver_at = deliver_at;
                     e.display = self.trigger.display.clone();
                     e.evidence = self.trigger.evidence.clone();
+                    self.last_opened.insert(m.rule, now);
                     events.push(self.event(i, Change::Upgraded, now));
                 }
             }
@@ -1362,9 +1394,11 @@ impl Engine {
                 {
                     return;
                 }
-                // Dedup windows (§1): no new episode of the rule this soon after the last.
-                if let (Some(window), Some(last)) =
-                    (dedup_window(m.rule), self.last_opened.get(m.rule))
+                // Dedup windows (§1): no new episode of the rule this soon after the
+                // last; never for a CRITICAL finding.
+                if m.severity != Severity::Critical
+                    && let (Some(window), Some(last)) =
+                        (dedup_window(m.rule), self.last_opened.get(m.rule))
                     && now - *last < window
                 {
                     return;

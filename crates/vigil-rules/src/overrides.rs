@@ -99,6 +99,15 @@ struct Floors {
     spo2_critical: f64,
     brady_severe: f64,
     tachy_severe: f64,
+    /// The clear conditions: a trigger moved past its clear threshold would close and
+    /// reopen the episode on every reading (flapping), so such overrides are refused.
+    hypo_clear_at: f64,
+    hyper_clear_below: f64,
+    spo2_clear_at: f64,
+    brady_clear_at: f64,
+    tachy_clear_at_or_below: f64,
+    hypotension_clear_at: f64,
+    fever_clear_below: f64,
 }
 
 impl Thresholds {
@@ -150,6 +159,17 @@ impl Thresholds {
                 },
                 brady_severe: h.brady_severe_at_or_below,
                 tachy_severe: h.tachy_severe_at_or_above,
+                hypo_clear_at: g.hypo_clear_at,
+                hyper_clear_below: g.hyper_clear_below,
+                spo2_clear_at: if scale2 {
+                    s.scale2_clear_at
+                } else {
+                    s.clear_at
+                },
+                brady_clear_at: h.brady_clear_at,
+                tachy_clear_at_or_below: h.tachy_clear_at_or_below,
+                hypotension_clear_at: rules.bp.hypotension_clear_at,
+                fever_clear_below: t.fever_clear_below,
             },
         }
     }
@@ -209,6 +229,28 @@ impl Thresholds {
                 .ok_or_else(|| format!("{} takes {{\"{name}\": a positive number}}", r.rule))
         };
         let until = r.until;
+        // A "below" trigger must stay under the value that clears its episode, an
+        // "above" trigger over it, or every reading in between would flap.
+        let under = |v: f64, clear: f64, what: &str| {
+            if v >= clear {
+                Err(format!(
+                    "{} below {v} would close and reopen its episode on every reading: it closes at {clear}; {what}",
+                    r.rule
+                ))
+            } else {
+                Ok(v)
+            }
+        };
+        let over = |v: f64, clear: f64| {
+            if v < clear {
+                Err(format!(
+                    "{} above {v} would close and reopen its episode on every reading: it closes below {clear}",
+                    r.rule
+                ))
+            } else {
+                Ok(v)
+            }
+        };
         let set = |s: &mut Setting<f64>, v: f64| s.over = Some((v, until));
         match r.rule.as_str() {
             "bp_grade2" | "bp_uncontrolled_home" => {
@@ -221,9 +263,25 @@ impl Thresholds {
                 };
                 s.over = Some(((sys, dia), until));
             }
-            "bp_hypotension" => set(&mut self.bp_hypotension, one(r.below, "below")?),
+            "bp_hypotension" => {
+                let v = under(
+                    one(r.below, "below")?,
+                    floors.hypotension_clear_at,
+                    "choose a lower systolic",
+                )?;
+                if v < 60.0 {
+                    return Err(format!(
+                        "bp_hypotension below {v} mmHg would silence it: 60 mmHg is the lowest accepted"
+                    ));
+                }
+                set(&mut self.bp_hypotension, v);
+            }
             "glucose_hypo_level1" => {
-                let v = one(r.below, "below")?;
+                let v = under(
+                    one(r.below, "below")?,
+                    floors.hypo_clear_at,
+                    "choose a lower value",
+                )?;
                 if v < floors.hypo_level2_below {
                     return Err(format!(
                         "glucose_hypo_level1 never goes below {} mmol/L, the CRITICAL floor of glucose_hypo_level2",
@@ -232,9 +290,12 @@ impl Thresholds {
                 }
                 set(&mut self.glucose_hypo_level1, v);
             }
-            "glucose_hyper_level2" => set(&mut self.glucose_hyper_level2, one(r.above, "above")?),
+            "glucose_hyper_level2" => set(
+                &mut self.glucose_hyper_level2,
+                over(one(r.above, "above")?, floors.hyper_clear_below)?,
+            ),
             "glucose_hyper_urgent" => {
-                let v = one(r.above, "above")?;
+                let v = over(one(r.above, "above")?, floors.hyper_clear_below)?;
                 if v > 33.3 {
                     return Err(
                         "glucose_hyper_urgent cannot move past 33.3 mmol/L, where the meter shows HI (glucose_hyper_extreme, CRITICAL)"
@@ -248,7 +309,11 @@ impl Thresholds {
                 one(r.above, "above")?,
             ),
             "spo2_low" => {
-                let v = one(r.below, "below")?;
+                let v = under(
+                    one(r.below, "below")?,
+                    floors.spo2_clear_at,
+                    "choose a lower value",
+                )?;
                 let floor = floors.spo2_critical + 1.0;
                 if v < floor {
                     return Err(format!(
@@ -258,7 +323,11 @@ impl Thresholds {
                 set(&mut self.spo2_low, v);
             }
             "hr_brady" => {
-                let v = one(r.below, "below")?;
+                let v = under(
+                    one(r.below, "below")?,
+                    floors.brady_clear_at,
+                    "choose a lower rate",
+                )?;
                 if v < floors.brady_severe + 1.0 {
                     return Err(format!(
                         "hr_brady is at least {}/min: {} and below is hr_brady_severe (CRITICAL)",
@@ -270,6 +339,12 @@ impl Thresholds {
             }
             "hr_tachy" => {
                 let v = one(r.above, "above")?;
+                if v <= floors.tachy_clear_at_or_below {
+                    return Err(format!(
+                        "hr_tachy above {v} would close and reopen its episode on every reading: it closes at {}",
+                        floors.tachy_clear_at_or_below
+                    ));
+                }
                 if v > floors.tachy_severe - 1.0 {
                     return Err(format!(
                         "hr_tachy is at most {}/min: {} and above is hr_tachy_severe (CRITICAL)",
@@ -279,9 +354,21 @@ impl Thresholds {
                 }
                 set(&mut self.hr_tachy, v);
             }
-            "temp_low_grade" => set(&mut self.temp_low_grade, one(r.above, "above")?),
-            "temp_fever" => set(&mut self.temp_fever, one(r.above, "above")?),
-            "temp_high_fever" => set(&mut self.temp_high_fever, one(r.above, "above")?),
+            "temp_low_grade" | "temp_fever" | "temp_high_fever" => {
+                let v = over(one(r.above, "above")?, floors.fever_clear_below)?;
+                if v > 42.0 {
+                    return Err(format!(
+                        "{} above {v} °C would silence it: 42 °C is the highest accepted",
+                        r.rule
+                    ));
+                }
+                let s = match r.rule.as_str() {
+                    "temp_low_grade" => &mut self.temp_low_grade,
+                    "temp_fever" => &mut self.temp_fever,
+                    _ => &mut self.temp_high_fever,
+                };
+                set(s, v);
+            }
             "hf_weight_gain_3d" => set(&mut self.hf_weight_gain_3d, one(r.kg, "kg")?),
             "hf_weight_gain_1d" => set(&mut self.hf_weight_gain_1d, one(r.kg, "kg")?),
             other => {
@@ -379,6 +466,44 @@ mod tests {
             ["hr_brady", "hr_tachy", "spo2_low", "glucose_hypo_level1"]
         );
         assert!(refused[0].reason.contains("41"));
+    }
+
+    #[test]
+    fn a_trigger_moved_past_its_clear_threshold_is_refused_as_it_would_flap() {
+        let now = t("2026-03-01T00:00:00Z");
+        let mut th = Thresholds::defaults(false);
+        let refused = th.apply(
+            &[
+                OverrideRequest {
+                    below: Some(60.0),
+                    ..req("hr_brady")
+                },
+                OverrideRequest {
+                    below: Some(4.5),
+                    ..req("glucose_hypo_level1")
+                },
+                OverrideRequest {
+                    above: Some(90.0),
+                    ..req("hr_tachy")
+                },
+                OverrideRequest {
+                    above: Some(37.0),
+                    ..req("temp_low_grade")
+                },
+                OverrideRequest {
+                    below: Some(0.1),
+                    ..req("bp_hypotension")
+                },
+                OverrideRequest {
+                    below: Some(95.0),
+                    ..req("bp_hypotension")
+                },
+            ],
+            now,
+        );
+        assert_eq!(refused.len(), 5, "{refused:#?}");
+        assert!(refused[0].reason.contains("closes at 55"), "{refused:#?}");
+        assert_eq!(th.bp_hypotension.at(now), 95.0);
     }
 
     #[test]
