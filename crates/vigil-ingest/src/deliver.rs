@@ -359,6 +359,7 @@ care_team = { responsible = "d-fam", specialist = "d-spec" }
             patient_id: "p-1".parse().unwrap(),
             family: "spo2".into(),
             opened_at: DateTime::from_timestamp(1_764_547_200, 0).unwrap(),
+            ordinal: 0,
             display: "SpO2 88 %".into(),
             evidence: serde_json::json!([]),
             change: "opened".into(),

@@ -188,16 +188,24 @@ impl Engines {
         &mut self,
         store: &SqliteStore,
         action: &AlertAction,
-    ) -> Option<(PatientId, Vec<Event>)> {
-        let alert = store.latest_alert_event(&action.alert_id).await.ok()??;
+    ) -> Result<Option<(PatientId, Vec<Event>)>, ()> {
+        let Some(alert) = store
+            .latest_alert_event(&action.alert_id)
+            .await
+            .map_err(|_| ())?
+        else {
+            return Ok(None);
+        };
         let engine = self.engine(&alert.patient_id, action.at);
         let mut events = engine.advance(action.at);
+        let ordinal = alert.ordinal;
         let e = match action.action.as_str() {
-            "ack" => engine.acknowledge_episode(&alert.family, alert.opened_at, action.at),
-            _ => engine.resolve_episode(&alert.family, alert.opened_at, action.at),
+            "ack" => engine.acknowledge_episode(&alert.family, alert.opened_at, ordinal, action.at),
+            "resolve" => engine.resolve_episode(&alert.family, alert.opened_at, ordinal, action.at),
+            _ => None,
         };
         events.extend(e);
-        Some((alert.patient_id, events))
+        Ok(Some((alert.patient_id, events)))
     }
 
     fn evaluate(&mut self, input: &RuleInput) -> Option<Vec<Event>> {
@@ -214,19 +222,25 @@ impl Engines {
     }
 }
 
-/// An episode's lasting identity: the patient, its family and its opening instant
-/// (the engine's own episode numbers restart with it), as 16 hex digits (FNV-1a).
-pub fn alert_id(patient: &PatientId, family: &str, opened_at: DateTime<Utc>) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+/// An episode's lasting identity: the patient, its family, its opening instant and
+/// its rank among the family's episodes opened at that same instant (one envelope
+/// can open, close and reopen a family), as 32 hex digits (FNV-1a 128).
+pub fn alert_id(
+    patient: &PatientId,
+    family: &str,
+    opened_at: DateTime<Utc>,
+    ordinal: u32,
+) -> String {
+    let mut h: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
     let key = format!(
-        "{patient}\u{1f}{family}\u{1f}{}",
+        "{patient}\u{1f}{family}\u{1f}{}\u{1f}{ordinal}",
         opened_at.timestamp_millis()
     );
     for b in key.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
+        h ^= u128::from(b);
+        h = h.wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013b);
     }
-    format!("{h:016x}")
+    format!("{h:032x}")
 }
 
 fn record(patient: &PatientId, e: &Event) -> AlertEventRecord {
@@ -242,7 +256,8 @@ fn record(patient: &PatientId, e: &Event) -> AlertEventRecord {
         })
         .collect();
     AlertEventRecord {
-        alert_id: alert_id(patient, &e.family, e.opened_at),
+        alert_id: alert_id(patient, &e.family, e.opened_at, e.ordinal),
+        ordinal: e.ordinal,
         family: e.family.clone(),
         opened_at: e.opened_at,
         display: e.display.clone(),
@@ -287,7 +302,8 @@ async fn run(
         registry: registry(),
         rules,
     };
-    // Rebuild: the readings already evaluated, silently.
+    // Rebuild: the readings already evaluated, silently. (A store that never ran the
+    // engine starts after its last reading: `SqliteStore::open` sets the cursor.)
     let cursor = loop {
         match store.sink_cursor("rules").await {
             Ok(c) => break c,
@@ -300,16 +316,35 @@ async fn run(
             }
         }
     };
-    let since = clock.now() - REBUILD_WINDOW;
+    // Far enough back to rebuild every window, and every episode still open (capped
+    // at 90 days: an alert left open longer is reopened rather than rebuilt).
+    let now = clock.now();
+    let since = match store.oldest_open_alert().await {
+        Ok(Some(t)) => (t - REBUILD_WINDOW).max(now - TimeDelta::days(90)),
+        _ => now - REBUILD_WINDOW,
+    }
+    .min(now - REBUILD_WINDOW);
     // The doctors' actions already applied, replayed with the readings in time order.
     let mut actions_cursor = store.sink_cursor("rules:actions").await.unwrap_or(0);
-    let mut actions: std::collections::VecDeque<(i64, AlertAction)> = store
-        .alert_actions_after(0, since)
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|(id, _)| *id <= actions_cursor)
-        .collect();
+    let mut actions: std::collections::VecDeque<(i64, AlertAction)> =
+        std::collections::VecDeque::new();
+    let mut after_action = 0;
+    loop {
+        match store.alert_actions_after(after_action, since).await {
+            Ok(page) => {
+                let Some((last, _)) = page.last() else { break };
+                after_action = *last;
+                actions.extend(page.into_iter().filter(|(id, _)| *id <= actions_cursor));
+            }
+            Err(_) => {
+                stats.errors.fetch_add(1, Ordering::Relaxed);
+                pause(&mut stopped, Duration::from_secs(1)).await;
+                if *stopped.borrow() {
+                    return;
+                }
+            }
+        }
+    }
     let mut after = 0;
     loop {
         let Ok(rows) = store.rule_inputs(after, cursor, since, 5000).await else {
@@ -367,11 +402,21 @@ async fn run(
             .alert_actions_after(actions_cursor, DateTime::<Utc>::MIN_UTC)
             .await
             .unwrap_or_default();
-        let last_action = new_actions.last().map(|(id, _)| *id);
-        for (_, a) in &new_actions {
-            if let Some((patient, events)) = engines.act(&store, a).await {
-                records.extend(events.iter().map(|e| record(&patient, e)));
+        let mut last_action = None;
+        for (id, a) in &new_actions {
+            match engines.act(&store, a).await {
+                Ok(Some((patient, events))) => {
+                    records.extend(events.iter().map(|e| record(&patient, e)));
+                }
+                // An alert that is unknown, or no longer open: nothing to do.
+                Ok(None) => {}
+                // The store failed: this action and the next wait for the next pass.
+                Err(()) => {
+                    stats.errors.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
             }
+            last_action = Some(*id);
         }
         for r in &rows {
             match engines.evaluate(r) {
@@ -384,10 +429,13 @@ async fn run(
                 }
             }
         }
-        // Timers, on the clock.
+        // Timers, on the clock, once the backlog is evaluated (a timer must not fire
+        // before the reading that would have settled it is seen).
         let now = clock.now();
-        for (patient, engine) in &mut engines.engines {
-            records.extend(engine.advance(now).iter().map(|e| record(patient, e)));
+        if rows.len() < 1000 {
+            for (patient, engine) in &mut engines.engines {
+                records.extend(engine.advance(now).iter().map(|e| record(patient, e)));
+            }
         }
         if !records.is_empty() || last.is_some() || last_action.is_some() {
             let opened = records.iter().filter(|r| r.change == "opened").count() as u64;

@@ -138,8 +138,11 @@ pub struct Event {
     pub episode: u64,
     /// The episode's family (`bp_crisis`, `monitoring_gap:bp`, ...).
     pub family: String,
-    /// When the episode opened: with the patient and the family, its lasting identity.
+    /// When the episode opened: with the patient, the family and `ordinal`, its
+    /// lasting identity.
     pub opened_at: DateTime<Utc>,
+    /// Its rank among the family's episodes opened at the same instant (0 usually).
+    pub ordinal: u32,
     /// The triggering value as a client shows it, canonical units ("186/108 mmHg").
     pub display: String,
     /// The readings behind it (for a BP session, every reading of the session).
@@ -191,6 +194,8 @@ pub struct Episode {
     /// The value and readings that opened it (or its last upgrade).
     pub display: String,
     pub evidence: Vec<Evidence>,
+    /// Its rank among the family's episodes opened at the same instant.
+    pub ordinal: u32,
 }
 
 /// A BP session: readings within 3 minutes of each other, scored by their mean.
@@ -865,9 +870,10 @@ impl Engine {
         &mut self,
         family: &str,
         opened_at: DateTime<Utc>,
+        ordinal: u32,
         at: DateTime<Utc>,
     ) -> Option<Event> {
-        let i = self.find_episode(family, opened_at)?;
+        let i = self.find_episode(family, opened_at, ordinal)?;
         self.acknowledge_at(i, at)
     }
 
@@ -876,17 +882,21 @@ impl Engine {
         &mut self,
         family: &str,
         opened_at: DateTime<Utc>,
+        ordinal: u32,
         at: DateTime<Utc>,
     ) -> Option<Event> {
-        let i = self.find_episode(family, opened_at)?;
+        let i = self.find_episode(family, opened_at, ordinal)?;
         self.close(i, at);
         Some(self.event(i, Change::Resolved, at))
     }
 
-    fn find_episode(&self, family: &str, opened_at: DateTime<Utc>) -> Option<usize> {
-        self.episodes
-            .iter()
-            .rposition(|e| e.closed_at.is_none() && e.family == family && e.opened_at == opened_at)
+    fn find_episode(&self, family: &str, opened_at: DateTime<Utc>, ordinal: u32) -> Option<usize> {
+        self.episodes.iter().rposition(|e| {
+            e.closed_at.is_none()
+                && e.family == family
+                && e.opened_at == opened_at
+                && e.ordinal == ordinal
+        })
     }
 
     fn acknowledge_at(&mut self, i: usize, at: DateTime<Utc>) -> Option<Event> {
@@ -1421,7 +1431,13 @@ impl Engine {
         let id = self.next_id;
         self.next_id += 1;
         let deliver_at = self.quiet_until(severity, now);
+        let ordinal = self
+            .episodes
+            .iter()
+            .filter(|e| e.family == family && e.opened_at == now)
+            .count() as u32;
         self.episodes.push(Episode {
+            ordinal,
             id,
             family,
             rule,
@@ -1477,6 +1493,7 @@ impl Engine {
             episode: e.id,
             family: e.family.clone(),
             opened_at: e.opened_at,
+            ordinal: e.ordinal,
             display: e.display.clone(),
             evidence: e.evidence.clone(),
             change,

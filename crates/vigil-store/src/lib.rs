@@ -160,9 +160,11 @@ pub struct AlertEventRecord {
     /// Stable for the whole episode, and across restarts.
     pub alert_id: String,
     pub patient_id: PatientId,
-    /// The episode's rule family and opening instant.
+    /// The episode's rule family, opening instant, and rank among the family's
+    /// episodes opened at that instant.
     pub family: String,
     pub opened_at: DateTime<Utc>,
+    pub ordinal: u32,
     /// The triggering value as the client shows it, and the readings behind it
     /// (wire `evidence`).
     pub display: String,

@@ -87,6 +87,7 @@ const SCHEMA: &[&str] = &[
         patient_id    TEXT    NOT NULL,
         family        TEXT    NOT NULL,
         opened_ms     INTEGER NOT NULL,
+        ordinal       INTEGER NOT NULL,
         display       TEXT    NOT NULL, -- the triggering value, as shown and read back
         evidence      TEXT    NOT NULL, -- JSON: the readings behind it
         change        TEXT    NOT NULL, -- opened, upgraded, escalated, acknowledged, resolved
@@ -252,6 +253,16 @@ impl SqliteStore {
         for statement in SCHEMA {
             sqlx::query(*statement).execute(&pool).await?;
         }
+        // The rule engine's cursor starts where the store is when it first meets a
+        // version with the engine: a new store at 0, an older store after its last
+        // reading (evaluating months of history live would page doctors for the
+        // past). Written here, before any intake commits, so no reading slips between.
+        sqlx::query(
+            "INSERT OR IGNORE INTO sink_cursors (sink, last_id, updated_ms)
+             SELECT 'rules', COALESCE(MAX(id), 0), 0 FROM readings",
+        )
+        .execute(&pool)
+        .await?;
         Ok(SqliteStore { pool })
     }
 
@@ -661,13 +672,14 @@ impl SqliteStore {
         for e in events {
             new += sqlx::query(
                 "INSERT OR IGNORE INTO alert_events
-                 (alert_id, patient_id, family, opened_ms, display, evidence, change, rule, severity, level, at_ms, deliver_at_ms)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 (alert_id, patient_id, family, opened_ms, ordinal, display, evidence, change, rule, severity, level, at_ms, deliver_at_ms)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&e.alert_id)
             .bind(e.patient_id.as_str())
             .bind(&e.family)
             .bind(e.opened_at.timestamp_millis())
+            .bind(i64::from(e.ordinal))
             .bind(&e.display)
             .bind(e.evidence.to_string())
             .bind(&e.change)
@@ -774,7 +786,7 @@ impl SqliteStore {
         for alert_id in alerts {
             let rows = sqlx::query(
                 "SELECT alert_id, patient_id, change, rule, severity, level, at_ms, deliver_at_ms,
-                        family, opened_ms, display, evidence, id
+                        family, opened_ms, display, evidence, id, ordinal
                  FROM alert_events WHERE alert_id = ? ORDER BY id",
             )
             .bind(&alert_id)
@@ -872,7 +884,7 @@ impl SqliteStore {
     pub async fn alert_event(&self, id: i64) -> Result<Option<AlertEventRecord>, Error> {
         let row = sqlx::query(
             "SELECT alert_id, patient_id, change, rule, severity, level, at_ms, deliver_at_ms,
-                    family, opened_ms, display, evidence, id
+                    family, opened_ms, display, evidence, id, ordinal
              FROM alert_events WHERE id = ?",
         )
         .bind(id)
@@ -981,7 +993,7 @@ impl SqliteStore {
         let patient = patient.map(PatientId::as_str);
         let rows = sqlx::query(
             "SELECT alert_id, patient_id, change, rule, severity, level, at_ms, deliver_at_ms,
-                    family, opened_ms, display, evidence, id
+                    family, opened_ms, display, evidence, id, ordinal
              FROM alert_events WHERE (? IS NULL OR patient_id = ?) ORDER BY id",
         )
         .bind(patient)
@@ -989,6 +1001,18 @@ impl SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(alert_event_record).collect()
+    }
+
+    /// When the oldest alert still open (no `resolved` event) was opened.
+    pub async fn oldest_open_alert(&self) -> Result<Option<DateTime<Utc>>, Error> {
+        let ms: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(a.opened_ms) FROM alert_events a
+             WHERE NOT EXISTS (SELECT 1 FROM alert_events b
+                               WHERE b.alert_id = a.alert_id AND b.change = 'resolved')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        ms.map(millis).transpose()
     }
 
     /// The sink's cursor: the last reading row id its server confirmed (0: none).
@@ -1165,6 +1189,7 @@ fn alert_event_record(r: &sqlx::sqlite::SqliteRow) -> Result<AlertEventRecord, E
         display: r.try_get(10)?,
         evidence: serde_json::from_str(&r.try_get::<String, _>(11)?)
             .map_err(|e| corrupt("evidence", e))?,
+        ordinal: u32::try_from(r.try_get::<i64, _>(13)?).unwrap_or(0),
     })
 }
 

@@ -160,7 +160,7 @@ async fn a_crisis_confirmed_after_a_restart_is_raised_exactly_once() {
     // The lasting identity: patient, family and opening instant.
     assert_eq!(
         opened[0].alert_id,
-        vigil_ingest::rules::alert_id(&opened[0].patient_id, "bp_crisis", opened[0].opened_at)
+        vigil_ingest::rules::alert_id(&opened[0].patient_id, "bp_crisis", opened[0].opened_at, 0)
     );
     assert!(
         opened[0].display.ends_with(" mmHg"),
