@@ -316,7 +316,13 @@ async fn the_critical_value_register_says_who_did_what_when_in_json_and_csv() {
         .unwrap();
     let first = s.store.alert_events_after(0, 10).await.unwrap()[0].0;
     s.store
-        .record_deliveries(&[], &[(first, "d-0001".into(), "mqtt".into())], None, t(1))
+        .record_deliveries(
+            &[],
+            &[(first, "d-0001".into(), "mqtt".into())],
+            &[],
+            None,
+            t(1),
+        )
         .await
         .unwrap();
     for (action, note, m) in [

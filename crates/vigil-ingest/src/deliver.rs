@@ -18,8 +18,8 @@
 //! Webhooks and the dashboard's stream come next (issue 7).
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, Utc};
@@ -53,7 +53,64 @@ pub struct DeliveryStats {
     /// Events no doctor could be found for (the registry lacks the patient).
     pub unroutable: AtomicU64,
     pub retries: AtomicU64,
+    /// (event, doctor) publishes given up after [`MAX_ATTEMPTS`].
+    pub failed: AtomicU64,
     pub cursor: AtomicI64,
+}
+
+/// Attempts before a publish the broker never acknowledges is recorded as failed.
+pub const MAX_ATTEMPTS: u32 = 10;
+
+/// Matches PUBACKs to publishes (see `run`).
+#[derive(Debug, Default)]
+struct Tracker {
+    next: u64,
+    /// Sequence numbers reserved, in order, not yet written out.
+    queued: std::collections::VecDeque<u64>,
+    /// Packet id in flight → its sequence number.
+    in_flight: std::collections::HashMap<u16, u64>,
+    acked: std::collections::HashSet<u64>,
+}
+
+impl Tracker {
+    fn reserve(&mut self) -> u64 {
+        self.next += 1;
+        self.queued.push_back(self.next);
+        self.next
+    }
+
+    fn sent(&mut self, pkid: u16) {
+        if self.in_flight.contains_key(&pkid) {
+            return; // a retransmission
+        }
+        if let Some(seq) = self.queued.pop_front() {
+            self.in_flight.insert(pkid, seq);
+        }
+    }
+
+    fn acked(&mut self, pkid: u16) {
+        if let Some(seq) = self.in_flight.remove(&pkid)
+            && seq != 0
+        {
+            self.acked.insert(seq);
+        }
+    }
+
+    fn is_acked(&self, seq: u64) -> bool {
+        self.acked.contains(&seq)
+    }
+
+    /// Whether `seq` was acknowledged; forgets it either way. A publish still queued
+    /// or in flight stays in line as abandoned (sequence 0): the client will still
+    /// send it, and its PUBACK must not be credited to a later publish.
+    fn take(&mut self, seq: u64) -> bool {
+        for s in self.queued.iter_mut().chain(self.in_flight.values_mut()) {
+            if *s == seq {
+                *s = 0;
+            }
+        }
+        self.acked.remove(&seq)
+    }
 }
 
 /// A running deliverer; stop it with [`Deliverer::shutdown`].
@@ -91,8 +148,11 @@ pub fn recipients(
     event: &AlertEventRecord,
     at: DateTime<Utc>,
 ) -> Vec<DoctorId> {
+    // Nobody would be reached (a patient missing from the registry, a doctor with
+    // MQTT off): the duty desk gets it rather than nobody.
+    let duty = || vec![registry.consortium.duty_desk.clone()];
     let Some(patient) = registry.patients.get(&event.patient_id) else {
-        return Vec::new();
+        return duty();
     };
     let critical = event.severity == Severity::Critical.as_str();
     let mut out = BTreeSet::new();
@@ -103,6 +163,9 @@ pub fn recipients(
                 out.insert(d.clone());
             }
         }
+    }
+    if out.is_empty() {
+        return duty();
     }
     out.into_iter().collect()
 }
@@ -168,13 +231,23 @@ async fn run(
         ));
     }
     let (client, mut eventloop) = AsyncClient::new(options, 1024);
-    let acks = Arc::new(AtomicU64::new(0));
-    let counter = acks.clone();
+    // PUBACKs matched to publishes by packet id: publishes go out in the order they
+    // were requested, each takes the next sequence number; a retransmission after a
+    // reconnect keeps its packet id (still in flight) and takes none.
+    let tracker = Arc::new(Mutex::new(Tracker::default()));
+    let t = tracker.clone();
     let poller = tokio::spawn(async move {
         loop {
             match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::PubAck(_))) => {
-                    counter.fetch_add(1, Ordering::AcqRel);
+                Ok(Event::Outgoing(rumqttc::Outgoing::Publish(pkid))) => {
+                    if let Ok(mut t) = t.lock() {
+                        t.sent(pkid);
+                    }
+                }
+                Ok(Event::Incoming(Packet::PubAck(ack))) => {
+                    if let Ok(mut t) = t.lock() {
+                        t.acked(ack.pkid);
+                    }
                 }
                 Ok(_) => {}
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
@@ -234,51 +307,71 @@ async fn run(
                 ));
             }
         }
-        // Publish, and record only what the broker acknowledged.
+        // Publish, and record only what the broker acknowledged, message by message.
         let mut delivered = Vec::new();
-        if !sends.is_empty() {
-            let mut attempt = 0u32;
-            loop {
-                let before = acks.load(Ordering::Acquire);
-                for (_, _, topic, payload) in &sends {
-                    if client
-                        .publish(topic.as_str(), QoS::AtLeastOnce, false, payload.clone())
-                        .await
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
-                let want = before + sends.len() as u64;
-                let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-                while acks.load(Ordering::Acquire) < want && tokio::time::Instant::now() < deadline
+        let mut failed = Vec::new();
+        let mut todo: Vec<(Send, u32)> = sends.into_iter().map(|x| (x, 0)).collect();
+        while !todo.is_empty() {
+            let mut waiting = Vec::new();
+            for (send, attempts) in todo.drain(..) {
+                let seq = match tracker.lock() {
+                    Ok(mut t) => t.reserve(),
+                    Err(_) => break 'outer,
+                };
+                if client
+                    .publish(send.2.as_str(), QoS::AtLeastOnce, false, send.3.clone())
+                    .await
+                    .is_err()
                 {
-                    let mut s = stopped.clone();
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_millis(5)) => {}
-                        _ = s.changed() => break 'outer,
-                    }
+                    break 'outer;
                 }
-                if acks.load(Ordering::Acquire) >= want {
+                waiting.push((send, attempts + 1, seq));
+            }
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let all = tracker
+                    .lock()
+                    .map(|t| waiting.iter().all(|(_, _, seq)| t.is_acked(*seq)))
+                    .unwrap_or(false);
+                if all || tokio::time::Instant::now() >= deadline {
                     break;
                 }
-                // Not all acknowledged: publish again (clients dedup by alert_id).
-                attempt += 1;
-                stats.retries.fetch_add(1, Ordering::Relaxed);
                 let mut s = stopped.clone();
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt.min(50)))) => {}
+                    _ = tokio::time::sleep(Duration::from_millis(5)) => {}
                     _ = s.changed() => break 'outer,
                 }
             }
-            delivered = sends
-                .iter()
-                .map(|(id, d, _, _)| (*id, d.to_string(), "mqtt".to_owned()))
-                .collect();
+            for (send, attempts, seq) in waiting {
+                let acked = tracker.lock().map(|mut t| t.take(seq)).unwrap_or(false);
+                if acked {
+                    delivered.push((send.0, send.1.to_string(), "mqtt".to_owned()));
+                } else if attempts >= MAX_ATTEMPTS {
+                    // The broker keeps refusing this one: it must not hold up the
+                    // others (CRITICAL ones behind it). Recorded as failed, counted,
+                    // and said.
+                    eprintln!(
+                        "vigil: alert event {} could not be delivered to {} after {attempts} attempts",
+                        send.0, send.1
+                    );
+                    stats.failed.fetch_add(1, Ordering::Relaxed);
+                    failed.push((send.0, send.1.to_string(), "mqtt".to_owned()));
+                } else {
+                    stats.retries.fetch_add(1, Ordering::Relaxed);
+                    todo.push((send, attempts));
+                }
+            }
+            if !todo.is_empty() {
+                let mut s = stopped.clone();
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = s.changed() => break 'outer,
+                }
+            }
         }
-        if !held.is_empty() || !delivered.is_empty() || last.is_some() {
+        if !held.is_empty() || !delivered.is_empty() || !failed.is_empty() || last.is_some() {
             if store
-                .record_deliveries(&held, &delivered, last, now)
+                .record_deliveries(&held, &delivered, &failed, last, now)
                 .await
                 .is_err()
             {
@@ -310,6 +403,31 @@ async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pubacks_are_matched_to_their_publishes() {
+        let mut t = Tracker::default();
+        let (a, b) = (t.reserve(), t.reserve());
+        t.sent(1);
+        t.sent(2);
+        t.sent(1); // a retransmission after a reconnect takes no sequence number
+        t.acked(2);
+        assert!(!t.is_acked(a) && t.is_acked(b));
+        // `a` timed out and is given up on while still in flight; a publish reserved
+        // after it and one reserved but not yet written out both stay in order.
+        let c = t.reserve();
+        assert!(!t.take(a));
+        let d = t.reserve();
+        assert!(!t.take(c)); // still queued: abandoned in place
+        t.sent(3); // c's packet, abandoned
+        t.sent(4); // d's packet
+        t.acked(1); // a's late PUBACK is credited to nobody
+        t.acked(3);
+        assert!(!t.is_acked(c) && !t.is_acked(d));
+        t.acked(4);
+        assert!(t.take(d));
+        assert!(t.take(b));
+    }
 
     fn registry() -> Registry {
         Registry::parse(
@@ -376,9 +494,10 @@ care_team = { responsible = "d-fam", specialist = "d-spec" }
         let r = registry();
         let t = DateTime::from_timestamp(1_764_547_200, 0).unwrap();
         let ids = |v: Vec<DoctorId>| v.into_iter().map(|d| d.to_string()).collect::<Vec<_>>();
-        // The family doctor turned MQTT off: a HIGH alert at level 1 reaches nobody
-        // over MQTT (other channels come with issue 7), a CRITICAL one reaches them.
-        assert!(recipients(&r, &event("HIGH", 1), t).is_empty());
+        // The family doctor turned MQTT off: a HIGH alert at level 1 goes to the duty
+        // desk rather than nobody (other channels come with issue 7); a CRITICAL one
+        // reaches the family doctor whatever the preference.
+        assert_eq!(ids(recipients(&r, &event("HIGH", 1), t)), ["d-duty"]);
         assert_eq!(ids(recipients(&r, &event("CRITICAL", 1), t)), ["d-fam"]);
         // No on-call window: level 2 is the specialist; level 3 the duty desk.
         assert_eq!(ids(recipients(&r, &event("HIGH", 2), t)), ["d-spec"]);

@@ -103,7 +103,7 @@ const SCHEMA: &[&str] = &[
         event_id     INTEGER NOT NULL, -- alert_events.id
         doctor_id    TEXT    NOT NULL,
         channel      TEXT    NOT NULL, -- mqtt (webhook and sse to come)
-        state        TEXT    NOT NULL, -- held (quiet hours), delivered
+        state        TEXT    NOT NULL, -- held (quiet hours), delivered, failed
         due_ms       INTEGER NOT NULL,
         delivered_ms INTEGER,
         PRIMARY KEY (event_id, doctor_id, channel)
@@ -917,6 +917,7 @@ impl SqliteStore {
         &self,
         held: &[(i64, String, String, DateTime<Utc>)],
         delivered: &[(i64, String, String)],
+        failed: &[(i64, String, String)],
         cursor: Option<i64>,
         at: DateTime<Utc>,
     ) -> Result<(), Error> {
@@ -933,19 +934,22 @@ impl SqliteStore {
             .execute(&mut *tx)
             .await?;
         }
-        for (event, doctor, channel) in delivered {
-            sqlx::query(
-                "INSERT INTO alert_deliveries (event_id, doctor_id, channel, state, due_ms, delivered_ms)
-                 VALUES (?, ?, ?, 'delivered', ?, ?)
-                 ON CONFLICT (event_id, doctor_id, channel) DO UPDATE SET state = 'delivered', delivered_ms = excluded.delivered_ms",
-            )
-            .bind(event)
-            .bind(doctor)
-            .bind(channel)
-            .bind(at.timestamp_millis())
-            .bind(at.timestamp_millis())
-            .execute(&mut *tx)
-            .await?;
+        for (state, rows) in [("delivered", delivered), ("failed", failed)] {
+            for (event, doctor, channel) in rows {
+                sqlx::query(
+                    "INSERT INTO alert_deliveries (event_id, doctor_id, channel, state, due_ms, delivered_ms)
+                     VALUES (?, ?, ?, ?, ?, ?)
+                     ON CONFLICT (event_id, doctor_id, channel) DO UPDATE SET state = excluded.state, delivered_ms = excluded.delivered_ms",
+                )
+                .bind(event)
+                .bind(doctor)
+                .bind(channel)
+                .bind(state)
+                .bind(at.timestamp_millis())
+                .bind((state == "delivered").then_some(at.timestamp_millis()))
+                .execute(&mut *tx)
+                .await?;
+            }
         }
         if let Some(c) = cursor {
             sqlx::query(
