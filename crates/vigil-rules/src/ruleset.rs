@@ -396,33 +396,45 @@ impl RuleSet {
             e.critical_rate_below,
             e.vt_rate,
         );
-        for (what, v) in [
-            ("weight.gain_3d_above", self.weight.gain_3d_above),
+        // Upper bounds keep every window a sane duration (and far from what a time
+        // type can hold): a day's minutes, a year's days, a month's hours.
+        for (what, v, max) in [
+            ("weight.gain_3d_above", self.weight.gain_3d_above, 50.0),
             (
                 "weight.gain_1d_at_or_above",
                 self.weight.gain_1d_at_or_above,
+                50.0,
             ),
-            ("ecg.sustained_seconds", e.sustained_seconds),
-            ("ecg.pause_seconds", e.pause_seconds),
+            ("ecg.sustained_seconds", e.sustained_seconds, 3600.0),
+            ("ecg.pause_seconds", e.pause_seconds, 3600.0),
         ] {
-            if !(v.is_finite() && v > 0.0) {
-                p.push(format!("{what} must be a positive number, not {v}"));
+            if !(v.is_finite() && v > 0.0 && v <= max) {
+                p.push(format!(
+                    "{what} must be a positive number up to {max}, not {v}"
+                ));
             }
         }
-        for (what, v) in [
-            ("bp.session_minutes", b.session_minutes),
-            ("bp.confirm_after_minutes", b.confirm_after_minutes),
+        for (what, v, max) in [
+            ("bp.session_minutes", b.session_minutes, 1440),
+            ("bp.confirm_after_minutes", b.confirm_after_minutes, 1440),
+            ("bp.confirm_within_minutes", b.confirm_within_minutes, 1440),
             (
                 "heart_rate.tachy_pair_min_minutes",
                 h.tachy_pair_min_minutes,
+                1440,
             ),
-            ("ecg.lapse_hours", e.lapse_hours),
-            ("timing.gap_bp_days", self.timing.gap_bp_days),
-            ("timing.gap_glucose_days", self.timing.gap_glucose_days),
-            ("timing.gap_weight_hours", self.timing.gap_weight_hours),
+            (
+                "heart_rate.tachy_pair_max_minutes",
+                h.tachy_pair_max_minutes,
+                1440,
+            ),
+            ("ecg.lapse_hours", e.lapse_hours, 720),
+            ("timing.gap_bp_days", self.timing.gap_bp_days, 365),
+            ("timing.gap_glucose_days", self.timing.gap_glucose_days, 365),
+            ("timing.gap_weight_hours", self.timing.gap_weight_hours, 720),
         ] {
-            if v <= 0 {
-                p.push(format!("{what} must be positive, not {v}"));
+            if v <= 0 || v > max {
+                p.push(format!("{what} must be from 1 to {max}, not {v}"));
             }
         }
         if b.confirm_within_minutes <= b.confirm_after_minutes {
@@ -486,5 +498,11 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.len(), 4, "{e:#?}");
+        // A window no time type could hold is refused, not a panic later.
+        let e = RuleSet::parse(
+            "version = 1\nname = \"x\"\n[timing]\ngap_bp_days = 9223372036854775807\n",
+        )
+        .unwrap_err();
+        assert!(e[0].contains("gap_bp_days must be from 1 to 365"), "{e:?}");
     }
 }
