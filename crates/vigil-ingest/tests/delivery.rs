@@ -1,0 +1,221 @@
+//! Alert delivery across restarts, over a real Mosquitto the test starts on a free
+//! port: the deliverer is stopped again and again in the middle of its work (right
+//! after the doctor's client saw some of a batch, before the broker's PUBACKs were
+//! recorded) and started anew on the same store. Every event reaches the doctor's
+//! client at least once; whatever arrives twice is the very same message (same
+//! `alert_id`, same bytes), counted and reported; every (event, doctor) is recorded
+//! delivered exactly once, and nothing is recorded that the client did not receive.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed assertion
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use serde_json::json;
+use vigil_ingest::deliver::{Deliverer, DeliveryConfig};
+use vigil_model::clock::ManualClock;
+use vigil_registry::Registry;
+use vigil_store::{AlertEventRecord, SqliteStore};
+use vigil_testkit::{Mosquitto, eventually, example_registry};
+
+const EVENTS: usize = 500;
+
+fn t0() -> DateTime<Utc> {
+    "2026-11-22T02:00:00Z".parse().unwrap()
+}
+
+/// `EVENTS` CRITICAL alerts of p-000123, each its own episode (its own `alert_id`).
+fn events() -> Vec<AlertEventRecord> {
+    (0..EVENTS)
+        .map(|n| {
+            let at = t0() + TimeDelta::seconds(n as i64);
+            AlertEventRecord {
+                alert_id: format!("{:032x}", 0xa1e7_0000_u64 + n as u64),
+                patient_id: "p-000123".parse().unwrap(),
+                family: "bp_crisis".into(),
+                opened_at: at,
+                ordinal: 0,
+                display: format!("{}/112 mmHg", 181 + n % 60),
+                evidence: json!([]),
+                change: "opened".into(),
+                rule: "bp_crisis".into(),
+                severity: "CRITICAL".into(),
+                level: 1,
+                at,
+                deliver_at: None,
+            }
+        })
+        .collect()
+}
+
+/// What the doctor's client received: alert_id → (count, payload).
+type Inbox = Arc<Mutex<HashMap<String, (u32, Vec<u8>)>>>;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_mid_delivery_neither_loses_nor_duplicates_beyond_the_alert_id() {
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clinical.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    store
+        .keep_alert_events(&events(), None, None, t0())
+        .await
+        .unwrap();
+    let ids: Vec<i64> = store
+        .alert_events_after(0, EVENTS as u32 + 1)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(ids.len(), EVENTS);
+    let last = *ids.last().unwrap();
+
+    // Dr. Wang (d-0001), p-000123's responsible doctor, is subscribed throughout.
+    let mut opts = MqttOptions::new("doctor-d-0001", "127.0.0.1", broker.port);
+    opts.set_max_packet_size(1024 * 1024, 64 * 1024);
+    let (doctor, mut loop_) = AsyncClient::new(opts, 64);
+    doctor
+        .subscribe("vigil/v1/doctor/d-0001/alerts", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let inbox: Inbox = Arc::default();
+    let received = Arc::new(AtomicU64::new(0));
+    let suback = Arc::new(AtomicU64::new(0));
+    let (each, mut arrivals) = tokio::sync::watch::channel(0u64);
+    {
+        let (inbox, received, suback) = (inbox.clone(), received.clone(), suback.clone());
+        tokio::spawn(async move {
+            loop {
+                match loop_.poll().await {
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let alert = vigil_wire::alert::decode_alert(&p.payload).unwrap();
+                        let mut inbox = inbox.lock().unwrap();
+                        let slot = inbox
+                            .entry(alert.alert_id.to_string())
+                            .or_insert((0, p.payload.to_vec()));
+                        slot.0 += 1;
+                        assert_eq!(slot.1, p.payload.to_vec(), "a duplicate that differs");
+                        let n = received.fetch_add(1, Ordering::AcqRel) + 1;
+                        let _ = each.send(n);
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        suback.fetch_add(1, Ordering::Release);
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+        });
+    }
+    eventually("the doctor's subscription", Duration::from_secs(10), || {
+        suback.load(Ordering::Acquire) == 1
+    })
+    .await;
+
+    let registry = Arc::new(Registry::parse(&example_registry()).unwrap());
+    let clock = Arc::new(ManualClock::new(t0() + TimeDelta::minutes(1)));
+    let start = |store: SqliteStore| {
+        let r = registry.clone();
+        Deliverer::start(
+            DeliveryConfig {
+                host: "127.0.0.1".into(),
+                port: broker.port,
+                client_id: "vigil-delivery".into(),
+                tls: None,
+            },
+            store,
+            Arc::new(move || r.clone()),
+            clock.clone(),
+        )
+    };
+
+    // Four times: start, stop the moment 37 more messages have arrived (the batch is
+    // 200, so this is in the middle of one), and reopen the store as a restarted
+    // process would.
+    let mut store = store;
+    let mut stops_mid_batch = 0;
+    for _ in 0..4 {
+        let from = received.load(Ordering::Acquire);
+        let deliverer = start(store.clone());
+        let stats = deliverer.stats.clone();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(30),
+            arrivals.wait_for(|n| *n >= from + 37),
+        )
+        .await
+        .expect("no progress within 30 s");
+        deliverer.shutdown().await;
+        if stats.cursor.load(Ordering::Acquire) < last {
+            stops_mid_batch += 1;
+        }
+        // Nothing is recorded delivered that the doctor's client has not received.
+        let mut recorded = Vec::new();
+        for (id, e) in ids.iter().zip(events()) {
+            if !store.deliveries(*id).await.unwrap().is_empty() {
+                recorded.push(e.alert_id);
+            }
+        }
+        eventually(
+            "recorded deliveries at the client",
+            Duration::from_secs(10),
+            || {
+                let inbox = inbox.lock().unwrap();
+                recorded.iter().all(|a| inbox.contains_key(a))
+            },
+        )
+        .await;
+        drop(store);
+        store = SqliteStore::open(&path).await.unwrap();
+    }
+
+    // A last start runs to the end.
+    let deliverer = start(store.clone());
+    let stats = deliverer.stats.clone();
+    eventually("every event delivered", Duration::from_secs(60), || {
+        stats.cursor.load(Ordering::Acquire) == last
+    })
+    .await;
+    deliverer.shutdown().await;
+
+    // Every (event, doctor) recorded delivered exactly once...
+    for id in &ids {
+        let rows = store.deliveries(*id).await.unwrap();
+        assert_eq!(rows.len(), 1, "event {id}: {rows:?}");
+        assert_eq!(
+            (rows[0].0.as_str(), rows[0].1.as_str(), rows[0].2.as_str()),
+            ("d-0001", "mqtt", "delivered")
+        );
+    }
+    // ... and received (the broker hands a QoS 1 message on before its PUBACK reaches
+    // the deliverer, so a recorded delivery has arrived once the count settles).
+    eventually(
+        "every event at the doctor's client",
+        Duration::from_secs(30),
+        || inbox.lock().unwrap().len() == EVENTS,
+    )
+    .await;
+    let inbox = inbox.lock().unwrap();
+    for e in events() {
+        assert!(
+            inbox.contains_key(&e.alert_id),
+            "{} never arrived",
+            e.alert_id
+        );
+    }
+    let duplicates: u32 = inbox.values().map(|(n, _)| n - 1).sum();
+    println!(
+        "{EVENTS} events, {} messages, {duplicates} duplicates (same alert_id, same bytes), \
+         {stops_mid_batch} of 4 stops before the end",
+        received.load(Ordering::Acquire)
+    );
+    assert_eq!(
+        received.load(Ordering::Acquire),
+        EVENTS as u64 + u64::from(duplicates)
+    );
+    assert!(stops_mid_batch >= 1, "no stop happened before the end");
+}
