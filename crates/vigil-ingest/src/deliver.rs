@@ -127,10 +127,18 @@ impl Deliverer {
         store: SqliteStore,
         registry: CurrentRegistry,
         clock: Arc<dyn Clock>,
+        wake: Option<Arc<tokio::sync::Notify>>,
     ) -> Deliverer {
         let stats = Arc::new(DeliveryStats::default());
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(run(config, store, registry, clock, stats.clone(), stopped));
+        let task = tokio::spawn(run(
+            config,
+            store,
+            registry,
+            clock,
+            (stats.clone(), wake),
+            stopped,
+        ));
         Deliverer { stats, stop, task }
     }
 
@@ -214,7 +222,7 @@ async fn run(
     store: SqliteStore,
     registry: CurrentRegistry,
     clock: Arc<dyn Clock>,
-    stats: Arc<DeliveryStats>,
+    (stats, wake): (Arc<DeliveryStats>, Option<Arc<tokio::sync::Notify>>),
     stopped: watch::Receiver<bool>,
 ) {
     let mut options = MqttOptions::new(&config.client_id, &config.host, config.port);
@@ -389,9 +397,18 @@ async fn run(
             }
         }
         if events.len() < 200 {
+            // Woken when the rule runner keeps events; the timeout also brings held
+            // (quiet-hour) events when they fall due.
             let mut s = stopped.clone();
+            let woken = async {
+                match &wake {
+                    Some(w) => w.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                _ = woken => {}
                 _ = s.changed() => {}
             }
         }

@@ -54,6 +54,8 @@ pub struct RuleStats {
 #[derive(Debug)]
 pub struct RuleRunner {
     pub stats: Arc<RuleStats>,
+    /// Notified whenever alert events were kept (the deliverer waits on it).
+    pub kept: Arc<Notify>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -72,16 +74,22 @@ impl RuleRunner {
     ) -> RuleRunner {
         let stats = Arc::new(RuleStats::default());
         let (stop, stopped) = watch::channel(false);
+        let kept = Arc::new(Notify::new());
         let task = tokio::spawn(run(
             store,
             registry,
             rules,
             clock,
             committed,
-            stats.clone(),
+            (stats.clone(), kept.clone()),
             stopped,
         ));
-        RuleRunner { stats, stop, task }
+        RuleRunner {
+            stats,
+            kept,
+            stop,
+            task,
+        }
     }
 
     /// Stops after the batch under way; the next start carries on from the cursor.
@@ -285,7 +293,7 @@ async fn run(
     rules: Arc<RuleSet>,
     clock: Arc<dyn Clock>,
     committed: Option<Arc<Notify>>,
-    stats: Arc<RuleStats>,
+    (stats, kept): (Arc<RuleStats>, Arc<Notify>),
     mut stopped: watch::Receiver<bool>,
 ) {
     let pause = |stopped: &mut watch::Receiver<bool>, d: Duration| {
@@ -452,6 +460,9 @@ async fn run(
                             actions_cursor = a;
                         }
                         stats.events_kept.fetch_add(new, Ordering::Relaxed);
+                        if new > 0 {
+                            kept.notify_one();
+                        }
                         stats.alerts_opened.fetch_add(opened, Ordering::Relaxed);
                         if let Some(l) = last {
                             cursor = l;

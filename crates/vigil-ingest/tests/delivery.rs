@@ -131,6 +131,7 @@ async fn a_restart_mid_delivery_neither_loses_nor_duplicates_beyond_the_alert_id
             store,
             Arc::new(move || r.clone()),
             clock.clone(),
+            None,
         )
     };
 

@@ -163,6 +163,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         store.clone(),
         intake.current_registry(),
         clock.clone(),
+        Some(rules.kept.clone()),
     );
     wait_for(
         "the ingester's subscription",

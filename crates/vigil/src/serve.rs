@@ -115,6 +115,7 @@ async fn serve(config: Config, registry: Registry, registry_text: String) -> any
         store.clone(),
         intake.current_registry(),
         Arc::new(SystemClock),
+        Some(rules.kept.clone()),
     );
     let sink = match config.sink().map_err(|p| anyhow::anyhow!(p.join("; ")))? {
         Some(sink_config) => {
