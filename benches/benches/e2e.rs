@@ -306,8 +306,13 @@ async fn run(load: Load) {
     println!();
     for (name, p) in [("polling", &polling), ("woken", &woken)] {
         println!(
-            "{name}: {} readings stored, quarantined or duplicate of {}; {} alert messages",
-            p.accounted, p.published, p.alerts
+            "{name}: {} readings stored, quarantined or duplicate of {}; {} alert messages; \
+             server-side histogram (receipt → PUBACK): {} observations, mean {:.1} ms",
+            p.accounted,
+            p.published,
+            p.alerts,
+            p.server.0,
+            p.server.1.as_secs_f64() * 1e3
         );
         assert_eq!(p.accounted, p.published, "readings unaccounted for");
         assert_eq!(
@@ -324,6 +329,8 @@ struct Phase {
     rate: f64,
     accounted: u64,
     alerts: u64,
+    /// The deliverer's own histogram (`vigil_alert_delivery_seconds`): count, mean.
+    server: (u64, Duration),
 }
 
 /// Runs Vigil on a fresh store under the load; latencies publish → doctor's client.
@@ -422,6 +429,19 @@ async fn vigil_phase(
     }
     let accounted = accounted();
     let _ = doctors.disconnect().await;
+    // The deliverer records (and observes) a batch once all of it is acknowledged.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while deliverer.stats.delivered.load(Ordering::Relaxed) < seen.lock().unwrap().len() as u64
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let h = &deliverer.stats.latency;
+    let count = h.count.load(Ordering::Relaxed);
+    let server = (
+        count,
+        Duration::from_micros(h.sum_micros.load(Ordering::Relaxed) / count.max(1)),
+    );
     deliverer.shutdown().await;
     rules.shutdown().await;
     intake.shutdown().await;
@@ -432,5 +452,6 @@ async fn vigil_phase(
         rate,
         accounted,
         alerts: alerts.load(Ordering::Relaxed),
+        server,
     }
 }

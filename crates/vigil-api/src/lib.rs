@@ -33,7 +33,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
-use vigil_ingest::intake::{IntakeStats, LATENCY_BUCKETS};
+use vigil_ingest::intake::IntakeStats;
 use vigil_ingest::rules::RuleStats;
 use vigil_model::vocab::{QuarantineReason, ReadingType};
 use vigil_model::{GatewayId, PatientId};
@@ -49,6 +49,8 @@ pub struct AppState {
     pub sink: Option<Arc<SinkStats>>,
     /// The rule engine's counters, when it runs.
     pub rules: Option<Arc<RuleStats>>,
+    /// The alert deliverer's counters and latency, when it runs.
+    pub delivery: Option<Arc<vigil_ingest::deliver::DeliveryStats>>,
     /// The platform's clock (the demo's is accelerated): actions are stamped with it.
     pub clock: Arc<dyn vigil_model::clock::Clock>,
     /// A patient's institution (for per-institution figures), when a registry is loaded.
@@ -228,30 +230,29 @@ async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
             u8::from(k.healthy.load(Ordering::Relaxed)),
         );
     }
-    let h = &st.commit_latency;
-    let _ = writeln!(
-        out,
-        "# HELP vigil_commit_duration_seconds From taking publishes to their commit.\n# TYPE vigil_commit_duration_seconds histogram"
+    st.commit_latency.write_prometheus(
+        &mut out,
+        "vigil_commit_duration_seconds",
+        "From taking publishes to their commit.",
     );
-    let mut cumulative = 0;
-    for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
-        cumulative += h.buckets[i].load(Ordering::Relaxed);
+    if let Some(d) = &s.delivery {
         let _ = writeln!(
             out,
-            "vigil_commit_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
+            "# HELP vigil_alert_deliveries_total (alert event, doctor) messages the broker acknowledged.\n# TYPE vigil_alert_deliveries_total counter\nvigil_alert_deliveries_total {}\n\
+             # HELP vigil_alert_delivery_retries_total Alert messages published again for want of an acknowledgement.\n# TYPE vigil_alert_delivery_retries_total counter\nvigil_alert_delivery_retries_total {}\n\
+             # HELP vigil_alert_deliveries_failed_total Alert messages given up on after repeated attempts.\n# TYPE vigil_alert_deliveries_failed_total counter\nvigil_alert_deliveries_failed_total {}\n\
+             # HELP vigil_alert_deliveries_held_total Alert messages held by quiet hours.\n# TYPE vigil_alert_deliveries_held_total counter\nvigil_alert_deliveries_held_total {}",
+            d.delivered.load(Ordering::Relaxed),
+            d.retries.load(Ordering::Relaxed),
+            d.failed.load(Ordering::Relaxed),
+            d.held.load(Ordering::Relaxed),
+        );
+        d.latency.write_prometheus(
+            &mut out,
+            "vigil_alert_delivery_seconds",
+            "From the ingester receiving the reading that opened or upgraded an alert to the broker acknowledging its publish to a doctor.",
         );
     }
-    cumulative += h.buckets[LATENCY_BUCKETS.len()].load(Ordering::Relaxed);
-    let _ = writeln!(
-        out,
-        "vigil_commit_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
-    );
-    let _ = writeln!(
-        out,
-        "vigil_commit_duration_seconds_sum {}\nvigil_commit_duration_seconds_count {}",
-        h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
-        h.count.load(Ordering::Relaxed)
-    );
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
 }
 

@@ -47,6 +47,7 @@ async fn state() -> AppState {
         stats: Arc::new(IntakeStats::default()),
         sink: None,
         rules: None,
+        delivery: None,
         clock: Arc::new(vigil_model::clock::SystemClock),
         institutions: None,
     }

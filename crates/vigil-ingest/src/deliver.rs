@@ -44,8 +44,13 @@ pub struct DeliveryConfig {
     pub tls: Option<crate::intake::Tls>,
 }
 
+/// Upper bounds (seconds) of the delivery-latency histogram: milliseconds when all is
+/// well, minutes when the broker or the store was away.
+pub const DELIVERY_BUCKETS: [f64; 10] =
+    [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 30.0, 300.0];
+
 /// Counters of the deliverer.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct DeliveryStats {
     /// (event, doctor) publishes the broker acknowledged.
     pub delivered: AtomicU64,
@@ -56,6 +61,24 @@ pub struct DeliveryStats {
     /// (event, doctor) publishes given up after [`MAX_ATTEMPTS`].
     pub failed: AtomicU64,
     pub cursor: AtomicI64,
+    /// From the receipt of the reading that opened or upgraded an alert (the event's
+    /// time) to the broker's PUBACK of its publish to a doctor; one observation per
+    /// doctor. Held (quiet-hour) events are not observed.
+    pub latency: crate::intake::Histogram,
+}
+
+impl Default for DeliveryStats {
+    fn default() -> DeliveryStats {
+        DeliveryStats {
+            delivered: AtomicU64::new(0),
+            held: AtomicU64::new(0),
+            unroutable: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            cursor: AtomicI64::new(0),
+            latency: crate::intake::Histogram::with_bounds(&DELIVERY_BUCKETS),
+        }
+    }
 }
 
 /// Attempts before a publish the broker never acknowledges is recorded as failed.
@@ -214,8 +237,9 @@ fn wire_event(registry: &Registry, e: &AlertEventRecord) -> Option<AlertEvent> {
     })
 }
 
-/// One publish to make: (event id, doctor, topic, payload).
-type Send = (i64, DoctorId, String, Vec<u8>);
+/// One publish to make: (event id, doctor, topic, payload, the receipt of the reading
+/// behind it when it is observed for the latency histogram).
+type Send = (i64, DoctorId, String, Vec<u8>, Option<DateTime<Utc>>);
 
 async fn run(
     config: DeliveryConfig,
@@ -244,6 +268,9 @@ async fn run(
     // reconnect keeps its packet id (still in flight) and takes none.
     let tracker = Arc::new(Mutex::new(Tracker::default()));
     let t = tracker.clone();
+    // Rung at each PUBACK: the publisher waits on it rather than polling.
+    let pubacks = Arc::new(tokio::sync::Notify::new());
+    let rung = pubacks.clone();
     let poller = tokio::spawn(async move {
         loop {
             match eventloop.poll().await {
@@ -256,6 +283,7 @@ async fn run(
                     if let Ok(mut t) = t.lock() {
                         t.acked(ack.pkid);
                     }
+                    rung.notify_one();
                 }
                 Ok(_) => {}
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
@@ -288,6 +316,8 @@ async fn run(
                 continue;
             };
             let payload = encode_alert(&wire);
+            // Opened and upgraded events happen at the receipt of their reading.
+            let since = matches!(e.change.as_str(), "opened" | "upgraded").then_some(e.at);
             for d in doctors {
                 match e.deliver_at {
                     Some(due) if due > now => {
@@ -298,6 +328,7 @@ async fn run(
                         d.clone(),
                         Topic::DoctorAlerts(d).to_string(),
                         payload.clone(),
+                        if e.deliver_at.is_some() { None } else { since },
                     )),
                 }
             }
@@ -312,12 +343,14 @@ async fn run(
                     d.clone(),
                     Topic::DoctorAlerts(d).to_string(),
                     encode_alert(&wire),
+                    None,
                 ));
             }
         }
         // Publish, and record only what the broker acknowledged, message by message.
         let mut delivered = Vec::new();
         let mut failed = Vec::new();
+        let mut latencies = Vec::new();
         let mut todo: Vec<(Send, u32)> = sends.into_iter().map(|x| (x, 0)).collect();
         while !todo.is_empty() {
             let mut waiting = Vec::new();
@@ -346,13 +379,17 @@ async fn run(
                 }
                 let mut s = stopped.clone();
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+                    _ = pubacks.notified() => {}
+                    _ = tokio::time::sleep_until(deadline) => {}
                     _ = s.changed() => break 'outer,
                 }
             }
             for (send, attempts, seq) in waiting {
                 let acked = tracker.lock().map(|mut t| t.take(seq)).unwrap_or(false);
                 if acked {
+                    if let Some(since) = send.4 {
+                        latencies.push((clock.now() - since).to_std().unwrap_or_default());
+                    }
                     delivered.push((send.0, send.1.to_string(), "mqtt".to_owned()));
                 } else if attempts >= MAX_ATTEMPTS {
                     // The broker keeps refusing this one: it must not hold up the
@@ -390,6 +427,9 @@ async fn run(
             stats
                 .delivered
                 .fetch_add(delivered.len() as u64, Ordering::Relaxed);
+            for d in latencies {
+                stats.latency.observe(d);
+            }
             stats.held.fetch_add(held.len() as u64, Ordering::Relaxed);
             if let Some(l) = last {
                 cursor = l;

@@ -137,27 +137,65 @@ pub const LATENCY_BUCKETS: [f64; 10] =
     [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
 
 /// A fixed-bucket latency histogram (Prometheus semantics: cumulative on export).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Histogram {
-    /// Observations per bucket of [`LATENCY_BUCKETS`], plus one for larger values.
+    /// Upper bounds (seconds) of the buckets.
+    pub bounds: &'static [f64; 10],
+    /// Observations per bucket of `bounds`, plus one for larger values.
     pub buckets: [AtomicU64; 11],
     pub sum_micros: AtomicU64,
     pub count: AtomicU64,
 }
 
+impl Default for Histogram {
+    /// Buckets of [`LATENCY_BUCKETS`].
+    fn default() -> Histogram {
+        Histogram::with_bounds(&LATENCY_BUCKETS)
+    }
+}
+
 impl Histogram {
+    pub fn with_bounds(bounds: &'static [f64; 10]) -> Histogram {
+        Histogram {
+            bounds,
+            buckets: Default::default(),
+            sum_micros: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+
     pub fn observe(&self, d: Duration) {
         let secs = d.as_secs_f64();
-        let i = LATENCY_BUCKETS
+        let i = self
+            .bounds
             .iter()
             .position(|b| secs <= *b)
-            .unwrap_or(LATENCY_BUCKETS.len());
+            .unwrap_or(self.bounds.len());
         self.buckets[i].fetch_add(1, Ordering::Relaxed);
         self.sum_micros.fetch_add(
             u64::try_from(d.as_micros()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
         self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Prometheus text exposition of the histogram as `name`.
+    pub fn write_prometheus(&self, out: &mut String, name: &str, help: &str) {
+        use std::fmt::Write as _;
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (i, bound) in self.bounds.iter().enumerate() {
+            cumulative += self.buckets[i].load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        cumulative += self.buckets[self.bounds.len()].load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+        let _ = writeln!(
+            out,
+            "{name}_sum {}\n{name}_count {}",
+            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            self.count.load(Ordering::Relaxed)
+        );
     }
 }
 

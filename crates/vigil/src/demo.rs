@@ -176,6 +176,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         stats: stats.clone(),
         sink: None,
         rules: Some(rule_stats.clone()),
+        delivery: Some(deliverer.stats.clone()),
         clock: clock.clone(),
         institutions: Some(intake.institution_lookup()),
     });

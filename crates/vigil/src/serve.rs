@@ -142,6 +142,7 @@ async fn serve(config: Config, registry: Registry, registry_text: String) -> any
         stats: intake.stats.clone(),
         sink: sink.as_ref().map(|s| s.stats.clone()),
         rules: Some(rules.stats.clone()),
+        delivery: Some(deliverer.stats.clone()),
         clock: Arc::new(SystemClock),
         institutions: Some(intake.institution_lookup()),
     });

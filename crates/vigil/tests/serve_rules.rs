@@ -266,6 +266,16 @@ async fn a_crisis_reaches_the_responsible_doctors_client_over_mqtt() {
         assert!(Instant::now() < deadline, "no delivery recorded");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The delivery and its latency (receipt of the reading → PUBACK) on /metrics.
+    wait("the delivery on /metrics", || {
+        metric(&http, "vigil_alert_deliveries_total") == 1
+    });
+    assert_eq!(metric(&http, "vigil_alert_delivery_seconds_count"), 1);
+    let (_, text) = http_get_any(&http, "/metrics");
+    assert!(
+        text.contains("vigil_alert_delivery_seconds_bucket{le=\"+Inf\"} 1"),
+        "{text}"
+    );
     serve.kill().unwrap();
     serve.wait().unwrap();
 }
