@@ -12,6 +12,7 @@
 //! | `POST /api/v1/alerts/{id}/ack` | acknowledge with read-back `{"read_back", "by"}` (a mismatch is refused, 422) |
 //! | `POST /api/v1/alerts/{id}/resolve` | resolve with `{"note", "by"}` |
 //! | `GET /api/v1/critical-values?format=json|csv` | the 危急值 register, and per institution the median and 90th percentile from detection to acknowledgement |
+//! | `GET /api/v1/alerts/stream?doctor=` | Server-Sent Events: each alert event (`vigil.alert.v1`) as it is kept, to the doctor it reaches (all events without `doctor`); resumes after `Last-Event-ID` |
 //!
 //! **No authentication yet**: the routes serve personal health data, so `vigil serve`
 //! binds them to the loopback interface by default. Authentication, care-relationship
@@ -49,6 +50,8 @@ pub struct AppState {
     pub sink: Option<Arc<SinkStats>>,
     /// The rule engine's counters, when it runs.
     pub rules: Option<Arc<RuleStats>>,
+    /// The registry in force (alert routing for the event stream), when one is loaded.
+    pub registry: Option<vigil_ingest::rules::CurrentRegistry>,
     /// The alert deliverer's counters and latency, when it runs.
     pub delivery: Option<Arc<vigil_ingest::deliver::DeliveryStats>>,
     /// The platform's clock (the demo's is accelerated): actions are stamped with it.
@@ -69,6 +72,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/alerts/{id}/ack", axum::routing::post(acknowledge))
         .route("/api/v1/alerts/{id}/resolve", axum::routing::post(resolve))
         .route("/api/v1/critical-values", get(critical_values))
+        .route("/api/v1/alerts/stream", get(alert_stream))
         .with_state(state)
 }
 
@@ -492,6 +496,132 @@ async fn alert_events(
         })
         .collect();
     Ok(Json(json!({ "events": events })))
+}
+
+#[derive(Debug, Deserialize)]
+struct StreamQuery {
+    doctor: Option<String>,
+}
+
+/// Where an event stream is: the next events to send, the last event id looked at.
+struct StreamState {
+    store: SqliteStore,
+    registry: Option<vigil_ingest::rules::CurrentRegistry>,
+    clock: Arc<dyn vigil_model::clock::Clock>,
+    doctor: Option<vigil_model::DoctorId>,
+    cursor: i64,
+    ready: std::collections::VecDeque<axum::response::sse::Event>,
+}
+
+/// How often an idle stream looks for new events.
+const STREAM_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// `GET /api/v1/alerts/stream`: the dashboard's live alert stream (Server-Sent
+/// Events). Each event carries `id:` (the event's row id), `event: vigil.alert.v1` and
+/// the wire alert event as `data:`. A client that reconnects with `Last-Event-ID`
+/// receives what it missed (at least once; `alert_id` with `event` identify an
+/// event); a new one starts at the events kept from now on. With `doctor`, only the
+/// events routed to that doctor, and each one sent is recorded in `alert_deliveries`
+/// (channel `sse`).
+async fn alert_stream(
+    State(s): State<AppState>,
+    Query(q): Query<StreamQuery>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    use axum::response::sse::{KeepAlive, Sse};
+    let doctor = q
+        .doctor
+        .as_deref()
+        .map(|d| {
+            vigil_model::DoctorId::parse(d)
+                .map_err(|e| ApiError::BadRequest(format!("'doctor' {e}")))
+        })
+        .transpose()?;
+    if doctor.is_some() && s.registry.is_none() {
+        return Err(ApiError::BadRequest(
+            "'doctor' needs the registry, which this server has not loaded".to_owned(),
+        ));
+    }
+    let cursor = match headers.get("last-event-id") {
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .filter(|v| *v >= 0)
+            .ok_or_else(|| {
+                ApiError::BadRequest(
+                    "Last-Event-ID must be the id of an event this stream sent".to_owned(),
+                )
+            })?,
+        None => s.store.last_alert_event_id().await?,
+    };
+    let state = StreamState {
+        store: s.store.clone(),
+        registry: s.registry.clone(),
+        clock: s.clock.clone(),
+        doctor,
+        cursor,
+        ready: Default::default(),
+    };
+    let stream = futures_util::stream::unfold(state, |mut st| async move {
+        loop {
+            if let Some(e) = st.ready.pop_front() {
+                return Some((Ok::<_, std::convert::Infallible>(e), st));
+            }
+            // The store away: an empty batch, looked at again shortly.
+            let batch = st
+                .store
+                .alert_events_after(st.cursor, 100)
+                .await
+                .unwrap_or_default();
+            if batch.is_empty() {
+                tokio::time::sleep(STREAM_POLL).await;
+                continue;
+            }
+            let registry = st.registry.as_ref().map(|r| r());
+            let mut sent = Vec::new();
+            for (id, e) in &batch {
+                st.cursor = *id;
+                if let (Some(d), Some(reg)) = (&st.doctor, &registry)
+                    && !vigil_ingest::deliver::recipients(reg, e, e.at).contains(d)
+                {
+                    continue;
+                }
+                let data = match &registry {
+                    Some(reg) => vigil_ingest::deliver::wire_event(reg, e).map(|w| {
+                        String::from_utf8_lossy(&vigil_wire::alert::encode_alert(&w)).into_owned()
+                    }),
+                    None => None,
+                };
+                let data = data.unwrap_or_else(|| {
+                    json!({"alert_id": e.alert_id, "event": e.change, "patient_id": e.patient_id,
+                           "rule": e.rule, "severity": e.severity, "display": e.display,
+                           "escalation_level": e.level, "opened_at": e.opened_at.to_rfc3339()})
+                    .to_string()
+                });
+                st.ready.push_back(
+                    axum::response::sse::Event::default()
+                        .id(id.to_string())
+                        .event("vigil.alert.v1")
+                        .data(data),
+                );
+                if let Some(d) = &st.doctor {
+                    sent.push((*id, d.to_string(), "sse".to_owned()));
+                }
+            }
+            if !sent.is_empty() {
+                // Queued for this client's connection: what axum writes next. A
+                // failed record loses no event (the stream carries on).
+                let _ = st
+                    .store
+                    .record_deliveries(&[], &sent, &[], None, st.clock.now())
+                    .await;
+            }
+        }
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
+        .into_response())
 }
 
 #[derive(Debug, Deserialize)]

@@ -48,6 +48,7 @@ async fn state() -> AppState {
         sink: None,
         rules: None,
         delivery: None,
+        registry: None,
         clock: Arc::new(vigil_model::clock::SystemClock),
         institutions: None,
     }
@@ -372,4 +373,76 @@ async fn the_critical_value_register_says_who_did_what_when_in_json_and_csv() {
         get(&s, "/api/v1/critical-values?format=xml").await.0,
         StatusCode::BAD_REQUEST
     );
+}
+
+#[tokio::test]
+async fn the_alert_stream_resumes_after_the_last_event_id_and_refuses_what_it_cannot_serve() {
+    let s = state().await;
+    let at: DateTime<Utc> = "2026-11-22T00:00:00Z".parse().unwrap();
+    let event = vigil_store::AlertEventRecord {
+        alert_id: "000000000000005e".into(),
+        patient_id: "p-000123".parse().unwrap(),
+        family: "spo2".into(),
+        opened_at: at,
+        ordinal: 0,
+        display: "87 %".into(),
+        evidence: json!([]),
+        change: "opened".into(),
+        rule: "spo2_low".into(),
+        severity: "HIGH".into(),
+        level: 1,
+        at,
+        deliver_at: None,
+    };
+    s.store
+        .keep_alert_events(&[event], None, None, at)
+        .await
+        .unwrap();
+    // Resuming from 0: the kept event comes first, with its id and name.
+    let res = app(s.clone())
+        .oneshot(
+            Request::get("/api/v1/alerts/stream")
+                .header("last-event-id", "0")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let mut body = res.into_body();
+    let mut text = String::new();
+    while !text.contains("\n\n") {
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(10), body.frame())
+            .await
+            .expect("no event within 10 s")
+            .unwrap()
+            .unwrap();
+        if let Ok(data) = frame.into_data() {
+            text.push_str(std::str::from_utf8(&data).unwrap());
+        }
+    }
+    assert!(text.contains("id: 1\n"), "{text}");
+    assert!(text.contains("event: vigil.alert.v1\n"), "{text}");
+    assert!(text.contains("\"alert_id\":\"000000000000005e\""), "{text}");
+    // A Last-Event-ID that is no event id, and a doctor filter without a registry.
+    for (uri, header) in [
+        ("/api/v1/alerts/stream", Some("yesterday")),
+        ("/api/v1/alerts/stream?doctor=d-0001", None),
+    ] {
+        let mut req = Request::get(uri);
+        if let Some(h) = header {
+            req = req.header("last-event-id", h);
+        }
+        let res = app(s.clone())
+            .oneshot(req.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{uri}");
+    }
 }

@@ -15,7 +15,8 @@
 //! - **Quiet hours**: a MEDIUM/LOW event with `deliver_at` in the future is recorded as
 //!   `held` and published when due.
 //!
-//! Webhooks and the dashboard's stream come next (issue 7).
+//! The dashboard's stream is served by `vigil-api` (`/api/v1/alerts/stream`); signed
+//! webhooks come next (issue 7).
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -202,7 +203,8 @@ pub fn recipients(
 }
 
 /// The wire form of a kept event, times in the patient's zone.
-fn wire_event(registry: &Registry, e: &AlertEventRecord) -> Option<AlertEvent> {
+/// The wire form of a kept event (`None` when the registry lacks its patient).
+pub fn wire_event(registry: &Registry, e: &AlertEventRecord) -> Option<AlertEvent> {
     let tz = registry
         .patients
         .get(&e.patient_id)

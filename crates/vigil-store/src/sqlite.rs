@@ -102,7 +102,7 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS alert_deliveries (
         event_id     INTEGER NOT NULL, -- alert_events.id
         doctor_id    TEXT    NOT NULL,
-        channel      TEXT    NOT NULL, -- mqtt (webhook and sse to come)
+        channel      TEXT    NOT NULL, -- mqtt, sse (webhook to come)
         state        TEXT    NOT NULL, -- held (quiet hours), delivered, failed
         due_ms       INTEGER NOT NULL,
         delivered_ms INTEGER,
@@ -860,6 +860,14 @@ impl SqliteStore {
     }
 
     /// Alert events with ids above `after`, oldest first: (event id, event).
+    /// The id of the newest alert event (0 when there is none).
+    pub async fn last_alert_event_id(&self) -> Result<i64, Error> {
+        let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM alert_events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(id.unwrap_or(0))
+    }
+
     pub async fn alert_events_after(
         &self,
         after: i64,
@@ -939,7 +947,8 @@ impl SqliteStore {
                 sqlx::query(
                     "INSERT INTO alert_deliveries (event_id, doctor_id, channel, state, due_ms, delivered_ms)
                      VALUES (?, ?, ?, ?, ?, ?)
-                     ON CONFLICT (event_id, doctor_id, channel) DO UPDATE SET state = excluded.state, delivered_ms = excluded.delivered_ms",
+                     ON CONFLICT (event_id, doctor_id, channel) DO UPDATE SET state = CASE WHEN alert_deliveries.state = 'delivered' THEN 'delivered' ELSE excluded.state END,
+                         delivered_ms = COALESCE(alert_deliveries.delivered_ms, excluded.delivered_ms)",
                 )
                 .bind(event)
                 .bind(doctor)

@@ -177,6 +177,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         sink: None,
         rules: Some(rule_stats.clone()),
         delivery: Some(deliverer.stats.clone()),
+        registry: Some(intake.current_registry()),
         clock: clock.clone(),
         institutions: Some(intake.institution_lookup()),
     });

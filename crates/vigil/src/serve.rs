@@ -143,6 +143,7 @@ async fn serve(config: Config, registry: Registry, registry_text: String) -> any
         sink: sink.as_ref().map(|s| s.stats.clone()),
         rules: Some(rules.stats.clone()),
         delivery: Some(deliverer.stats.clone()),
+        registry: Some(intake.current_registry()),
         clock: Arc::new(SystemClock),
         institutions: Some(intake.institution_lookup()),
     });

@@ -48,6 +48,67 @@ fn metric(http: &str, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Opens the alert event stream (HTTP/1.0, so the body arrives as sent, unchunked) and
+/// returns once the server answered with its headers.
+fn sse_open(
+    http: &str,
+    path: &str,
+    last_event_id: Option<&str>,
+) -> std::io::BufReader<std::net::TcpStream> {
+    use std::io::{BufRead, Write};
+    let mut conn = std::net::TcpStream::connect(http).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let resume = last_event_id
+        .map(|id| format!("Last-Event-ID: {id}\r\n"))
+        .unwrap_or_default();
+    write!(
+        conn,
+        "GET {path} HTTP/1.0\r\nHost: {http}\r\nAccept: text/event-stream\r\n{resume}\r\n"
+    )
+    .unwrap();
+    let mut r = std::io::BufReader::new(conn);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        if line.trim().is_empty() {
+            break;
+        }
+        head.push_str(&line);
+    }
+    assert!(
+        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+        "{head}"
+    );
+    assert!(head.to_lowercase().contains("text/event-stream"), "{head}");
+    r
+}
+
+/// The next event of a stream: (id, event name, data); comments (keep-alives) skipped.
+fn sse_next(r: &mut std::io::BufReader<std::net::TcpStream>) -> (String, String, String) {
+    use std::io::BufRead;
+    let (mut id, mut event, mut data) = (String::new(), String::new(), String::new());
+    loop {
+        let mut line = String::new();
+        assert!(r.read_line(&mut line).unwrap() > 0, "the stream ended");
+        let line = line.trim_end_matches(['\r', '\n']);
+        if line.is_empty() {
+            if !data.is_empty() {
+                return (id, event, data);
+            }
+            continue;
+        }
+        if let Some(v) = line.strip_prefix("id:") {
+            id = v.trim().to_owned();
+        } else if let Some(v) = line.strip_prefix("event:") {
+            event = v.trim().to_owned();
+        } else if let Some(v) = line.strip_prefix("data:") {
+            data.push_str(v.strip_prefix(' ').unwrap_or(v));
+        }
+    }
+}
+
 fn wait(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !cond() {
@@ -178,7 +239,7 @@ async fn a_crisis_confirmed_after_a_restart_is_raised_exactly_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crisis_reaches_the_responsible_doctors_client_over_mqtt() {
+async fn a_crisis_reaches_the_responsible_doctor_over_mqtt_and_the_dashboard_stream() {
     use rumqttc::{Event, MqttOptions, Packet};
     let broker = Mosquitto::start();
     let dir = tempfile::tempdir().unwrap();
@@ -215,6 +276,8 @@ async fn a_crisis_reaches_the_responsible_doctors_client_over_mqtt() {
             .1
             .contains("\"mqtt_subscribed\":true")
     });
+    // The doctor's dashboard has the live stream open too.
+    let mut sse = sse_open(&http, "/api/v1/alerts/stream?doctor=d-0001", None);
     // One reading at crisis level with a red-flag symptom: CRITICAL at once.
     let now = SystemClock.now();
     let envelope = serde_json::to_vec(&json!({"schema": "vigil.readings.v1",
@@ -249,6 +312,19 @@ async fn a_crisis_reaches_the_responsible_doctors_client_over_mqtt() {
         alert.ack_url,
         format!("/api/v1/alerts/{}/ack", alert.alert_id)
     );
+    // The same event on the dashboard's stream, and again after a reconnect that
+    // resumes before it (at least once; the client dedups by alert_id and event).
+    let (id, name, data) = sse_next(&mut sse);
+    assert_eq!(name, "vigil.alert.v1");
+    let streamed = vigil_wire::alert::decode_alert(data.as_bytes()).unwrap();
+    assert_eq!(streamed, alert);
+    let before = (id.parse::<i64>().unwrap() - 1).to_string();
+    let mut again = sse_open(&http, "/api/v1/alerts/stream?doctor=d-0001", Some(&before));
+    let (id2, _, data2) = sse_next(&mut again);
+    assert_eq!((id2, data2), (id, data));
+    // A malformed doctor id is refused with the reason.
+    let (status, body) = http_get_any(&http, "/api/v1/alerts/stream?doctor=not%20an%20id");
+    assert_eq!(status, 400, "{body}");
     // The delivery is recorded once the broker acknowledged it.
     let store = SqliteStore::open(&dir.path().join("data").join("clinical.db"))
         .await
@@ -258,9 +334,17 @@ async fn a_crisis_reaches_the_responsible_doctors_client_over_mqtt() {
         let events = store.alert_events_after(0, 10).await.unwrap();
         let (id, _) = &events[0];
         let d = store.deliveries(*id).await.unwrap();
-        if !d.is_empty() {
-            assert_eq!(d[0].0, "d-0001");
-            assert_eq!(d[0].2, "delivered");
+        if d.len() == 2 {
+            // One row per channel: MQTT (after the PUBACK) and the stream.
+            assert_eq!(
+                d.iter()
+                    .map(|r| (r.0.as_str(), r.1.as_str(), r.2.as_str()))
+                    .collect::<Vec<_>>(),
+                [
+                    ("d-0001", "mqtt", "delivered"),
+                    ("d-0001", "sse", "delivered")
+                ]
+            );
             break;
         }
         assert!(Instant::now() < deadline, "no delivery recorded");
