@@ -521,8 +521,8 @@ const STREAM_POLL: std::time::Duration = std::time::Duration::from_millis(200);
 /// the wire alert event as `data:`. A client that reconnects with `Last-Event-ID`
 /// receives what it missed (at least once; `alert_id` with `event` identify an
 /// event); a new one starts at the events kept from now on. With `doctor`, only the
-/// events routed to that doctor, and each one sent is recorded in `alert_deliveries`
-/// (channel `sse`).
+/// events routed to that doctor, by their `sse` preference (CRITICAL whatever it
+/// says), and each one sent is recorded in `alert_deliveries` (channel `sse`).
 async fn alert_stream(
     State(s): State<AppState>,
     Query(q): Query<StreamQuery>,
@@ -583,7 +583,8 @@ async fn alert_stream(
             for (id, e) in &batch {
                 st.cursor = *id;
                 if let (Some(d), Some(reg)) = (&st.doctor, &registry)
-                    && !vigil_ingest::deliver::recipients(reg, e, e.at).contains(d)
+                    && !(vigil_ingest::deliver::routed(reg, e, e.at).contains(d)
+                        && vigil_ingest::deliver::wants(reg, d, e, |c| c.sse))
                 {
                     continue;
                 }

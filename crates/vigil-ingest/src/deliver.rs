@@ -173,33 +173,53 @@ impl Deliverer {
     }
 }
 
-/// The doctors an event at `level` reaches, with their MQTT preference honoured
-/// (CRITICAL goes to every channel).
+/// The doctors an event's escalation level reaches (levels 1 to its own), before any
+/// channel preference; empty when the registry lacks the patient.
+pub fn routed(registry: &Registry, event: &AlertEventRecord, at: DateTime<Utc>) -> Vec<DoctorId> {
+    let Some(patient) = registry.patients.get(&event.patient_id) else {
+        return Vec::new();
+    };
+    let mut out = BTreeSet::new();
+    for level in 1..=event.level.clamp(1, 3) {
+        if let Some(d) = registry.escalation_target(patient, level, at) {
+            out.insert(d.clone());
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// Whether `doctor` takes `event` on a channel, by the doctor's preference for it;
+/// CRITICAL goes to every channel whatever the preference.
+pub fn wants(
+    registry: &Registry,
+    doctor: &DoctorId,
+    event: &AlertEventRecord,
+    channel: impl Fn(&vigil_registry::Channels) -> bool,
+) -> bool {
+    event.severity == Severity::Critical.as_str()
+        || registry
+            .doctors
+            .get(doctor)
+            .is_some_and(|d| channel(&d.channels))
+}
+
+/// The doctors an event reaches over MQTT: [`routed`], with their MQTT preference
+/// honoured (CRITICAL goes to every channel).
 pub fn recipients(
     registry: &Registry,
     event: &AlertEventRecord,
     at: DateTime<Utc>,
 ) -> Vec<DoctorId> {
-    // Nobody would be reached (a patient missing from the registry, a doctor with
-    // MQTT off): the duty desk gets it rather than nobody.
-    let duty = || vec![registry.consortium.duty_desk.clone()];
-    let Some(patient) = registry.patients.get(&event.patient_id) else {
-        return duty();
-    };
-    let critical = event.severity == Severity::Critical.as_str();
-    let mut out = BTreeSet::new();
-    for level in 1..=event.level.clamp(1, 3) {
-        if let Some(d) = registry.escalation_target(patient, level, at) {
-            let wants = registry.doctors.get(d).is_some_and(|d| d.channels.mqtt);
-            if wants || critical {
-                out.insert(d.clone());
-            }
-        }
-    }
+    let out: Vec<DoctorId> = routed(registry, event, at)
+        .into_iter()
+        .filter(|d| wants(registry, d, event, |c| c.mqtt))
+        .collect();
     if out.is_empty() {
-        return duty();
+        // Nobody would be reached (a patient missing from the registry, a doctor with
+        // MQTT off): the duty desk gets it rather than nobody.
+        return vec![registry.consortium.duty_desk.clone()];
     }
-    out.into_iter().collect()
+    out
 }
 
 /// The wire form of a kept event, times in the patient's zone.
