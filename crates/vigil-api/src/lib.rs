@@ -510,7 +510,11 @@ struct StreamState {
     clock: Arc<dyn vigil_model::clock::Clock>,
     doctor: Option<vigil_model::DoctorId>,
     cursor: i64,
-    ready: std::collections::VecDeque<axum::response::sse::Event>,
+    /// Events to send, with the row id when the delivery is to be recorded.
+    ready: std::collections::VecDeque<(axum::response::sse::Event, Option<i64>)>,
+    /// The row id of the last event handed to the connection, recorded as delivered
+    /// when the connection asks for the next one (it has taken the previous one).
+    handed: Option<i64>,
 }
 
 /// How often an idle stream looks for new events.
@@ -522,7 +526,9 @@ const STREAM_POLL: std::time::Duration = std::time::Duration::from_millis(200);
 /// receives what it missed (at least once; `alert_id` with `event` identify an
 /// event); a new one starts at the events kept from now on. With `doctor`, only the
 /// events routed to that doctor, by their `sse` preference (CRITICAL whatever it
-/// says), and each one sent is recorded in `alert_deliveries` (channel `sse`).
+/// says), and each one the connection has taken (it asked for the next) is recorded
+/// in `alert_deliveries` (channel `sse`). Quiet hours do not hold the stream: a
+/// dashboard is looked at, it does not ring.
 async fn alert_stream(
     State(s): State<AppState>,
     Query(q): Query<StreamQuery>,
@@ -562,10 +568,25 @@ async fn alert_stream(
         doctor,
         cursor,
         ready: Default::default(),
+        handed: None,
     };
     let stream = futures_util::stream::unfold(state, |mut st| async move {
+        if let (Some(id), Some(d)) = (st.handed.take(), &st.doctor) {
+            // A failed record loses no event: the stream carries on.
+            let _ = st
+                .store
+                .record_deliveries(
+                    &[],
+                    &[(id, d.to_string(), "sse".to_owned(), st.clock.now())],
+                    &[],
+                    None,
+                    st.clock.now(),
+                )
+                .await;
+        }
         loop {
-            if let Some(e) = st.ready.pop_front() {
+            if let Some((e, id)) = st.ready.pop_front() {
+                st.handed = id;
                 return Some((Ok::<_, std::convert::Infallible>(e), st));
             }
             // The store away: an empty batch, looked at again shortly.
@@ -579,7 +600,6 @@ async fn alert_stream(
                 continue;
             }
             let registry = st.registry.as_ref().map(|r| r());
-            let mut sent = Vec::new();
             for (id, e) in &batch {
                 st.cursor = *id;
                 if let (Some(d), Some(reg)) = (&st.doctor, &registry)
@@ -600,23 +620,13 @@ async fn alert_stream(
                            "escalation_level": e.level, "opened_at": e.opened_at.to_rfc3339()})
                     .to_string()
                 });
-                st.ready.push_back(
+                st.ready.push_back((
                     axum::response::sse::Event::default()
                         .id(id.to_string())
                         .event("vigil.alert.v1")
                         .data(data),
-                );
-                if let Some(d) = &st.doctor {
-                    sent.push((*id, d.to_string(), "sse".to_owned()));
-                }
-            }
-            if !sent.is_empty() {
-                // Queued for this client's connection: what axum writes next. A
-                // failed record loses no event (the stream carries on).
-                let _ = st
-                    .store
-                    .record_deliveries(&[], &sent, &[], None, st.clock.now())
-                    .await;
+                    st.doctor.as_ref().map(|_| *id),
+                ));
             }
         }
     });

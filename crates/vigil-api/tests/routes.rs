@@ -320,7 +320,7 @@ async fn the_critical_value_register_says_who_did_what_when_in_json_and_csv() {
     s.store
         .record_deliveries(
             &[],
-            &[(first, "d-0001".into(), "mqtt".into())],
+            &[(first, "d-0001".into(), "mqtt".into(), t(1))],
             &[],
             None,
             t(1),

@@ -89,11 +89,14 @@ pub const MAX_ATTEMPTS: u32 = 10;
 #[derive(Debug, Default)]
 struct Tracker {
     next: u64,
-    /// Sequence numbers reserved, in order, not yet written out.
+    /// Sequence numbers reserved, in order, not yet written out (0: abandoned).
     queued: std::collections::VecDeque<u64>,
-    /// Packet id in flight → its sequence number.
+    /// Packet id in flight → its sequence number (0: abandoned).
     in_flight: std::collections::HashMap<u16, u64>,
-    acked: std::collections::HashSet<u64>,
+    /// Acknowledged sequence numbers → when the PUBACK arrived.
+    acked: std::collections::HashMap<u64, DateTime<Utc>>,
+    /// Whether the connection is up (attempts made while it is down do not count).
+    connected: bool,
 }
 
 impl Tracker {
@@ -112,22 +115,42 @@ impl Tracker {
         }
     }
 
-    fn acked(&mut self, pkid: u16) {
+    fn acked(&mut self, pkid: u16, at: DateTime<Utc>) {
         if let Some(seq) = self.in_flight.remove(&pkid)
             && seq != 0
         {
-            self.acked.insert(seq);
+            self.acked.insert(seq, at);
+        }
+    }
+
+    /// The connection dropped: whatever is queued or in flight may be resent or may be
+    /// dropped by the client (a clean session drops it), and a packet id may then be
+    /// reused; none of it can be matched for sure any more. All of it is abandoned
+    /// (published again by the retry), keeping its place in line.
+    fn disconnected(&mut self) {
+        self.connected = false;
+        for s in self.queued.iter_mut().chain(self.in_flight.values_mut()) {
+            *s = 0;
+        }
+    }
+
+    /// Connected again. Without a session on the broker the client dropped what was in
+    /// flight: those packet ids will be reused for new publishes.
+    fn connected(&mut self, session_present: bool) {
+        self.connected = true;
+        if !session_present {
+            self.in_flight.clear();
         }
     }
 
     fn is_acked(&self, seq: u64) -> bool {
-        self.acked.contains(&seq)
+        self.acked.contains_key(&seq)
     }
 
-    /// Whether `seq` was acknowledged; forgets it either way. A publish still queued
-    /// or in flight stays in line as abandoned (sequence 0): the client will still
-    /// send it, and its PUBACK must not be credited to a later publish.
-    fn take(&mut self, seq: u64) -> bool {
+    /// When `seq` was acknowledged, if it was; forgets it either way. A publish still
+    /// queued or in flight stays in line as abandoned (sequence 0): the client will
+    /// still send it, and its PUBACK must not be credited to a later publish.
+    fn take(&mut self, seq: u64) -> Option<DateTime<Utc>> {
         for s in self.queued.iter_mut().chain(self.in_flight.values_mut()) {
             if *s == seq {
                 *s = 0;
@@ -204,19 +227,23 @@ pub fn wants(
 }
 
 /// The doctors an event reaches over MQTT: [`routed`], with their MQTT preference
-/// honoured (CRITICAL goes to every channel).
+/// honoured (CRITICAL goes to every channel). Empty when the doctors take it on the
+/// dashboard's stream only.
 pub fn recipients(
     registry: &Registry,
     event: &AlertEventRecord,
     at: DateTime<Utc>,
 ) -> Vec<DoctorId> {
-    let out: Vec<DoctorId> = routed(registry, event, at)
-        .into_iter()
+    let routed = routed(registry, event, at);
+    let out: Vec<DoctorId> = routed
+        .iter()
         .filter(|d| wants(registry, d, event, |c| c.mqtt))
+        .cloned()
         .collect();
-    if out.is_empty() {
-        // Nobody would be reached (a patient missing from the registry, a doctor with
-        // MQTT off): the duty desk gets it rather than nobody.
+    if out.is_empty() && !routed.iter().any(|d| wants(registry, d, event, |c| c.sse)) {
+        // Nobody would be reached on any channel (a patient missing from the
+        // registry, doctors with every channel off): the duty desk gets it over MQTT
+        // rather than nobody.
         return vec![registry.consortium.duty_desk.clone()];
     }
     out
@@ -293,6 +320,7 @@ async fn run(
     // Rung at each PUBACK: the publisher waits on it rather than polling.
     let pubacks = Arc::new(tokio::sync::Notify::new());
     let rung = pubacks.clone();
+    let poller_clock = clock.clone();
     let poller = tokio::spawn(async move {
         loop {
             match eventloop.poll().await {
@@ -303,12 +331,22 @@ async fn run(
                 }
                 Ok(Event::Incoming(Packet::PubAck(ack))) => {
                     if let Ok(mut t) = t.lock() {
-                        t.acked(ack.pkid);
+                        t.acked(ack.pkid, poller_clock.now());
                     }
                     rung.notify_one();
                 }
+                Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                    if let Ok(mut t) = t.lock() {
+                        t.connected(ack.session_present);
+                    }
+                }
                 Ok(_) => {}
-                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                Err(_) => {
+                    if let Ok(mut t) = t.lock() {
+                        t.disconnected();
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await
+                }
             }
         }
     });
@@ -330,8 +368,7 @@ async fn run(
         for (id, e) in &events {
             let doctors = recipients(&reg, e, e.at);
             if doctors.is_empty() {
-                stats.unroutable.fetch_add(1, Ordering::Relaxed);
-                continue;
+                continue; // the dashboard's stream only
             }
             let Some(wire) = wire_event(&reg, e) else {
                 stats.unroutable.fetch_add(1, Ordering::Relaxed);
@@ -381,14 +418,18 @@ async fn run(
                     Ok(mut t) => t.reserve(),
                     Err(_) => break 'outer,
                 };
-                if client
-                    .publish(send.2.as_str(), QoS::AtLeastOnce, false, send.3.clone())
-                    .await
-                    .is_err()
-                {
-                    break 'outer;
+                // While the broker is away the client's request queue fills up: a
+                // stop must not wait for it.
+                let mut s = stopped.clone();
+                tokio::select! {
+                    r = client.publish(send.2.as_str(), QoS::AtLeastOnce, false, send.3.clone()) => {
+                        if r.is_err() {
+                            break 'outer;
+                        }
+                    }
+                    _ = s.changed() => break 'outer,
                 }
-                waiting.push((send, attempts + 1, seq));
+                waiting.push((send, attempts, seq));
             }
             let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
             loop {
@@ -406,13 +447,17 @@ async fn run(
                     _ = s.changed() => break 'outer,
                 }
             }
+            // An attempt counts only if the connection was up: an outage delays
+            // delivery, it does not use up the attempts.
+            let up = tracker.lock().map(|t| t.connected).unwrap_or(false);
             for (send, attempts, seq) in waiting {
-                let acked = tracker.lock().map(|mut t| t.take(seq)).unwrap_or(false);
-                if acked {
+                let attempts = attempts + u32::from(up);
+                let acked = tracker.lock().ok().and_then(|mut t| t.take(seq));
+                if let Some(acked_at) = acked {
                     if let Some(since) = send.4 {
-                        latencies.push((clock.now() - since).to_std().unwrap_or_default());
+                        latencies.push((acked_at - since).to_std().unwrap_or_default());
                     }
-                    delivered.push((send.0, send.1.to_string(), "mqtt".to_owned()));
+                    delivered.push((send.0, send.1.to_string(), "mqtt".to_owned(), acked_at));
                 } else if attempts >= MAX_ATTEMPTS {
                     // The broker keeps refusing this one: it must not hold up the
                     // others (CRITICAL ones behind it). Recorded as failed, counted,
@@ -446,12 +491,12 @@ async fn run(
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 continue;
             }
-            stats
-                .delivered
-                .fetch_add(delivered.len() as u64, Ordering::Relaxed);
             for d in latencies {
                 stats.latency.observe(d);
             }
+            stats
+                .delivered
+                .fetch_add(delivered.len() as u64, Ordering::Relaxed);
             stats.held.fetch_add(held.len() as u64, Ordering::Relaxed);
             if let Some(l) = last {
                 cursor = l;
@@ -475,7 +520,7 @@ async fn run(
             }
         }
     }
-    let _ = client.disconnect().await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), client.disconnect()).await;
     poller.abort();
 }
 
@@ -485,32 +530,69 @@ mod tests {
 
     #[test]
     fn pubacks_are_matched_to_their_publishes() {
+        let at = DateTime::from_timestamp(1_764_547_200, 0).unwrap();
         let mut t = Tracker::default();
+        t.connected(false);
         let (a, b) = (t.reserve(), t.reserve());
         t.sent(1);
         t.sent(2);
-        t.sent(1); // a retransmission after a reconnect takes no sequence number
-        t.acked(2);
+        t.sent(1); // a retransmission takes no sequence number
+        t.acked(2, at);
         assert!(!t.is_acked(a) && t.is_acked(b));
         // `a` timed out and is given up on while still in flight; a publish reserved
         // after it and one reserved but not yet written out both stay in order.
         let c = t.reserve();
-        assert!(!t.take(a));
+        assert_eq!(t.take(a), None);
         let d = t.reserve();
-        assert!(!t.take(c)); // still queued: abandoned in place
+        assert_eq!(t.take(c), None); // still queued: abandoned in place
         t.sent(3); // c's packet, abandoned
         t.sent(4); // d's packet
-        t.acked(1); // a's late PUBACK is credited to nobody
-        t.acked(3);
+        t.acked(1, at); // a's late PUBACK is credited to nobody
+        t.acked(3, at);
         assert!(!t.is_acked(c) && !t.is_acked(d));
-        t.acked(4);
-        assert!(t.take(d));
-        assert!(t.take(b));
+        t.acked(4, at);
+        assert_eq!(t.take(d), Some(at));
+        assert_eq!(t.take(b), Some(at));
+    }
+
+    #[test]
+    fn after_a_lost_connection_nothing_from_before_is_credited() {
+        let at = DateTime::from_timestamp(1_764_547_200, 0).unwrap();
+        let mut t = Tracker::default();
+        t.connected(false);
+        let (a, b) = (t.reserve(), t.reserve());
+        t.sent(1); // a in flight, b still queued
+        t.disconnected();
+        assert!(!t.connected);
+        // A clean session: the client dropped packet 1 and reuses the id.
+        t.connected(false);
+        let c = t.reserve();
+        t.sent(1); // b's request, written out after the reconnect (abandoned)
+        t.sent(2); // c
+        t.acked(1, at);
+        assert!(!t.is_acked(a) && !t.is_acked(b));
+        t.acked(2, at);
+        assert!(t.is_acked(c));
+        // With a session the client resends packet 1 itself: still no sequence taken.
+        let d = t.reserve();
+        t.sent(3);
+        t.disconnected();
+        t.connected(true);
+        t.sent(3); // the retransmission
+        t.acked(3, at);
+        assert!(!t.is_acked(d), "sent before the drop: not matched for sure");
+        let e = t.reserve();
+        t.sent(4);
+        t.acked(4, at);
+        assert!(t.is_acked(e));
     }
 
     fn registry() -> Registry {
-        Registry::parse(
-            r#"
+        Registry::parse(&registry_text()).unwrap()
+    }
+
+    fn registry_text() -> String {
+        r#"
 [consortium]
 id = "c"
 duty_desk = "d-duty"
@@ -530,7 +612,7 @@ id = "d-fam"
 name = "Family"
 institution = "chc"
 roles = ["family_doctor"]
-channels = { mqtt = false }
+channels = { mqtt = false, sse = false }
 [[doctor]]
 id = "d-spec"
 name = "Specialist"
@@ -545,9 +627,8 @@ roles = ["duty_desk"]
 id = "p-1"
 institution = "chc"
 care_team = { responsible = "d-fam", specialist = "d-spec" }
-"#,
-        )
-        .unwrap()
+"#
+        .to_owned()
     }
 
     fn event(severity: &str, level: u8) -> AlertEventRecord {
@@ -573,10 +654,23 @@ care_team = { responsible = "d-fam", specialist = "d-spec" }
         let r = registry();
         let t = DateTime::from_timestamp(1_764_547_200, 0).unwrap();
         let ids = |v: Vec<DoctorId>| v.into_iter().map(|d| d.to_string()).collect::<Vec<_>>();
-        // The family doctor turned MQTT off: a HIGH alert at level 1 goes to the duty
-        // desk rather than nobody (other channels come with issue 7); a CRITICAL one
-        // reaches the family doctor whatever the preference.
+        // The family doctor turned MQTT and the stream off: a HIGH alert at level 1
+        // goes to the duty desk rather than nobody; a CRITICAL one reaches the family
+        // doctor whatever the preference.
         assert_eq!(ids(recipients(&r, &event("HIGH", 1), t)), ["d-duty"]);
+        // With the stream on, the family doctor sees it there: no MQTT message at all.
+        let streams = Registry::parse(&registry_text().replace(
+            "channels = { mqtt = false, sse = false }",
+            "channels = { mqtt = false }",
+        ))
+        .unwrap();
+        assert!(recipients(&streams, &event("HIGH", 1), t).is_empty());
+        assert!(wants(
+            &streams,
+            &"d-fam".parse().unwrap(),
+            &event("HIGH", 1),
+            |c| c.sse
+        ));
         assert_eq!(ids(recipients(&r, &event("CRITICAL", 1), t)), ["d-fam"]);
         // No on-call window: level 2 is the specialist; level 3 the duty desk.
         assert_eq!(ids(recipients(&r, &event("HIGH", 2), t)), ["d-spec"]);

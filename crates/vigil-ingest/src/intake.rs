@@ -190,11 +190,11 @@ impl Histogram {
         }
         cumulative += self.buckets[self.bounds.len()].load(Ordering::Relaxed);
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+        // The count is the buckets' total, so `+Inf` and `_count` always agree.
         let _ = writeln!(
             out,
-            "{name}_sum {}\n{name}_count {}",
+            "{name}_sum {}\n{name}_count {cumulative}",
             self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
-            self.count.load(Ordering::Relaxed)
         );
     }
 }

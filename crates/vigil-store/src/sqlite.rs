@@ -859,7 +859,6 @@ impl SqliteStore {
         Ok(out)
     }
 
-    /// Alert events with ids above `after`, oldest first: (event id, event).
     /// The id of the newest alert event (0 when there is none).
     pub async fn last_alert_event_id(&self) -> Result<i64, Error> {
         let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM alert_events")
@@ -868,6 +867,7 @@ impl SqliteStore {
         Ok(id.unwrap_or(0))
     }
 
+    /// Alert events with ids above `after`, oldest first: (event id, event).
     pub async fn alert_events_after(
         &self,
         after: i64,
@@ -919,12 +919,14 @@ impl SqliteStore {
     }
 
     /// Records deliveries, in one transaction with the delivery cursor `cursor` (name
-    /// `delivery`): `held` rows wait for their due time, `delivered` rows were
-    /// acknowledged by the broker (or the receiver) at `at`.
+    /// `delivery`): `held` rows wait for their due time; `delivered` rows were
+    /// acknowledged by the broker (or written to the receiver) at their own time, the
+    /// first delivery of an (event, doctor, channel) being kept; `failed` rows were
+    /// given up on at `at`.
     pub async fn record_deliveries(
         &self,
         held: &[(i64, String, String, DateTime<Utc>)],
-        delivered: &[(i64, String, String)],
+        delivered: &[(i64, String, String, DateTime<Utc>)],
         failed: &[(i64, String, String)],
         cursor: Option<i64>,
         at: DateTime<Utc>,
@@ -942,8 +944,12 @@ impl SqliteStore {
             .execute(&mut *tx)
             .await?;
         }
-        for (state, rows) in [("delivered", delivered), ("failed", failed)] {
-            for (event, doctor, channel) in rows {
+        let failed: Vec<_> = failed
+            .iter()
+            .map(|(e, d, c)| (*e, d.clone(), c.clone(), at))
+            .collect();
+        for (state, rows) in [("delivered", delivered), ("failed", &failed[..])] {
+            for (event, doctor, channel, when) in rows {
                 sqlx::query(
                     "INSERT INTO alert_deliveries (event_id, doctor_id, channel, state, due_ms, delivered_ms)
                      VALUES (?, ?, ?, ?, ?, ?)
@@ -954,8 +960,8 @@ impl SqliteStore {
                 .bind(doctor)
                 .bind(channel)
                 .bind(state)
-                .bind(at.timestamp_millis())
-                .bind((state == "delivered").then_some(at.timestamp_millis()))
+                .bind(when.timestamp_millis())
+                .bind((state == "delivered").then_some(when.timestamp_millis()))
                 .execute(&mut *tx)
                 .await?;
             }
