@@ -85,7 +85,7 @@ impl Default for DeliveryStats {
 /// Attempts before a publish the broker never acknowledges is recorded as failed.
 pub const MAX_ATTEMPTS: u32 = 10;
 
-/// Matches PUBACKs to publishes (see `run`).
+/// Matches PUBACKs to publishes on one connection (see [`Conn`]).
 #[derive(Debug, Default)]
 struct Tracker {
     next: u64,
@@ -120,26 +120,6 @@ impl Tracker {
             && seq != 0
         {
             self.acked.insert(seq, at);
-        }
-    }
-
-    /// The connection dropped: whatever is queued or in flight may be resent or may be
-    /// dropped by the client (a clean session drops it), and a packet id may then be
-    /// reused; none of it can be matched for sure any more. All of it is abandoned
-    /// (published again by the retry), keeping its place in line.
-    fn disconnected(&mut self) {
-        self.connected = false;
-        for s in self.queued.iter_mut().chain(self.in_flight.values_mut()) {
-            *s = 0;
-        }
-    }
-
-    /// Connected again. Without a session on the broker the client dropped what was in
-    /// flight: those packet ids will be reused for new publishes.
-    fn connected(&mut self, session_present: bool) {
-        self.connected = true;
-        if !session_present {
-            self.in_flight.clear();
         }
     }
 
@@ -290,6 +270,86 @@ pub fn wire_event(registry: &Registry, e: &AlertEventRecord) -> Option<AlertEven
 /// behind it when it is observed for the latency histogram).
 type Send = (i64, DoctorId, String, Vec<u8>, Option<DateTime<Utc>>);
 
+/// One MQTT connection of the deliverer, replaced as a whole after it is lost.
+///
+/// PUBACKs are matched to publishes by packet id: publishes go out in the order they
+/// were requested, each takes the next sequence number ([`Tracker`]). When a connection
+/// drops, the client may drop what was queued or in flight (a clean session) or resend
+/// it, and reuse its packet ids, so nothing from before can be matched for sure: the
+/// client, its event loop and its tracker are dropped together, and the deliverer's
+/// retry publishes what was not acknowledged on a fresh connection.
+struct Conn {
+    client: AsyncClient,
+    tracker: Arc<Mutex<Tracker>>,
+    /// Rung at each PUBACK and when the connection is lost.
+    pubacks: Arc<tokio::sync::Notify>,
+    /// Set once a connection that was up has failed.
+    lost: Arc<std::sync::atomic::AtomicBool>,
+    poller: tokio::task::JoinHandle<()>,
+}
+
+impl Conn {
+    fn open(options: MqttOptions, clock: Arc<dyn Clock>) -> Conn {
+        let (client, mut eventloop) = AsyncClient::new(options, 1024);
+        let tracker = Arc::new(Mutex::new(Tracker::default()));
+        let pubacks = Arc::new(tokio::sync::Notify::new());
+        let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (t, rung, gone) = (tracker.clone(), pubacks.clone(), lost.clone());
+        let poller = tokio::spawn(async move {
+            let mut up = false;
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Outgoing(rumqttc::Outgoing::Publish(pkid))) => {
+                        if let Ok(mut t) = t.lock() {
+                            t.sent(pkid);
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::PubAck(ack))) => {
+                        if let Ok(mut t) = t.lock() {
+                            t.acked(ack.pkid, clock.now());
+                        }
+                        rung.notify_one();
+                    }
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        up = true;
+                        if let Ok(mut t) = t.lock() {
+                            t.connected = true;
+                        }
+                    }
+                    Ok(_) => {}
+                    // Not connected yet: nothing was sent, keep trying.
+                    Err(_) if !up => tokio::time::sleep(Duration::from_millis(200)).await,
+                    Err(_) => {
+                        if let Ok(mut t) = t.lock() {
+                            t.connected = false;
+                        }
+                        gone.store(true, Ordering::Release);
+                        rung.notify_one();
+                        return;
+                    }
+                }
+            }
+        });
+        Conn {
+            client,
+            tracker,
+            pubacks,
+            lost,
+            poller,
+        }
+    }
+
+    fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.poller.abort();
+    }
+}
+
 async fn run(
     config: DeliveryConfig,
     store: SqliteStore,
@@ -311,45 +371,7 @@ async fn run(
             },
         ));
     }
-    let (client, mut eventloop) = AsyncClient::new(options, 1024);
-    // PUBACKs matched to publishes by packet id: publishes go out in the order they
-    // were requested, each takes the next sequence number; a retransmission after a
-    // reconnect keeps its packet id (still in flight) and takes none.
-    let tracker = Arc::new(Mutex::new(Tracker::default()));
-    let t = tracker.clone();
-    // Rung at each PUBACK: the publisher waits on it rather than polling.
-    let pubacks = Arc::new(tokio::sync::Notify::new());
-    let rung = pubacks.clone();
-    let poller_clock = clock.clone();
-    let poller = tokio::spawn(async move {
-        loop {
-            match eventloop.poll().await {
-                Ok(Event::Outgoing(rumqttc::Outgoing::Publish(pkid))) => {
-                    if let Ok(mut t) = t.lock() {
-                        t.sent(pkid);
-                    }
-                }
-                Ok(Event::Incoming(Packet::PubAck(ack))) => {
-                    if let Ok(mut t) = t.lock() {
-                        t.acked(ack.pkid, poller_clock.now());
-                    }
-                    rung.notify_one();
-                }
-                Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                    if let Ok(mut t) = t.lock() {
-                        t.connected(ack.session_present);
-                    }
-                }
-                Ok(_) => {}
-                Err(_) => {
-                    if let Ok(mut t) = t.lock() {
-                        t.disconnected();
-                    }
-                    tokio::time::sleep(Duration::from_millis(200)).await
-                }
-            }
-        }
-    });
+    let mut conn = Conn::open(options.clone(), clock.clone());
     let mut cursor = store.sink_cursor("delivery").await.unwrap_or(0);
     stats.cursor.store(cursor, Ordering::Relaxed);
     'outer: loop {
@@ -412,47 +434,48 @@ async fn run(
         let mut latencies = Vec::new();
         let mut todo: Vec<(Send, u32)> = sends.into_iter().map(|x| (x, 0)).collect();
         while !todo.is_empty() {
+            if conn.is_lost() {
+                conn = Conn::open(options.clone(), clock.clone());
+            }
             let mut waiting = Vec::new();
             for (send, attempts) in todo.drain(..) {
-                let seq = match tracker.lock() {
+                let seq = match conn.tracker.lock() {
                     Ok(mut t) => t.reserve(),
                     Err(_) => break 'outer,
                 };
                 // While the broker is away the client's request queue fills up: a
-                // stop must not wait for it.
+                // stop must not wait for it. A publish refused because the connection
+                // is gone is never acknowledged: the retry takes it.
                 let mut s = stopped.clone();
                 tokio::select! {
-                    r = client.publish(send.2.as_str(), QoS::AtLeastOnce, false, send.3.clone()) => {
-                        if r.is_err() {
-                            break 'outer;
-                        }
-                    }
+                    _ = conn.client.publish(send.2.as_str(), QoS::AtLeastOnce, false, send.3.clone()) => {}
                     _ = s.changed() => break 'outer,
                 }
                 waiting.push((send, attempts, seq));
             }
             let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
             loop {
-                let all = tracker
+                let all = conn
+                    .tracker
                     .lock()
                     .map(|t| waiting.iter().all(|(_, _, seq)| t.is_acked(*seq)))
                     .unwrap_or(false);
-                if all || tokio::time::Instant::now() >= deadline {
+                if all || conn.is_lost() || tokio::time::Instant::now() >= deadline {
                     break;
                 }
                 let mut s = stopped.clone();
                 tokio::select! {
-                    _ = pubacks.notified() => {}
+                    _ = conn.pubacks.notified() => {}
                     _ = tokio::time::sleep_until(deadline) => {}
                     _ = s.changed() => break 'outer,
                 }
             }
-            // An attempt counts only if the connection was up: an outage delays
-            // delivery, it does not use up the attempts.
-            let up = tracker.lock().map(|t| t.connected).unwrap_or(false);
+            // An attempt counts only if the connection was up throughout: an outage
+            // delays delivery, it does not use up the attempts.
+            let up = !conn.is_lost() && conn.tracker.lock().is_ok_and(|t| t.connected);
             for (send, attempts, seq) in waiting {
                 let attempts = attempts + u32::from(up);
-                let acked = tracker.lock().ok().and_then(|mut t| t.take(seq));
+                let acked = conn.tracker.lock().ok().and_then(|mut t| t.take(seq));
                 if let Some(acked_at) = acked {
                     if let Some(since) = send.4 {
                         latencies.push((acked_at - since).to_std().unwrap_or_default());
@@ -520,8 +543,8 @@ async fn run(
             }
         }
     }
-    let _ = tokio::time::timeout(Duration::from_secs(1), client.disconnect()).await;
-    poller.abort();
+    let _ = tokio::time::timeout(Duration::from_secs(1), conn.client.disconnect()).await;
+    drop(conn);
 }
 
 #[cfg(test)]
@@ -532,7 +555,6 @@ mod tests {
     fn pubacks_are_matched_to_their_publishes() {
         let at = DateTime::from_timestamp(1_764_547_200, 0).unwrap();
         let mut t = Tracker::default();
-        t.connected(false);
         let (a, b) = (t.reserve(), t.reserve());
         t.sent(1);
         t.sent(2);
@@ -553,38 +575,6 @@ mod tests {
         t.acked(4, at);
         assert_eq!(t.take(d), Some(at));
         assert_eq!(t.take(b), Some(at));
-    }
-
-    #[test]
-    fn after_a_lost_connection_nothing_from_before_is_credited() {
-        let at = DateTime::from_timestamp(1_764_547_200, 0).unwrap();
-        let mut t = Tracker::default();
-        t.connected(false);
-        let (a, b) = (t.reserve(), t.reserve());
-        t.sent(1); // a in flight, b still queued
-        t.disconnected();
-        assert!(!t.connected);
-        // A clean session: the client dropped packet 1 and reuses the id.
-        t.connected(false);
-        let c = t.reserve();
-        t.sent(1); // b's request, written out after the reconnect (abandoned)
-        t.sent(2); // c
-        t.acked(1, at);
-        assert!(!t.is_acked(a) && !t.is_acked(b));
-        t.acked(2, at);
-        assert!(t.is_acked(c));
-        // With a session the client resends packet 1 itself: still no sequence taken.
-        let d = t.reserve();
-        t.sent(3);
-        t.disconnected();
-        t.connected(true);
-        t.sent(3); // the retransmission
-        t.acked(3, at);
-        assert!(!t.is_acked(d), "sent before the drop: not matched for sure");
-        let e = t.reserve();
-        t.sent(4);
-        t.acked(4, at);
-        assert!(t.is_acked(e));
     }
 
     fn registry() -> Registry {

@@ -5,6 +5,8 @@
 //! client at least once; whatever arrives twice is the very same message (same
 //! `alert_id`, same bytes), counted and reported; every (event, doctor) is recorded
 //! delivered exactly once, and nothing is recorded that the client did not receive.
+//! And a broker outage mid-delivery (a persistent Mosquitto stopped and restarted)
+//! delays delivery, fails nothing, and credits nothing the broker did not take.
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed assertion
 
@@ -229,4 +231,115 @@ async fn a_restart_mid_delivery_neither_loses_nor_duplicates_beyond_the_alert_id
         EVENTS as u64 + u64::from(duplicates)
     );
     assert!(stops_mid_batch >= 1, "no stop happened before the end");
+}
+
+/// The broker goes away in the middle of delivery and comes back: what was in flight
+/// when the connection dropped is published again (never credited to another
+/// message), the attempts made while it was away do not count, and every event ends
+/// recorded delivered, none failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_outage_mid_delivery_delays_it_and_fails_nothing() {
+    // Persistent: the doctor's session (and what is queued for it) survives the stop.
+    let mut broker = Mosquitto::start_with(vigil_testkit::MosquittoOptions {
+        persistence: true,
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("clinical.db"))
+        .await
+        .unwrap();
+    store
+        .keep_alert_events(&events(), None, None, t0())
+        .await
+        .unwrap();
+    let ids: Vec<i64> = store
+        .alert_events_after(0, EVENTS as u32 + 1)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    let last = *ids.last().unwrap();
+    // The doctor's client, with a persistent session: the ground truth of what the
+    // broker accepted.
+    let mut opts = MqttOptions::new("doctor-d-0001-outage", "127.0.0.1", broker.port);
+    opts.set_max_packet_size(1024 * 1024, 64 * 1024);
+    opts.set_clean_session(false);
+    let (doctor, mut loop_) = AsyncClient::new(opts, 64);
+    doctor
+        .subscribe("vigil/v1/doctor/d-0001/alerts", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let seen: Arc<Mutex<std::collections::HashSet<String>>> = Arc::default();
+    let suback = Arc::new(AtomicU64::new(0));
+    {
+        let (seen, suback) = (seen.clone(), suback.clone());
+        tokio::spawn(async move {
+            loop {
+                match loop_.poll().await {
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let alert = vigil_wire::alert::decode_alert(&p.payload).unwrap();
+                        seen.lock().unwrap().insert(alert.alert_id.to_string());
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        suback.fetch_add(1, Ordering::Release);
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+        });
+    }
+    eventually("the doctor's subscription", Duration::from_secs(10), || {
+        suback.load(Ordering::Acquire) == 1
+    })
+    .await;
+    let registry = Arc::new(Registry::parse(&example_registry()).unwrap());
+    let deliverer = Deliverer::start(
+        DeliveryConfig {
+            host: "127.0.0.1".into(),
+            port: broker.port,
+            client_id: "vigil-delivery-outage".into(),
+            tls: None,
+        },
+        store.clone(),
+        Arc::new(move || registry.clone()),
+        Arc::new(ManualClock::new(t0() + TimeDelta::minutes(1))),
+        None,
+    );
+    let stats = deliverer.stats.clone();
+    eventually("the first deliveries", Duration::from_secs(30), || {
+        stats.delivered.load(Ordering::Acquire) > 0
+    })
+    .await;
+    broker.stop();
+    // A whole wait for acknowledgements passes with the broker away.
+    let retries = stats.retries.load(Ordering::Acquire);
+    eventually("a retry during the outage", Duration::from_secs(30), || {
+        stats.retries.load(Ordering::Acquire) > retries
+    })
+    .await;
+    broker.restart();
+    eventually("every event delivered", Duration::from_secs(60), || {
+        stats.cursor.load(Ordering::Acquire) == last
+    })
+    .await;
+    deliverer.shutdown().await;
+    assert_eq!(stats.failed.load(Ordering::Acquire), 0);
+    for id in &ids {
+        let rows = store.deliveries(*id).await.unwrap();
+        assert_eq!(rows.len(), 1, "event {id}: {rows:?}");
+        assert_eq!(rows[0].2, "delivered", "event {id}: {rows:?}");
+    }
+    // Nothing recorded delivered that the broker did not take: the doctor has all.
+    eventually(
+        "every event at the doctor's client",
+        Duration::from_secs(30),
+        || seen.lock().unwrap().len() == EVENTS,
+    )
+    .await;
+    println!(
+        "{EVENTS} events delivered across a broker outage, {} retries, none failed",
+        stats.retries.load(Ordering::Acquire)
+    );
 }
