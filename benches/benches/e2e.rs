@@ -37,7 +37,7 @@ use vigil_model::clock::{Clock, SystemClock};
 use vigil_registry::Registry;
 use vigil_sim::fleet::{DeviceKind, Fleet, FleetConfig};
 use vigil_store::SqliteStore;
-use vigil_testkit::Mosquitto;
+use vigil_testkit::{Mosquitto, subscriber};
 
 /// Patients of the simulated fleet; the first `CRISES` of them (at most) each send
 /// one crisis reading, the others routine readings.
@@ -88,38 +88,6 @@ fn client(port: u16, id: &str) -> (AsyncClient, rumqttc::EventLoop) {
     opts.set_keep_alive(Duration::from_secs(30));
     opts.set_max_packet_size(1024 * 1024, 1024 * 1024);
     AsyncClient::new(opts, 20_000)
-}
-
-/// Subscribes and returns once the broker confirmed; `on_publish` sees every message.
-async fn subscriber(
-    port: u16,
-    id: &str,
-    topic: &str,
-    mut on_publish: impl FnMut(&rumqttc::Publish) + Send + 'static,
-) -> AsyncClient {
-    let (c, mut events) = client(port, id);
-    c.subscribe(topic, QoS::AtLeastOnce).await.unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let mut tx = Some(tx);
-    tokio::spawn(async move {
-        loop {
-            match events.poll().await {
-                Ok(Event::Incoming(Packet::Publish(p))) => on_publish(&p),
-                Ok(Event::Incoming(Packet::SubAck(_))) => {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(());
-                    }
-                }
-                Ok(_) => {}
-                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-            }
-        }
-    });
-    tokio::time::timeout(Duration::from_secs(10), rx)
-        .await
-        .expect("no SUBACK within 10 s")
-        .unwrap();
-    c
 }
 
 /// Publishes `load` readings from the cuffs, one crisis in `CRISIS_EVERY` (patient
@@ -263,7 +231,8 @@ async fn run(load: Load) {
         broker.port,
         "baseline-sub",
         "vigil/v1/gw/+/readings",
-        move |p| {
+        false,
+        move |p: &rumqttc::Publish| {
             let gw = p.topic.split('/').nth(3).unwrap_or_default();
             // A crisis envelope carries symptoms; routine ones do not.
             if let Some(patient) = by_gateway.get(gw)
@@ -389,6 +358,7 @@ async fn vigil_phase(
         broker.port,
         &format!("doctors-{tag}"),
         "vigil/v1/doctor/+/alerts",
+        false,
         move |p| {
             a.fetch_add(1, Ordering::Relaxed);
             let Ok(alert) = vigil_wire::alert::decode_alert(&p.payload) else {

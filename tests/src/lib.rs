@@ -361,6 +361,47 @@ pub fn gateway(
     (client, acked)
 }
 
+/// A QoS 1 subscriber (a doctor's client, a dashboard, a baseline listener) on
+/// `topic`, returned once the broker confirmed the subscription; `on_publish` sees
+/// every message. `persistent`: a session the broker keeps across disconnects (and,
+/// when it persists, across its own restarts). Reconnects by itself.
+pub async fn subscriber(
+    port: u16,
+    client_id: &str,
+    topic: &str,
+    persistent: bool,
+    mut on_publish: impl FnMut(&rumqttc::Publish) + Send + 'static,
+) -> rumqttc::AsyncClient {
+    use rumqttc::{Event, MqttOptions, Packet, QoS};
+    let mut opts = MqttOptions::new(client_id, "127.0.0.1", port);
+    opts.set_keep_alive(Duration::from_secs(30));
+    opts.set_clean_session(!persistent);
+    opts.set_max_packet_size(1024 * 1024, 64 * 1024);
+    let (client, mut events) = rumqttc::AsyncClient::new(opts, 64);
+    client.subscribe(topic, QoS::AtLeastOnce).await.unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let mut tx = Some(tx);
+    tokio::spawn(async move {
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::Publish(p))) => on_publish(&p),
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(10), rx)
+        .await
+        .expect("no SUBACK within 10 s")
+        .unwrap();
+    client
+}
+
 /// Publishes each payload at QoS 1 on a gateway's readings topic.
 pub async fn publish_all(
     client: &rumqttc::AsyncClient,

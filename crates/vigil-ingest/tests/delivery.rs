@@ -16,13 +16,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::json;
 use vigil_ingest::deliver::{Deliverer, DeliveryConfig};
 use vigil_model::clock::ManualClock;
 use vigil_registry::Registry;
 use vigil_store::{AlertEventRecord, SqliteStore};
-use vigil_testkit::{Mosquitto, eventually, example_registry};
+use vigil_testkit::{Mosquitto, eventually, example_registry, subscriber};
 
 const EVENTS: usize = 1000;
 
@@ -57,12 +56,11 @@ fn events() -> Vec<AlertEventRecord> {
 /// What the doctor's client received: alert_id → (count, payload).
 type Inbox = Arc<Mutex<HashMap<String, (u32, Vec<u8>)>>>;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restart_mid_delivery_neither_loses_nor_duplicates_beyond_the_alert_id() {
-    let broker = Mosquitto::start();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("clinical.db");
-    let store = SqliteStore::open(&path).await.unwrap();
+const DOCTOR_TOPIC: &str = "vigil/v1/doctor/d-0001/alerts";
+
+/// A store at `path` holding [`events`], and their row ids.
+async fn store_with_events(path: &std::path::Path) -> (SqliteStore, Vec<i64>) {
+    let store = SqliteStore::open(path).await.unwrap();
     store
         .keep_alert_events(&events(), None, None, t0())
         .await
@@ -75,48 +73,48 @@ async fn a_restart_mid_delivery_neither_loses_nor_duplicates_beyond_the_alert_id
         .map(|(id, _)| id)
         .collect();
     assert_eq!(ids.len(), EVENTS);
+    (store, ids)
+}
+
+fn config(port: u16, client_id: &str) -> DeliveryConfig {
+    DeliveryConfig {
+        host: "127.0.0.1".into(),
+        port,
+        client_id: client_id.into(),
+        tls: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_mid_delivery_neither_loses_nor_duplicates_beyond_the_alert_id() {
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clinical.db");
+    let (store, ids) = store_with_events(&path).await;
     let last = *ids.last().unwrap();
 
     // Dr. Wang (d-0001), p-000123's responsible doctor, is subscribed throughout.
-    let mut opts = MqttOptions::new("doctor-d-0001", "127.0.0.1", broker.port);
-    opts.set_max_packet_size(1024 * 1024, 64 * 1024);
-    let (doctor, mut loop_) = AsyncClient::new(opts, 64);
-    doctor
-        .subscribe("vigil/v1/doctor/d-0001/alerts", QoS::AtLeastOnce)
-        .await
-        .unwrap();
     let inbox: Inbox = Arc::default();
     let received = Arc::new(AtomicU64::new(0));
-    let suback = Arc::new(AtomicU64::new(0));
     let (each, mut arrivals) = tokio::sync::watch::channel(0u64);
-    {
-        let (inbox, received, suback) = (inbox.clone(), received.clone(), suback.clone());
-        tokio::spawn(async move {
-            loop {
-                match loop_.poll().await {
-                    Ok(Event::Incoming(Packet::Publish(p))) => {
-                        let alert = vigil_wire::alert::decode_alert(&p.payload).unwrap();
-                        let mut inbox = inbox.lock().unwrap();
-                        let slot = inbox
-                            .entry(alert.alert_id.to_string())
-                            .or_insert((0, p.payload.to_vec()));
-                        slot.0 += 1;
-                        assert_eq!(slot.1, p.payload.to_vec(), "a duplicate that differs");
-                        let n = received.fetch_add(1, Ordering::AcqRel) + 1;
-                        let _ = each.send(n);
-                    }
-                    Ok(Event::Incoming(Packet::SubAck(_))) => {
-                        suback.fetch_add(1, Ordering::Release);
-                    }
-                    Ok(_) => {}
-                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-                }
-            }
-        });
-    }
-    eventually("the doctor's subscription", Duration::from_secs(10), || {
-        suback.load(Ordering::Acquire) == 1
-    })
+    let (i, r) = (inbox.clone(), received.clone());
+    let _doctor = subscriber(
+        broker.port,
+        "doctor-d-0001",
+        DOCTOR_TOPIC,
+        false,
+        move |p| {
+            let alert = vigil_wire::alert::decode_alert(&p.payload).unwrap();
+            let mut inbox = i.lock().unwrap();
+            let slot = inbox
+                .entry(alert.alert_id.to_string())
+                .or_insert((0, p.payload.to_vec()));
+            slot.0 += 1;
+            assert_eq!(slot.1, p.payload.to_vec(), "a duplicate that differs");
+            let n = r.fetch_add(1, Ordering::AcqRel) + 1;
+            let _ = each.send(n);
+        },
+    )
     .await;
 
     let registry = Arc::new(Registry::parse(&example_registry()).unwrap());
@@ -124,12 +122,7 @@ async fn a_restart_mid_delivery_neither_loses_nor_duplicates_beyond_the_alert_id
     let start = |store: SqliteStore| {
         let r = registry.clone();
         Deliverer::start(
-            DeliveryConfig {
-                host: "127.0.0.1".into(),
-                port: broker.port,
-                client_id: "vigil-delivery".into(),
-                tls: None,
-            },
+            config(broker.port, "vigil-delivery"),
             store,
             Arc::new(move || r.clone()),
             clock.clone(),
@@ -245,63 +238,26 @@ async fn a_broker_outage_mid_delivery_delays_it_and_fails_nothing() {
         ..Default::default()
     });
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("clinical.db"))
-        .await
-        .unwrap();
-    store
-        .keep_alert_events(&events(), None, None, t0())
-        .await
-        .unwrap();
-    let ids: Vec<i64> = store
-        .alert_events_after(0, EVENTS as u32 + 1)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
+    let (store, ids) = store_with_events(&dir.path().join("clinical.db")).await;
     let last = *ids.last().unwrap();
     // The doctor's client, with a persistent session: the ground truth of what the
     // broker accepted.
-    let mut opts = MqttOptions::new("doctor-d-0001-outage", "127.0.0.1", broker.port);
-    opts.set_max_packet_size(1024 * 1024, 64 * 1024);
-    opts.set_clean_session(false);
-    let (doctor, mut loop_) = AsyncClient::new(opts, 64);
-    doctor
-        .subscribe("vigil/v1/doctor/d-0001/alerts", QoS::AtLeastOnce)
-        .await
-        .unwrap();
     let seen: Arc<Mutex<std::collections::HashSet<String>>> = Arc::default();
-    let suback = Arc::new(AtomicU64::new(0));
-    {
-        let (seen, suback) = (seen.clone(), suback.clone());
-        tokio::spawn(async move {
-            loop {
-                match loop_.poll().await {
-                    Ok(Event::Incoming(Packet::Publish(p))) => {
-                        let alert = vigil_wire::alert::decode_alert(&p.payload).unwrap();
-                        seen.lock().unwrap().insert(alert.alert_id.to_string());
-                    }
-                    Ok(Event::Incoming(Packet::SubAck(_))) => {
-                        suback.fetch_add(1, Ordering::Release);
-                    }
-                    Ok(_) => {}
-                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-                }
-            }
-        });
-    }
-    eventually("the doctor's subscription", Duration::from_secs(10), || {
-        suback.load(Ordering::Acquire) == 1
-    })
+    let v = seen.clone();
+    let _doctor = subscriber(
+        broker.port,
+        "doctor-d-0001-outage",
+        DOCTOR_TOPIC,
+        true,
+        move |p| {
+            let alert = vigil_wire::alert::decode_alert(&p.payload).unwrap();
+            v.lock().unwrap().insert(alert.alert_id.to_string());
+        },
+    )
     .await;
     let registry = Arc::new(Registry::parse(&example_registry()).unwrap());
     let deliverer = Deliverer::start(
-        DeliveryConfig {
-            host: "127.0.0.1".into(),
-            port: broker.port,
-            client_id: "vigil-delivery-outage".into(),
-            tls: None,
-        },
+        config(broker.port, "vigil-delivery-outage"),
         store.clone(),
         Arc::new(move || registry.clone()),
         Arc::new(ManualClock::new(t0() + TimeDelta::minutes(1))),

@@ -4,8 +4,11 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed assertion
 
+mod common;
+use common::spawn_serve;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
@@ -16,16 +19,6 @@ use vigil_testkit::{Mosquitto, example_registry, http_get};
 
 const ENVELOPES: u64 = 400;
 const PER_ENVELOPE: u64 = 5;
-
-fn spawn_serve(dir: &Path, log: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(["serve", "--config"])
-        .arg(dir.join("vigil.toml"))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join(log)).unwrap())
-        .spawn()
-        .unwrap()
-}
 
 async fn totals(db: &Path) -> vigil_store::Totals {
     let store = SqliteStore::open(db).await.unwrap();

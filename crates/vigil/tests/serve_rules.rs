@@ -5,8 +5,9 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed assertion
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+mod common;
+use common::{http_addr, spawn_serve};
+
 use std::time::{Duration, Instant};
 
 use chrono::TimeDelta;
@@ -15,28 +16,6 @@ use serde_json::json;
 use vigil_model::clock::{Clock, SystemClock};
 use vigil_store::SqliteStore;
 use vigil_testkit::{Mosquitto, example_registry, http_get_any};
-
-fn spawn_serve(dir: &Path, log: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(["serve", "--config"])
-        .arg(dir.join("vigil.toml"))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join(log)).unwrap())
-        .spawn()
-        .unwrap()
-}
-
-fn http_addr(log: &Path) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        if let Some(rest) = text.split("HTTP on http://").nth(1) {
-            return rest.split_whitespace().next().unwrap().to_owned();
-        }
-        assert!(Instant::now() < deadline, "no HTTP address in:\n{text}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// A counter of `/metrics`, 0 when absent or not served yet.
 fn metric(http: &str, name: &str) -> u64 {

@@ -4,9 +4,10 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed assertion
 
+mod common;
+use common::{http_addr, spawn_serve};
+
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::TimeDelta;
@@ -18,29 +19,6 @@ use vigil_store::SqliteStore;
 use vigil_testkit::tsdb::VictoriaMetrics;
 use vigil_testkit::{Mosquitto, http_get_any};
 use vigil_tsdb::{EcgExport, FieldValue};
-
-fn spawn_serve(dir: &Path, log: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(["serve", "--config"])
-        .arg(dir.join("vigil.toml"))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join(log)).unwrap())
-        .spawn()
-        .unwrap()
-}
-
-/// The HTTP address `vigil serve` printed in `log`.
-fn http_addr(log: &Path) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        if let Some(rest) = text.split("HTTP on http://").nth(1) {
-            return rest.split_whitespace().next().unwrap().to_owned();
-        }
-        assert!(Instant::now() < deadline, "no HTTP address in:\n{text}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// The sink's part of `/readyz`.
 fn sink_state(http: &str) -> serde_json::Value {
