@@ -445,3 +445,145 @@ pub fn try_http_get(addr: &str, path: &str) -> Option<(u16, String)> {
     let status = out.get(9..12).and_then(|c| c.parse().ok())?;
     Some((status, out))
 }
+
+/// What a [`WebhookReceiver`] answers to its n-th request (0-based).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    /// 200 with `{"errcode":0,"errmsg":"ok"}` (what the chat robots answer too).
+    Ok,
+    /// This status, with a short body.
+    Status(u16),
+    /// No answer for this long (longer than the sender's timeout: a timeout).
+    Hang(Duration),
+}
+
+/// One request a [`WebhookReceiver`] took.
+#[derive(Debug, Clone)]
+pub struct Hook {
+    pub path_and_query: String,
+    /// Header names in lower case.
+    pub headers: std::collections::HashMap<String, String>,
+    pub body: Vec<u8>,
+    /// Whether `X-Vigil-Signature` is the HMAC-SHA256 of `"{X-Vigil-Timestamp}.{body}"`
+    /// under the receiver's secret, with the timestamp within 5 minutes of this
+    /// machine's clock; computed here, independently of Vigil's own code.
+    pub signature_valid: bool,
+    pub reply: Reply,
+}
+
+/// A webhook receiver: an HTTP server on a free port that records every request and
+/// answers as its script says.
+#[derive(Debug)]
+pub struct WebhookReceiver {
+    /// `http://127.0.0.1:{port}/hook`.
+    pub url: String,
+    pub received: std::sync::Arc<std::sync::Mutex<Vec<Hook>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for WebhookReceiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl WebhookReceiver {
+    /// Starts it; `script(n)` is the answer to the n-th request.
+    pub async fn start(
+        secret: &str,
+        script: impl Fn(usize) -> Reply + Send + Sync + 'static,
+    ) -> WebhookReceiver {
+        use axum::body::Bytes;
+        use axum::http::{HeaderMap, StatusCode, Uri};
+        use std::sync::{Arc, Mutex};
+        let received: Arc<Mutex<Vec<Hook>>> = Arc::default();
+        let (r, secret, script) = (received.clone(), secret.to_owned(), Arc::new(script));
+        let handler = move |uri: Uri, headers: HeaderMap, body: Bytes| {
+            let (r, secret, script) = (r.clone(), secret.clone(), script.clone());
+            async move {
+                let headers: std::collections::HashMap<String, String> = headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+                    .collect();
+                let signature_valid = vigil_signature_valid(&secret, &headers, &body);
+                let reply = {
+                    let mut r = r.lock().unwrap();
+                    let reply = script(r.len());
+                    r.push(Hook {
+                        path_and_query: uri
+                            .path_and_query()
+                            .map(|p| p.to_string())
+                            .unwrap_or_default(),
+                        headers,
+                        body: body.to_vec(),
+                        signature_valid,
+                        reply,
+                    });
+                    reply
+                };
+                match reply {
+                    Reply::Ok => (StatusCode::OK, r#"{"errcode":0,"errmsg":"ok"}"#.to_owned()),
+                    Reply::Status(code) => (
+                        StatusCode::from_u16(code).unwrap(),
+                        format!("scripted {code}"),
+                    ),
+                    Reply::Hang(d) => {
+                        tokio::time::sleep(d).await;
+                        (
+                            StatusCode::OK,
+                            r#"{"errcode":0,"errmsg":"late"}"#.to_owned(),
+                        )
+                    }
+                }
+            }
+        };
+        let app = axum::Router::new().route("/hook", axum::routing::post(handler));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        WebhookReceiver {
+            url,
+            received,
+            task,
+        }
+    }
+
+    pub fn hooks(&self) -> Vec<Hook> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+fn vigil_signature_valid(
+    secret: &str,
+    headers: &std::collections::HashMap<String, String>,
+    body: &[u8],
+) -> bool {
+    let (Some(ts), Some(sig)) = (
+        headers.get("x-vigil-timestamp"),
+        headers.get("x-vigil-signature"),
+    ) else {
+        return false;
+    };
+    let Ok(ts_num) = ts.parse::<u64>() else {
+        return false;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    if now.abs_diff(ts_num) > 300 {
+        return false;
+    }
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+    let mut message = ts.as_bytes().to_vec();
+    message.push(b'.');
+    message.extend_from_slice(body);
+    let expected: String = ring::hmac::sign(&key, &message)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    *sig == format!("v1={expected}")
+}

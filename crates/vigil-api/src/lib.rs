@@ -54,6 +54,8 @@ pub struct AppState {
     pub registry: Option<vigil_ingest::rules::CurrentRegistry>,
     /// The alert deliverer's counters and latency, when it runs.
     pub delivery: Option<Arc<vigil_ingest::deliver::DeliveryStats>>,
+    /// The webhook deliverer's counters, when it runs.
+    pub webhooks: Option<Arc<vigil_ingest::webhook::WebhookStats>>,
     /// The platform's clock (the demo's is accelerated): actions are stamped with it.
     pub clock: Arc<dyn vigil_model::clock::Clock>,
     /// A patient's institution (for per-institution figures), when a registry is loaded.
@@ -73,6 +75,8 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/alerts/{id}/resolve", axum::routing::post(resolve))
         .route("/api/v1/critical-values", get(critical_values))
         .route("/api/v1/alerts/stream", get(alert_stream))
+        .route("/api/v1/alerts/{id}/deliveries", get(alert_deliveries))
+        .route("/api/v1/ops/alerts", get(ops_alerts))
         .with_state(state)
 }
 
@@ -257,7 +261,70 @@ async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
             "From the ingester receiving the reading that opened or upgraded an alert to the broker acknowledging its publish to a doctor.",
         );
     }
+    if let Some(w) = &s.webhooks {
+        let _ = writeln!(
+            out,
+            "# HELP vigil_webhook_deliveries_total (alert event, doctor) webhook posts the receiver accepted.\n# TYPE vigil_webhook_deliveries_total counter\nvigil_webhook_deliveries_total {}\n\
+             # HELP vigil_webhook_retries_total Webhook attempts that failed and will be tried again.\n# TYPE vigil_webhook_retries_total counter\nvigil_webhook_retries_total {}\n\
+             # HELP vigil_webhook_failed_total Webhook deliveries given up (each raised an operational alert).\n# TYPE vigil_webhook_failed_total counter\nvigil_webhook_failed_total {}\n\
+             # HELP vigil_webhook_fallbacks_total Given-up webhook deliveries sent to the doctor's MQTT topic instead.\n# TYPE vigil_webhook_fallbacks_total counter\nvigil_webhook_fallbacks_total {}",
+            w.delivered.load(Ordering::Relaxed),
+            w.retries.load(Ordering::Relaxed),
+            w.failed.load(Ordering::Relaxed),
+            w.fallbacks.load(Ordering::Relaxed),
+        );
+    }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}
+
+/// `GET /api/v1/alerts/{alert_id}/deliveries`: every delivery of the alert's events,
+/// per doctor and channel, with its state (held, pending, delivered, failed), attempts
+/// and last failure.
+async fn alert_deliveries(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if s.store.latest_alert_event(&id).await?.is_none() {
+        return Err(ApiError::NotFound(format!("no alert {id:?}")));
+    }
+    let rows = s.store.alert_deliveries(&id).await?;
+    let t = |d: Option<DateTime<Utc>>| d.map(|d| d.to_rfc3339());
+    let rows: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            json!({"event_id": r.event_id, "event": r.change, "doctor_id": r.doctor_id,
+                   "channel": r.channel, "state": r.state,
+                   "due": matches!(r.state.as_str(), "held" | "pending").then(|| r.due.to_rfc3339()),
+                   "delivered_at": t(r.delivered_at), "attempts": r.attempts,
+                   "last_error": r.last_error})
+        })
+        .collect();
+    Ok(Json(json!({ "alert_id": id, "deliveries": rows })))
+}
+
+#[derive(Debug, Deserialize)]
+struct LimitQuery {
+    limit: Option<u32>,
+}
+
+/// `GET /api/v1/ops/alerts`: operational alerts (a delivery channel given up on),
+/// newest first.
+async fn ops_alerts(
+    State(s): State<AppState>,
+    Query(q): Query<LimitQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let rows = s
+        .store
+        .ops_alerts(q.limit.unwrap_or(100).clamp(1, 1000))
+        .await?;
+    let rows: Vec<_> = rows
+        .iter()
+        .map(|a| {
+            json!({"id": a.id, "kind": a.kind, "subject": a.subject, "detail": a.detail,
+                   "at": a.at.to_rfc3339()})
+        })
+        .collect();
+    Ok(Json(json!({ "ops_alerts": rows })))
 }
 
 #[derive(Debug, Deserialize)]

@@ -48,6 +48,7 @@ async fn state() -> AppState {
         sink: None,
         rules: None,
         delivery: None,
+        webhooks: None,
         registry: None,
         clock: Arc::new(vigil_model::clock::SystemClock),
         institutions: None,
@@ -445,4 +446,104 @@ async fn the_alert_stream_resumes_after_the_last_event_id_and_refuses_what_it_ca
             .unwrap();
         assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{uri}");
     }
+}
+
+#[tokio::test]
+async fn delivery_state_per_channel_and_operational_alerts_are_queryable() {
+    let s = state().await;
+    let at: DateTime<Utc> = "2026-11-22T00:00:00Z".parse().unwrap();
+    let event = vigil_store::AlertEventRecord {
+        alert_id: "00000000000000d1".into(),
+        patient_id: "p-000123".parse().unwrap(),
+        family: "spo2".into(),
+        opened_at: at,
+        ordinal: 0,
+        display: "87 %".into(),
+        evidence: json!([]),
+        change: "opened".into(),
+        rule: "spo2_low".into(),
+        severity: "HIGH".into(),
+        level: 1,
+        at,
+        deliver_at: None,
+    };
+    s.store
+        .keep_alert_events(&[event], None, None, at)
+        .await
+        .unwrap();
+    let (id, _) = s.store.alert_events_after(0, 1).await.unwrap()[0].clone();
+    // A webhook delivery queued, failed once, then given up (falling back to MQTT).
+    let key = (id, "d-0001", "webhook");
+    s.store
+        .queue_deliveries(
+            "webhook",
+            &[(id, "d-0001".into(), at)],
+            "webhook",
+            Some(id),
+            at,
+        )
+        .await
+        .unwrap();
+    s.store
+        .record_attempt(key, 1, Err(("HTTP 500: boom", at)), at)
+        .await
+        .unwrap();
+    let (status, body) = get(&s, "/api/v1/alerts/00000000000000d1/deliveries").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let v = json_of(&body);
+    assert_eq!(v["deliveries"][0]["state"], "pending");
+    assert_eq!(v["deliveries"][0]["attempts"], 1);
+    assert_eq!(v["deliveries"][0]["last_error"], "HTTP 500: boom");
+    assert_eq!(v["deliveries"][0]["due"], at.to_rfc3339());
+    assert_eq!(
+        s.store
+            .give_up_delivery(key, 2, "timed out", "d-0001", at)
+            .await
+            .unwrap(),
+        Some(true)
+    );
+    let v = json_of(
+        &get(&s, "/api/v1/alerts/00000000000000d1/deliveries")
+            .await
+            .1,
+    );
+    let rows: Vec<_> = v["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["channel"].clone(),
+                r["state"].clone(),
+                r["attempts"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (json!("mqtt"), json!("held"), json!(0)),
+            (json!("webhook"), json!("failed"), json!(2))
+        ]
+    );
+    let (status, body) = get(&s, "/api/v1/ops/alerts").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let v = json_of(&body);
+    assert_eq!(v["ops_alerts"][0]["kind"], "webhook_failed");
+    assert_eq!(v["ops_alerts"][0]["subject"], "d-0001");
+    // A second give-up of the same delivery changes nothing: it is no longer pending.
+    assert_eq!(
+        s.store
+            .give_up_delivery(key, 2, "timed out", "d-0001", at)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(s.store.ops_alerts(10).await.unwrap().len(), 1);
+    assert_eq!(
+        get(&s, "/api/v1/alerts/0000000000000bad/deliveries")
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
 }

@@ -16,7 +16,8 @@
 //!   `held` and published when due.
 //!
 //! The dashboard's stream is served by `vigil-api` (`/api/v1/alerts/stream`); signed
-//! webhooks come next (issue 7).
+//! webhooks by [`crate::webhook`], whose given-up deliveries come back here as held
+//! MQTT deliveries due at once.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -208,7 +209,7 @@ pub fn wants(
 
 /// The doctors an event reaches over MQTT: [`routed`], with their MQTT preference
 /// honoured (CRITICAL goes to every channel). Empty when the doctors take it on the
-/// dashboard's stream only.
+/// dashboard's stream or their webhooks only.
 pub fn recipients(
     registry: &Registry,
     event: &AlertEventRecord,
@@ -220,10 +221,15 @@ pub fn recipients(
         .filter(|d| wants(registry, d, event, |c| c.mqtt))
         .cloned()
         .collect();
-    if out.is_empty() && !routed.iter().any(|d| wants(registry, d, event, |c| c.sse)) {
+    if out.is_empty()
+        && !routed
+            .iter()
+            .any(|d| wants(registry, d, event, |c| c.sse || c.webhook.is_some()))
+    {
         // Nobody would be reached on any channel (a patient missing from the
         // registry, doctors with every channel off): the duty desk gets it over MQTT
-        // rather than nobody.
+        // rather than nobody. (A webhook that keeps failing falls back to the
+        // doctor's MQTT topic: `crate::webhook`.)
         return vec![registry.consortium.duty_desk.clone()];
     }
     out

@@ -17,9 +17,11 @@
 //! off MQTT (persistent session, manual acks), commits them in groups and acknowledges
 //! each only after its commit. [`rules::RuleRunner`] evaluates every committed reading
 //! with the rule engine and keeps the alert events it produces;
-//! [`deliver::Deliverer`] publishes them to the doctors their level reaches.
+//! [`deliver::Deliverer`] publishes them to the doctors their level reaches, and
+//! [`webhook::WebhookDeliverer`] posts them, signed, to the doctors' webhooks.
 
 pub mod deliver;
 pub mod intake;
 pub mod pipeline;
 pub mod rules;
+pub mod webhook;

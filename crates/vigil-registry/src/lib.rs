@@ -103,6 +103,33 @@ pub struct Channels {
     /// An HTTPS endpoint that receives alert events.
     #[serde(default)]
     pub webhook: Option<String>,
+    /// The body the webhook takes: Vigil's signed alert event, or a WeCom or DingTalk
+    /// group robot's markdown message.
+    #[serde(default)]
+    pub webhook_format: WebhookFormat,
+}
+
+/// The body a doctor's webhook receives (`docs/webhooks.md`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    /// The `vigil.alert.v1` event as JSON, signed in the `X-Vigil-Signature` header.
+    #[default]
+    Vigil,
+    /// A WeCom (企业微信) group robot: `{"msgtype":"markdown",...}`.
+    Wecom,
+    /// A DingTalk (钉钉) group robot: markdown, signed in the URL (加签).
+    Dingtalk,
+}
+
+impl WebhookFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookFormat::Vigil => "vigil",
+            WebhookFormat::Wecom => "wecom",
+            WebhookFormat::Dingtalk => "dingtalk",
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -115,6 +142,7 @@ impl Default for Channels {
             mqtt: true,
             sse: true,
             webhook: None,
+            webhook_format: WebhookFormat::Vigil,
         }
     }
 }

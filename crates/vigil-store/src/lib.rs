@@ -193,6 +193,38 @@ pub struct AlertAction {
     pub at: DateTime<Utc>,
 }
 
+/// The state of one delivery of an alert event (`alert_deliveries`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    pub event_id: i64,
+    /// The event's change: opened, upgraded, escalated, ...
+    pub change: String,
+    pub doctor_id: String,
+    /// mqtt, sse or webhook.
+    pub channel: String,
+    /// held (quiet hours, MQTT), pending (webhook, waiting for its next attempt),
+    /// delivered, failed.
+    pub state: String,
+    /// Held or pending: when it is (re)tried.
+    pub due: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// Webhook attempts made (0 for the other channels).
+    pub attempts: u32,
+    /// The last failure, as a person can read it (webhooks).
+    pub last_error: Option<String>,
+}
+
+/// An operational alert: something about the platform itself a person must look at
+/// (a delivery channel given up on). It names doctors or devices, never a patient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpsAlert {
+    pub id: i64,
+    pub kind: String,
+    pub subject: String,
+    pub detail: String,
+    pub at: DateTime<Utc>,
+}
+
 /// One line of the 危急值 register: a CRITICAL episode and what was done about it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CriticalEntry {

@@ -14,8 +14,9 @@ use vigil_wire::check::CanonicalJson;
 use vigil_wire::envelope::ReadingJson;
 
 use crate::{
-    AlertAction, AlertEventRecord, CriticalEntry, EnvelopeCommit, EnvelopeMarks, Error, ExportRow,
-    Item, Outcome, QuarantineRecord, RuleInput, StoredReading, Totals, identity_key,
+    AlertAction, AlertEventRecord, CriticalEntry, DeliveryRecord, EnvelopeCommit, EnvelopeMarks,
+    Error, ExportRow, Item, OpsAlert, Outcome, QuarantineRecord, RuleInput, StoredReading, Totals,
+    identity_key,
 };
 
 const SCHEMA: &[&str] = &[
@@ -102,9 +103,9 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS alert_deliveries (
         event_id     INTEGER NOT NULL, -- alert_events.id
         doctor_id    TEXT    NOT NULL,
-        channel      TEXT    NOT NULL, -- mqtt, sse (webhook to come)
-        state        TEXT    NOT NULL, -- held (quiet hours), delivered, failed
-        due_ms       INTEGER NOT NULL,
+        channel      TEXT    NOT NULL, -- mqtt, sse, webhook
+        state        TEXT    NOT NULL, -- held (quiet hours; mqtt), pending (webhook), delivered, failed
+        due_ms       INTEGER NOT NULL, -- held/pending: when to (re)try
         delivered_ms INTEGER,
         PRIMARY KEY (event_id, doctor_id, channel)
     ) WITHOUT ROWID",
@@ -117,12 +118,35 @@ const SCHEMA: &[&str] = &[
         note      TEXT    NOT NULL, -- the read-back for an ack, the action for a resolve
         at_ms     INTEGER NOT NULL
     )",
+    "CREATE TABLE IF NOT EXISTS ops_alerts (
+        id      INTEGER PRIMARY KEY,
+        kind    TEXT    NOT NULL, -- webhook_failed, ...
+        subject TEXT    NOT NULL, -- what it is about (a doctor, a gateway); never a person's data
+        detail  TEXT    NOT NULL,
+        at_ms   INTEGER NOT NULL
+    )",
     "CREATE TABLE IF NOT EXISTS registry_versions (
         id          INTEGER PRIMARY KEY,
         loaded_ms   INTEGER NOT NULL,
         source      TEXT    NOT NULL, -- where it was loaded from
         text        TEXT    NOT NULL  -- the registry file as loaded
     )",
+];
+
+/// Columns added to a table of [`SCHEMA`] after it first shipped: (table, column, the
+/// statement adding it), run when the column is missing.
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    // Webhook deliveries: attempts made, and the last failure a person can read.
+    (
+        "alert_deliveries",
+        "attempts",
+        "ALTER TABLE alert_deliveries ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
+    ),
+    (
+        "alert_deliveries",
+        "last_error",
+        "ALTER TABLE alert_deliveries ADD COLUMN last_error TEXT",
+    ),
 ];
 
 /// Rows per multi-row INSERT: 12 parameters a reading row stays far below SQLite's
@@ -253,6 +277,18 @@ impl SqliteStore {
         for statement in SCHEMA {
             sqlx::query(*statement).execute(&pool).await?;
         }
+        // Columns added after a table was first shipped: added to older stores.
+        for (table, column, alter) in ADDED_COLUMNS {
+            let present: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM pragma_table_info(?) WHERE name = ?")
+                    .bind(table)
+                    .bind(column)
+                    .fetch_one(&pool)
+                    .await?;
+            if present == 0 {
+                sqlx::query(*alter).execute(&pool).await?;
+            }
+        }
         // The rule engine's cursor starts where the store is when it first meets a
         // version with the engine: a new store at 0, an older store after its last
         // reading (evaluating months of history live would page doctors for the
@@ -260,6 +296,14 @@ impl SqliteStore {
         sqlx::query(
             "INSERT OR IGNORE INTO sink_cursors (sink, last_id, updated_ms)
              SELECT 'rules', COALESCE(MAX(id), 0), 0 FROM readings",
+        )
+        .execute(&pool)
+        .await?;
+        // Likewise the webhook deliverer's: a store that had alert events before
+        // webhooks existed does not post its history.
+        sqlx::query(
+            "INSERT OR IGNORE INTO sink_cursors (sink, last_id, updated_ms)
+             SELECT 'webhook', COALESCE(MAX(id), 0), 0 FROM alert_events",
         )
         .execute(&pool)
         .await?;
@@ -908,7 +952,7 @@ impl SqliteStore {
     ) -> Result<Vec<(i64, String, String)>, Error> {
         let rows = sqlx::query(
             "SELECT event_id, doctor_id, channel FROM alert_deliveries
-             WHERE state = 'held' AND due_ms <= ? ORDER BY due_ms LIMIT 1000",
+             WHERE state = 'held' AND channel = 'mqtt' AND due_ms <= ? ORDER BY due_ms LIMIT 1000",
         )
         .bind(now.timestamp_millis())
         .fetch_all(&self.pool)
@@ -1000,6 +1044,218 @@ impl SqliteStore {
                     r.try_get(2)?,
                     r.try_get::<Option<i64>, _>(3)?.map(millis).transpose()?,
                 ))
+            })
+            .collect()
+    }
+
+    /// Every delivery of an alert's events, event by event: the state per (event,
+    /// doctor, channel), with attempts and the last failure for webhooks.
+    pub async fn alert_deliveries(&self, alert_id: &str) -> Result<Vec<DeliveryRecord>, Error> {
+        let rows = sqlx::query(
+            "SELECT d.event_id, e.change, d.doctor_id, d.channel, d.state, d.due_ms,
+                    d.delivered_ms, d.attempts, d.last_error
+             FROM alert_deliveries d JOIN alert_events e ON d.event_id = e.id
+             WHERE e.alert_id = ? ORDER BY d.event_id, d.doctor_id, d.channel",
+        )
+        .bind(alert_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DeliveryRecord {
+                    event_id: r.try_get(0)?,
+                    change: r.try_get(1)?,
+                    doctor_id: r.try_get(2)?,
+                    channel: r.try_get(3)?,
+                    state: r.try_get(4)?,
+                    due: millis(r.try_get(5)?)?,
+                    delivered_at: r.try_get::<Option<i64>, _>(6)?.map(millis).transpose()?,
+                    attempts: r.try_get(7)?,
+                    last_error: r.try_get(8)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Queues deliveries on `channel` as `pending` from their due time, in one
+    /// transaction with the cursor `cursor_name` (an (event, doctor, channel) already
+    /// there is left as it is).
+    pub async fn queue_deliveries(
+        &self,
+        channel: &str,
+        rows: &[(i64, String, DateTime<Utc>)],
+        cursor_name: &str,
+        cursor: Option<i64>,
+        at: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let mut tx = self.pool.begin().await?;
+        for (event, doctor, due) in rows {
+            sqlx::query(
+                "INSERT OR IGNORE INTO alert_deliveries (event_id, doctor_id, channel, state, due_ms)
+                 VALUES (?, ?, ?, 'pending', ?)",
+            )
+            .bind(event)
+            .bind(doctor)
+            .bind(channel)
+            .bind(due.timestamp_millis())
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(c) = cursor {
+            sqlx::query(
+                "INSERT INTO sink_cursors (sink, last_id, updated_ms) VALUES (?, ?, ?)
+                 ON CONFLICT (sink) DO UPDATE SET last_id = MAX(last_id, excluded.last_id), updated_ms = excluded.updated_ms",
+            )
+            .bind(cursor_name)
+            .bind(c)
+            .bind(at.timestamp_millis())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Pending deliveries on `channel` due by `now`, the most overdue first:
+    /// (event id, doctor, attempts so far).
+    pub async fn pending_deliveries(
+        &self,
+        channel: &str,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<(i64, String, u32)>, Error> {
+        let rows = sqlx::query(
+            "SELECT event_id, doctor_id, attempts FROM alert_deliveries
+             WHERE state = 'pending' AND channel = ? AND due_ms <= ? ORDER BY due_ms LIMIT ?",
+        )
+        .bind(channel)
+        .bind(now.timestamp_millis())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect()
+    }
+
+    /// When the next pending delivery on `channel` is due, if any is.
+    pub async fn next_pending_due(&self, channel: &str) -> Result<Option<DateTime<Utc>>, Error> {
+        let ms: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(due_ms) FROM alert_deliveries WHERE state = 'pending' AND channel = ?",
+        )
+        .bind(channel)
+        .fetch_one(&self.pool)
+        .await?;
+        ms.map(millis).transpose()
+    }
+
+    /// Records one attempt at a pending delivery: delivered at `at`, or failed with
+    /// `error` and tried again at `retry_at`. Never downgrades a delivered row.
+    pub async fn record_attempt(
+        &self,
+        (event, doctor, channel): (i64, &str, &str),
+        attempts: u32,
+        outcome: Result<(), (&str, DateTime<Utc>)>,
+        at: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let (state, due, delivered, error) = match outcome {
+            Ok(()) => ("delivered", at, Some(at.timestamp_millis()), None),
+            Err((error, retry_at)) => ("pending", retry_at, None, Some(error)),
+        };
+        sqlx::query(
+            "UPDATE alert_deliveries SET state = ?, due_ms = ?, delivered_ms = ?, attempts = ?,
+                 last_error = COALESCE(?, last_error)
+             WHERE event_id = ? AND doctor_id = ? AND channel = ? AND state = 'pending'",
+        )
+        .bind(state)
+        .bind(due.timestamp_millis())
+        .bind(delivered)
+        .bind(attempts)
+        .bind(error)
+        .bind(event)
+        .bind(doctor)
+        .bind(channel)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Gives a pending delivery up, in one transaction: the row becomes `failed` with
+    /// its last error, the fallback delivery (event, doctor, `mqtt`) is held for the
+    /// deliverer from `at` (unless that doctor has the event on MQTT already), and an
+    /// operational alert is raised. Returns whether the fallback was queued, or `None`
+    /// when the delivery was no longer pending (then nothing is changed).
+    pub async fn give_up_delivery(
+        &self,
+        (event, doctor, channel): (i64, &str, &str),
+        attempts: u32,
+        error: &str,
+        fallback_to: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<bool>, Error> {
+        let mut tx = self.pool.begin().await?;
+        let given_up = sqlx::query(
+            "UPDATE alert_deliveries SET state = 'failed', attempts = ?, last_error = ?
+             WHERE event_id = ? AND doctor_id = ? AND channel = ? AND state = 'pending'",
+        )
+        .bind(attempts)
+        .bind(error)
+        .bind(event)
+        .bind(doctor)
+        .bind(channel)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if given_up == 0 {
+            // Not pending (delivered meanwhile, or given up already): nothing to do.
+            return Ok(None);
+        }
+        let queued = sqlx::query(
+            "INSERT OR IGNORE INTO alert_deliveries (event_id, doctor_id, channel, state, due_ms)
+             VALUES (?, ?, 'mqtt', 'held', ?)",
+        )
+        .bind(event)
+        .bind(fallback_to)
+        .bind(at.timestamp_millis())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
+        let fallback = if queued {
+            format!("falls back to MQTT for {fallback_to}")
+        } else {
+            format!("{fallback_to} has it on MQTT already")
+        };
+        sqlx::query("INSERT INTO ops_alerts (kind, subject, detail, at_ms) VALUES (?, ?, ?, ?)")
+            .bind(format!("{channel}_failed"))
+            .bind(doctor)
+            .bind(format!(
+                "alert event {event}: {channel} delivery given up after {attempts} attempts ({error}); {fallback}"
+            ))
+            .bind(at.timestamp_millis())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(queued))
+    }
+
+    /// Operational alerts, newest first: (id, kind, subject, detail, at).
+    pub async fn ops_alerts(&self, limit: u32) -> Result<Vec<OpsAlert>, Error> {
+        let rows = sqlx::query(
+            "SELECT id, kind, subject, detail, at_ms FROM ops_alerts ORDER BY id DESC LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OpsAlert {
+                    id: r.try_get(0)?,
+                    kind: r.try_get(1)?,
+                    subject: r.try_get(2)?,
+                    detail: r.try_get(3)?,
+                    at: millis(r.try_get(4)?)?,
+                })
             })
             .collect()
     }

@@ -12,7 +12,8 @@ pub const DEFAULT_CONFIG: &str = r#"# Vigil ingester configuration (vigil serve 
 # VIGIL_BROKER_URL, VIGIL_BROKER_CA_FILE, VIGIL_BROKER_CLIENT_CERT, VIGIL_BROKER_CLIENT_KEY,
 # VIGIL_BROKER_EMBEDDED, VIGIL_BROKER_EMBEDDED_LISTEN, VIGIL_BROKER_CLIENT_ID,
 # VIGIL_BROKER_SHARED_GROUP, VIGIL_HTTP_LISTEN, VIGIL_INGEST_MAX_BATCH, VIGIL_TSDB_URL,
-# VIGIL_TSDB_TOKEN (the token itself: never in the file), VIGIL_TSDB_TOKEN_FILE.
+# VIGIL_TSDB_TOKEN (the token itself: never in the file), VIGIL_TSDB_TOKEN_FILE,
+# VIGIL_WEBHOOK_SECRET (the secret itself: never in the file), VIGIL_WEBHOOK_SECRET_FILE.
 
 # Where the clinical store (clinical.db, SQLite) lives. Back it up: it is the record.
 data_dir = "./vigil-data"
@@ -85,6 +86,30 @@ concurrency = 2
 # sample (heavy: 130 points a second per single-lead patch, 6000 per 500 Hz 12-lead).
 ecg = "off"
 timeout_s = 10
+
+[webhook]
+# Doctors' webhooks (registry: channels.webhook and channels.webhook_format; the
+# receiver's side is in docs/webhooks.md). A file holding the secret that signs every
+# POST (HMAC-SHA256 in X-Vigil-Signature), or set VIGIL_WEBHOOK_SECRET. Never logged.
+# Without one, a webhook in Vigil's format is not sent unsigned: its deliveries are
+# given up at once and fall back to the doctor's MQTT topic.
+secret_file = ""
+# A TOML file of per-doctor secrets, "d-0001" = "SEC...", for receivers that have their
+# own (a DingTalk robot's 加签 secret); they win over the secret above.
+doctor_secrets_file = ""
+# One attempt's bound; attempts before a delivery is given up (it then falls back to
+# the doctor's MQTT topic and raises an operational alert); the wait before the first
+# retry, doubled at each further one up to max_backoff_s; attempts in flight at once.
+timeout_s = 10
+attempts = 6
+backoff_ms = 2000
+max_backoff_s = 300
+concurrency = 16
+# Prefixed to the acknowledgement link in the WeCom and DingTalk robots' messages,
+# e.g. "https://vigil.example.org". Empty: the link is relative.
+public_url = ""
+# The robots' markdown, with placeholders (docs/webhooks.md). Empty: the built-in one.
+template = ""
 "#;
 
 /// The whole configuration.
@@ -98,6 +123,42 @@ pub struct Config {
     pub http: HttpConfig,
     pub ingest: IngestConfig,
     pub tsdb: TsdbConfig,
+    pub webhook: WebhookSettings,
+}
+
+/// The webhooks' settings (`[webhook]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookSettings {
+    pub secret_file: PathBuf,
+    /// From `VIGIL_WEBHOOK_SECRET` only, never from the file.
+    #[serde(skip)]
+    pub secret: Option<vigil_tsdb::Secret>,
+    pub doctor_secrets_file: PathBuf,
+    pub timeout_s: u64,
+    pub attempts: u32,
+    pub backoff_ms: u64,
+    pub max_backoff_s: u64,
+    pub concurrency: usize,
+    pub public_url: String,
+    pub template: String,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        WebhookSettings {
+            secret_file: PathBuf::new(),
+            secret: None,
+            doctor_secrets_file: PathBuf::new(),
+            timeout_s: 10,
+            attempts: 6,
+            backoff_ms: 2000,
+            max_backoff_s: 300,
+            concurrency: 16,
+            public_url: String::new(),
+            template: String::new(),
+        }
+    }
 }
 
 /// The telemetry sink's settings (`[tsdb]`).
@@ -187,6 +248,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             ingest: IngestConfig::default(),
             tsdb: TsdbConfig::default(),
+            webhook: WebhookSettings::default(),
         }
     }
 }
@@ -258,6 +320,10 @@ impl Config {
                 "VIGIL_TSDB_URL" => self.tsdb.url = value,
                 "VIGIL_TSDB_TOKEN" => self.tsdb.token = Some(vigil_tsdb::Secret(value)),
                 "VIGIL_TSDB_TOKEN_FILE" => self.tsdb.token_file = value.into(),
+                "VIGIL_WEBHOOK_SECRET" => {
+                    self.webhook.secret = Some(vigil_tsdb::Secret(value));
+                }
+                "VIGIL_WEBHOOK_SECRET_FILE" => self.webhook.secret_file = value.into(),
                 "VIGIL_INGEST_MAX_BATCH" => match value.parse() {
                     Ok(n) => self.ingest.max_batch = n,
                     Err(_) => problems.push(format!(
@@ -341,6 +407,9 @@ impl Config {
         if let Err(e) = self.sink() {
             p.extend(e);
         }
+        if let Err(e) = self.webhooks() {
+            p.extend(e);
+        }
         if p.is_empty() { Ok(()) } else { Err(p) }
     }
 
@@ -413,6 +482,93 @@ impl Config {
             }),
             _ => Err(p),
         }
+    }
+
+    /// The webhook deliverer's settings, checked (every problem at once), with the
+    /// secrets read.
+    pub fn webhooks(&self) -> Result<vigil_ingest::webhook::WebhookConfig, Vec<String>> {
+        use std::time::Duration;
+        let w = &self.webhook;
+        let mut p = Vec::new();
+        let read =
+            |key: &str, path: &std::path::Path, p: &mut Vec<String>| match std::fs::read_to_string(
+                path,
+            ) {
+                Ok(text) => Some(text),
+                Err(e) => {
+                    p.push(format!(
+                        "webhook.{key}: cannot read {}: {e}",
+                        path.display()
+                    ));
+                    None
+                }
+            };
+        let mut secrets = vigil_ingest::webhook::WebhookSecrets::default();
+        if let Some(s) = &w.secret {
+            secrets.default = Some(s.0.clone());
+        } else if !w.secret_file.as_os_str().is_empty()
+            && let Some(text) = read("secret_file", &w.secret_file, &mut p)
+        {
+            let text = text.trim();
+            if text.is_empty() {
+                p.push(format!(
+                    "webhook.secret_file {} is empty",
+                    w.secret_file.display()
+                ));
+            }
+            secrets.default = Some(text.to_owned());
+        }
+        if !w.doctor_secrets_file.as_os_str().is_empty()
+            && let Some(text) = read("doctor_secrets_file", &w.doctor_secrets_file, &mut p)
+        {
+            match toml::from_str::<std::collections::HashMap<String, String>>(&text) {
+                Ok(map) => secrets.per_doctor = map,
+                // The parser's message may quote the file: it holds secrets.
+                Err(_) => p.push(format!(
+                    "webhook.doctor_secrets_file {} must be a TOML table of doctor id = \"secret\" lines",
+                    w.doctor_secrets_file.display()
+                )),
+            }
+        }
+        for (key, value, range) in [
+            ("timeout_s", w.timeout_s, 1..=300),
+            ("attempts", u64::from(w.attempts), 1..=100),
+            ("backoff_ms", w.backoff_ms, 1..=3_600_000),
+            ("max_backoff_s", w.max_backoff_s, 1..=86_400),
+            ("concurrency", w.concurrency as u64, 1..=1024),
+        ] {
+            if !range.contains(&value) {
+                p.push(format!(
+                    "webhook.{key} is {value}; use {} to {}",
+                    range.start(),
+                    range.end()
+                ));
+            }
+        }
+        let web = |u: &str| u.starts_with("https://") || u.starts_with("http://");
+        if !(w.public_url.is_empty() || web(&w.public_url)) {
+            p.push(format!(
+                "webhook.public_url {:?} must be an http(s) URL",
+                w.public_url
+            ));
+        }
+        if !p.is_empty() {
+            return Err(p);
+        }
+        Ok(vigil_ingest::webhook::WebhookConfig {
+            secrets,
+            timeout: Duration::from_secs(w.timeout_s),
+            attempts: w.attempts,
+            backoff: Duration::from_millis(w.backoff_ms),
+            max_backoff: Duration::from_secs(w.max_backoff_s),
+            concurrency: w.concurrency,
+            public_url: w.public_url.clone(),
+            template: if w.template.is_empty() {
+                vigil_ingest::webhook::DEFAULT_TEMPLATE.to_owned()
+            } else {
+                w.template.clone()
+            },
+        })
     }
 
     /// The telemetry sink's settings, checked (every problem at once); `None` when no
@@ -643,6 +799,47 @@ mod tests {
         c.broker.client_cert = ca.clone();
         c.broker.client_key = ca;
         assert!(c.tls().unwrap_err()[0].contains("PRIVATE KEY"));
+    }
+
+    #[test]
+    fn webhook_secrets_come_from_files_or_the_environment_and_are_never_printed() {
+        let c = Config::default();
+        let w = c.webhooks().unwrap();
+        assert!(w.secrets.default.is_none() && w.secrets.per_doctor.is_empty());
+        assert_eq!(w.template, vigil_ingest::webhook::DEFAULT_TEMPLATE);
+
+        let dir = tempfile::tempdir().unwrap();
+        let (secret, doctors) = (dir.path().join("secret"), dir.path().join("doctors.toml"));
+        std::fs::write(&secret, "platform-secret\n").unwrap();
+        std::fs::write(&doctors, "\"d-0001\" = \"SECrobot\"\n").unwrap();
+        let mut c = Config::parse(&format!(
+            "[webhook]\nsecret_file = {secret:?}\ndoctor_secrets_file = {doctors:?}\nbackoff_ms = 50\n"
+        ))
+        .unwrap();
+        let w = c.webhooks().unwrap();
+        assert_eq!(w.secrets.for_doctor("d-0001"), Some("SECrobot"));
+        assert_eq!(w.secrets.for_doctor("d-0002"), Some("platform-secret"));
+        assert_eq!(w.backoff, std::time::Duration::from_millis(50));
+        assert!(!format!("{c:?}{w:?}").contains("platform-secret"));
+        assert!(!format!("{w:?}").contains("SECrobot"));
+        c.apply_env([("VIGIL_WEBHOOK_SECRET".to_owned(), "from-env".to_owned())].into_iter())
+            .unwrap();
+        assert_eq!(
+            c.webhooks().unwrap().secrets.for_doctor("d-0002"),
+            Some("from-env")
+        );
+        assert!(!format!("{c:?}").contains("from-env"));
+
+        // Every problem at once; a broken secrets file is named, its text never shown.
+        std::fs::write(&doctors, "d-0001 = SECrobot-unquoted\n").unwrap();
+        let mut c = Config::default();
+        c.webhook.secret_file = "/nonexistent/secret".into();
+        c.webhook.doctor_secrets_file = doctors;
+        c.webhook.attempts = 0;
+        c.webhook.public_url = "vigil.example".into();
+        let p = c.validate().unwrap_err();
+        assert_eq!(p.len(), 4, "{p:#?}");
+        assert!(!p.join(" ").contains("SECrobot"), "{p:#?}");
     }
 
     #[test]

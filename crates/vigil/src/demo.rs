@@ -177,6 +177,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         sink: None,
         rules: Some(rule_stats.clone()),
         delivery: Some(deliverer.stats.clone()),
+        // The simulated doctors have no webhooks.
+        webhooks: None,
         registry: Some(intake.current_registry()),
         clock: clock.clone(),
         institutions: Some(intake.institution_lookup()),

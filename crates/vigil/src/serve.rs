@@ -117,6 +117,16 @@ async fn serve(config: Config, registry: Registry, registry_text: String) -> any
         Arc::new(SystemClock),
         Some(rules.kept.clone()),
     );
+    let webhook_config = config
+        .webhooks()
+        .map_err(|p| anyhow::anyhow!(p.join("; ")))?;
+    warn_unsigned_webhooks(&intake.current_registry()(), &webhook_config);
+    let webhooks = vigil_ingest::webhook::WebhookDeliverer::start(
+        webhook_config,
+        store.clone(),
+        intake.current_registry(),
+        Arc::new(SystemClock),
+    );
     let sink = match config.sink().map_err(|p| anyhow::anyhow!(p.join("; ")))? {
         Some(sink_config) => {
             let url = sink_config.url.clone();
@@ -143,6 +153,7 @@ async fn serve(config: Config, registry: Registry, registry_text: String) -> any
         sink: sink.as_ref().map(|s| s.stats.clone()),
         rules: Some(rules.stats.clone()),
         delivery: Some(deliverer.stats.clone()),
+        webhooks: Some(webhooks.stats.clone()),
         registry: Some(intake.current_registry()),
         clock: Arc::new(SystemClock),
         institutions: Some(intake.institution_lookup()),
@@ -169,6 +180,7 @@ async fn serve(config: Config, registry: Registry, registry_text: String) -> any
     eprintln!("vigil serve: stopping: committing and acknowledging what was taken");
     intake.shutdown().await;
     rules.shutdown().await;
+    webhooks.shutdown().await;
     deliverer.shutdown().await;
     // What the sink has not had confirmed is written again after the next start.
     if let Some(sink) = sink {
@@ -179,6 +191,27 @@ async fn serve(config: Config, registry: Registry, registry_text: String) -> any
     store.close().await;
     eprintln!("vigil serve: stopped");
     Ok(())
+}
+
+/// Says which doctors' webhooks cannot be signed: their deliveries will fall back to
+/// MQTT until a secret is configured.
+pub fn warn_unsigned_webhooks(registry: &Registry, config: &vigil_ingest::webhook::WebhookConfig) {
+    let unsigned: Vec<&str> = registry
+        .doctors
+        .values()
+        .filter(|d| {
+            d.channels.webhook.is_some()
+                && d.channels.webhook_format == vigil_registry::WebhookFormat::Vigil
+                && config.secrets.for_doctor(d.id.as_str()).is_none()
+        })
+        .map(|d| d.id.as_str())
+        .collect();
+    if !unsigned.is_empty() {
+        eprintln!(
+            "vigil: no webhook secret (set VIGIL_WEBHOOK_SECRET or webhook.secret_file): the webhooks of {} will not be sent unsigned; their alerts fall back to the doctors' MQTT topics",
+            unsigned.join(", ")
+        );
+    }
 }
 
 /// Reads the registry file again: a registry that loads replaces the current one, is

@@ -1,13 +1,16 @@
 //! The rule engine inside `vigil serve`, against a real Mosquitto: the ingester is
 //! killed (SIGKILL) between an index blood-pressure session and its confirmation;
 //! after the restart the confirmation still produces exactly one `bp_crisis` episode
-//! (clinical rules §1.1), and nothing is raised twice.
+//! (clinical rules §1.1), and nothing is raised twice. And a CRITICAL alert reaches
+//! the responsible doctor on every channel: the MQTT topic, a signed webhook and the
+//! dashboard's stream, each client deduplicating by `alert_id`.
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed assertion
 
 mod common;
 use common::{http_addr, spawn_serve};
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::TimeDelta;
@@ -15,7 +18,9 @@ use rumqttc::QoS;
 use serde_json::json;
 use vigil_model::clock::{Clock, SystemClock};
 use vigil_store::SqliteStore;
-use vigil_testkit::{Mosquitto, example_registry, http_get_any};
+use vigil_testkit::{
+    Mosquitto, Reply, WebhookReceiver, eventually, example_registry, http_get_any,
+};
 
 /// A counter of `/metrics`, 0 when absent or not served yet.
 fn metric(http: &str, name: &str) -> u64 {
@@ -218,18 +223,28 @@ async fn a_crisis_confirmed_after_a_restart_is_raised_exactly_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crisis_reaches_the_responsible_doctor_over_mqtt_and_the_dashboard_stream() {
+async fn a_crisis_reaches_the_responsible_doctor_over_mqtt_a_signed_webhook_and_the_dashboard_stream()
+ {
     use rumqttc::{Event, MqttOptions, Packet};
     let broker = Mosquitto::start();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("registry.toml"), example_registry()).unwrap();
+    // Dr. Wang's webhook is a receiver this test runs; it checks each signature with
+    // the secret `vigil serve` reads from its file.
+    let hooks = WebhookReceiver::start("serve-secret", |_| Reply::Ok).await;
+    std::fs::write(
+        dir.path().join("registry.toml"),
+        example_registry().replace("https://hooks.example.invalid/d-0001", &hooks.url),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("webhook.secret"), "serve-secret\n").unwrap();
     std::fs::write(
         dir.path().join("vigil.toml"),
         format!(
-            "data_dir = {:?}\nregistry = {:?}\n[broker]\nurl = \"mqtt://127.0.0.1:{}\"\nclient_id = \"delivery-test\"\n[http]\nlisten = \"127.0.0.1:0\"\n",
+            "data_dir = {:?}\nregistry = {:?}\n[broker]\nurl = \"mqtt://127.0.0.1:{}\"\nclient_id = \"delivery-test\"\n[http]\nlisten = \"127.0.0.1:0\"\n[webhook]\nsecret_file = {:?}\n",
             dir.path().join("data"),
             dir.path().join("registry.toml"),
-            broker.port
+            broker.port,
+            dir.path().join("webhook.secret"),
         ),
     )
     .unwrap();
@@ -241,10 +256,12 @@ async fn a_crisis_reaches_the_responsible_doctor_over_mqtt_and_the_dashboard_str
         .subscribe("vigil/v1/doctor/d-0001/alerts", QoS::AtLeastOnce)
         .await
         .unwrap();
-    let received = tokio::spawn(async move {
+    let inbox: Arc<Mutex<Vec<rumqttc::Publish>>> = Arc::default();
+    let i = inbox.clone();
+    let _client = tokio::spawn(async move {
         loop {
             if let Ok(Event::Incoming(Packet::Publish(p))) = events.poll().await {
-                return p;
+                i.lock().unwrap().push(p);
             }
         }
     });
@@ -275,10 +292,13 @@ async fn a_crisis_reaches_the_responsible_doctor_over_mqtt_and_the_dashboard_str
         )
         .await
         .unwrap();
-    let publish = tokio::time::timeout(Duration::from_secs(30), received)
-        .await
-        .expect("no alert on the doctor's topic within 30 s")
-        .unwrap();
+    eventually(
+        "the alert on the doctor's topic",
+        Duration::from_secs(30),
+        || !inbox.lock().unwrap().is_empty(),
+    )
+    .await;
+    let publish = inbox.lock().unwrap()[0].clone();
     assert_eq!(publish.topic, "vigil/v1/doctor/d-0001/alerts");
     let alert = vigil_wire::alert::decode_alert(&publish.payload).unwrap();
     assert_eq!(alert.rule, "bp_crisis");
@@ -300,7 +320,12 @@ async fn a_crisis_reaches_the_responsible_doctor_over_mqtt_and_the_dashboard_str
     let before = (id.parse::<i64>().unwrap() - 1).to_string();
     let mut again = sse_open(&http, "/api/v1/alerts/stream?doctor=d-0001", Some(&before));
     let (id2, _, data2) = sse_next(&mut again);
-    assert_eq!((id2, data2), (id, data));
+    assert_eq!((&id2, &data2), (&id, &data));
+    // And on the webhook, signed, the same event.
+    eventually("the webhook post", Duration::from_secs(30), || {
+        !hooks.received.lock().unwrap().is_empty()
+    })
+    .await;
     // A malformed doctor id is refused with the reason.
     let (status, body) = http_get_any(&http, "/api/v1/alerts/stream?doctor=not%20an%20id");
     assert_eq!(status, 400, "{body}");
@@ -313,16 +338,14 @@ async fn a_crisis_reaches_the_responsible_doctor_over_mqtt_and_the_dashboard_str
         let events = store.alert_events_after(0, 10).await.unwrap();
         let (id, _) = &events[0];
         let d = store.deliveries(*id).await.unwrap();
-        if d.len() == 2 {
-            // One row per channel: MQTT (after the PUBACK) and the stream.
+        if d.len() == 3 && d.iter().all(|r| r.2 == "delivered") {
+            // One row per channel: MQTT (after the PUBACK), the stream, the webhook
+            // (after the receiver's 2xx).
             assert_eq!(
                 d.iter()
-                    .map(|r| (r.0.as_str(), r.1.as_str(), r.2.as_str()))
+                    .map(|r| (r.0.as_str(), r.1.as_str()))
                     .collect::<Vec<_>>(),
-                [
-                    ("d-0001", "mqtt", "delivered"),
-                    ("d-0001", "sse", "delivered")
-                ]
+                [("d-0001", "mqtt"), ("d-0001", "sse"), ("d-0001", "webhook")]
             );
             break;
         }
@@ -339,6 +362,55 @@ async fn a_crisis_reaches_the_responsible_doctor_over_mqtt_and_the_dashboard_str
         text.contains("vigil_alert_delivery_seconds_bucket{le=\"+Inf\"} 1"),
         "{text}"
     );
+    wait("the webhook delivery on /metrics", || {
+        metric(&http, "vigil_webhook_deliveries_total") == 1
+    });
+    // Each client deduplicates by alert_id and counts what came more than once.
+    let posts = hooks.hooks();
+    assert!(posts.iter().all(|h| h.signature_valid), "{posts:?}");
+    let channels: [(&str, Vec<String>); 3] = [
+        (
+            "mqtt",
+            inbox
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|p| alert_id_of(&p.payload))
+                .collect(),
+        ),
+        (
+            "webhook",
+            posts.iter().map(|h| alert_id_of(&h.body)).collect(),
+        ),
+        (
+            "sse",
+            [data, data2]
+                .iter()
+                .map(|d| alert_id_of(d.as_bytes()))
+                .collect(),
+        ),
+    ];
+    for (channel, ids) in channels {
+        let distinct: std::collections::BTreeSet<_> = ids.iter().collect();
+        eprintln!(
+            "{channel}: {} messages, {} alerts, {} duplicates",
+            ids.len(),
+            distinct.len(),
+            ids.len() - distinct.len()
+        );
+        assert_eq!(
+            distinct.into_iter().collect::<Vec<_>>(),
+            [&alert.alert_id.to_string()],
+            "{channel}"
+        );
+    }
     serve.kill().unwrap();
     serve.wait().unwrap();
+}
+
+fn alert_id_of(payload: &[u8]) -> String {
+    vigil_wire::alert::decode_alert(payload)
+        .unwrap()
+        .alert_id
+        .to_string()
 }
