@@ -464,11 +464,39 @@ pub struct Hook {
     /// Header names in lower case.
     pub headers: std::collections::HashMap<String, String>,
     pub body: Vec<u8>,
-    /// Whether `X-Vigil-Signature` is the HMAC-SHA256 of `"{X-Vigil-Timestamp}.{body}"`
-    /// under the receiver's secret, with the timestamp within 5 minutes of this
-    /// machine's clock; computed here, independently of Vigil's own code.
-    pub signature_valid: bool,
+    /// When it arrived (Unix seconds, this machine's clock).
+    pub arrived: u64,
     pub reply: Reply,
+}
+
+impl Hook {
+    /// Whether `X-Vigil-Signature` is the HMAC-SHA256, under the receiver's `key`, of
+    /// `"{X-Vigil-Timestamp}.{X-Vigil-Delivery}.{body}"`, with the timestamp within 5
+    /// minutes of the arrival; computed here, independently of Vigil's code.
+    pub fn signature_valid(&self, key: &str) -> bool {
+        let (Some(ts), Some(delivery), Some(sig)) = (
+            self.headers.get("x-vigil-timestamp"),
+            self.headers.get("x-vigil-delivery"),
+            self.headers.get("x-vigil-signature"),
+        ) else {
+            return false;
+        };
+        let Ok(ts_num) = ts.parse::<u64>() else {
+            return false;
+        };
+        if self.arrived.abs_diff(ts_num) > 300 {
+            return false;
+        }
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.as_bytes());
+        let mut message = format!("{ts}.{delivery}.").into_bytes();
+        message.extend_from_slice(&self.body);
+        let expected: String = ring::hmac::sign(&key, &message)
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        *sig == format!("v1={expected}")
+    }
 }
 
 /// A webhook receiver: an HTTP server on a free port that records every request and
@@ -489,23 +517,23 @@ impl Drop for WebhookReceiver {
 
 impl WebhookReceiver {
     /// Starts it; `script(n)` is the answer to the n-th request.
-    pub async fn start(
-        secret: &str,
-        script: impl Fn(usize) -> Reply + Send + Sync + 'static,
-    ) -> WebhookReceiver {
+    pub async fn start(script: impl Fn(usize) -> Reply + Send + Sync + 'static) -> WebhookReceiver {
         use axum::body::Bytes;
         use axum::http::{HeaderMap, StatusCode, Uri};
         use std::sync::{Arc, Mutex};
         let received: Arc<Mutex<Vec<Hook>>> = Arc::default();
-        let (r, secret, script) = (received.clone(), secret.to_owned(), Arc::new(script));
+        let (r, script) = (received.clone(), Arc::new(script));
         let handler = move |uri: Uri, headers: HeaderMap, body: Bytes| {
-            let (r, secret, script) = (r.clone(), secret.clone(), script.clone());
+            let (r, script) = (r.clone(), script.clone());
             async move {
                 let headers: std::collections::HashMap<String, String> = headers
                     .iter()
                     .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
                     .collect();
-                let signature_valid = vigil_signature_valid(&secret, &headers, &body);
+                let arrived = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs();
                 let reply = {
                     let mut r = r.lock().unwrap();
                     let reply = script(r.len());
@@ -516,7 +544,7 @@ impl WebhookReceiver {
                             .unwrap_or_default(),
                         headers,
                         body: body.to_vec(),
-                        signature_valid,
+                        arrived,
                         reply,
                     });
                     reply
@@ -553,37 +581,4 @@ impl WebhookReceiver {
     pub fn hooks(&self) -> Vec<Hook> {
         self.received.lock().unwrap().clone()
     }
-}
-
-fn vigil_signature_valid(
-    secret: &str,
-    headers: &std::collections::HashMap<String, String>,
-    body: &[u8],
-) -> bool {
-    let (Some(ts), Some(sig)) = (
-        headers.get("x-vigil-timestamp"),
-        headers.get("x-vigil-signature"),
-    ) else {
-        return false;
-    };
-    let Ok(ts_num) = ts.parse::<u64>() else {
-        return false;
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    if now.abs_diff(ts_num) > 300 {
-        return false;
-    }
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
-    let mut message = ts.as_bytes().to_vec();
-    message.push(b'.');
-    message.extend_from_slice(body);
-    let expected: String = ring::hmac::sign(&key, &message)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    *sig == format!("v1={expected}")
 }

@@ -495,9 +495,14 @@ async fn delivery_state_per_channel_and_operational_alerts_are_queryable() {
     assert_eq!(v["deliveries"][0]["attempts"], 1);
     assert_eq!(v["deliveries"][0]["last_error"], "HTTP 500: boom");
     assert_eq!(v["deliveries"][0]["due"], at.to_rfc3339());
+    // The doctor's MQTT delivery of it had failed: the fallback queues it again.
+    s.store
+        .record_deliveries(&[], &[], &[(id, "d-0001".into(), "mqtt".into())], None, at)
+        .await
+        .unwrap();
     assert_eq!(
         s.store
-            .give_up_delivery(key, 2, "timed out", "d-0001", at)
+            .give_up_delivery(key, 2, "timed out", Some("d-0001"), at)
             .await
             .unwrap(),
         Some(true)
@@ -534,7 +539,7 @@ async fn delivery_state_per_channel_and_operational_alerts_are_queryable() {
     // A second give-up of the same delivery changes nothing: it is no longer pending.
     assert_eq!(
         s.store
-            .give_up_delivery(key, 2, "timed out", "d-0001", at)
+            .give_up_delivery(key, 2, "timed out", Some("d-0001"), at)
             .await
             .unwrap(),
         None

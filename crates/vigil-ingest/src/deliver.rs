@@ -420,23 +420,33 @@ async fn run(
                 }
             }
         }
-        // Held deliveries whose time has come.
+        // Held deliveries whose time has come (quiet hours, webhook fallbacks). One
+        // that cannot be rendered (its event or patient gone) is recorded failed, so
+        // it neither waits forever nor crowds out the others.
+        let mut failed = Vec::new();
         for (id, doctor, _) in store.due_deliveries(now).await.unwrap_or_default() {
-            if let (Ok(Some(e)), Ok(d)) = (store.alert_event(id).await, DoctorId::parse(&doctor))
-                && let Some(wire) = wire_event(&reg, &e)
-            {
-                sends.push((
+            let Ok(event) = store.alert_event(id).await else {
+                continue; // the store is busy: next round
+            };
+            match (event, DoctorId::parse(&doctor)) {
+                (Some(e), Ok(d)) if let Some(wire) = wire_event(&reg, &e) => sends.push((
                     id,
                     d.clone(),
                     Topic::DoctorAlerts(d).to_string(),
                     encode_alert(&wire),
                     None,
-                ));
+                )),
+                _ => {
+                    eprintln!(
+                        "vigil: held alert event {id} for {doctor} cannot be rendered (event or patient gone); recorded failed"
+                    );
+                    stats.failed.fetch_add(1, Ordering::Relaxed);
+                    failed.push((id, doctor, "mqtt".to_owned()));
+                }
             }
         }
         // Publish, and record only what the broker acknowledged, message by message.
         let mut delivered = Vec::new();
-        let mut failed = Vec::new();
         let mut latencies = Vec::new();
         let mut todo: Vec<(Send, u32)> = sends.into_iter().map(|x| (x, 0)).collect();
         while !todo.is_empty() {

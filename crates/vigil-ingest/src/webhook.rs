@@ -58,13 +58,40 @@ impl std::fmt::Debug for WebhookSecrets {
 }
 
 impl WebhookSecrets {
-    /// The secret signing what goes to `doctor`.
-    pub fn for_doctor(&self, doctor: &str) -> Option<&str> {
-        self.per_doctor
-            .get(doctor)
-            .or(self.default.as_ref())
-            .map(String::as_str)
+    /// The key signing what goes to `doctor` in `format`:
+    /// - `vigil`: the doctor's own secret, else one derived from the deployment's
+    ///   (hex of HMAC-SHA256(secret, `"vigil-webhook-key:{doctor}"`), printed by
+    ///   `vigil webhook-key`), so no receiver can sign for another;
+    /// - `dingtalk`: the robot's own 加签 secret (per doctor only: DingTalk makes it);
+    /// - `wecom`: none (the key in the URL is the credential).
+    pub fn key_for(&self, doctor: &str, format: WebhookFormat) -> Option<String> {
+        let own = self.per_doctor.get(doctor).cloned();
+        match format {
+            WebhookFormat::Vigil => own.or_else(|| {
+                self.default
+                    .as_ref()
+                    .map(|master| derive_key(master, doctor))
+            }),
+            WebhookFormat::Dingtalk => own,
+            WebhookFormat::Wecom => None,
+        }
     }
+}
+
+/// The key of one doctor's receiver, derived from the deployment's secret.
+pub fn derive_key(master: &str, doctor: &str) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, master.as_bytes());
+    hex(ring::hmac::sign(&key, format!("vigil-webhook-key:{doctor}").as_bytes()).as_ref())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// The default markdown of the WeCom and DingTalk robots (`docs/webhooks.md`).
@@ -140,23 +167,31 @@ pub struct WebhookDeliverer {
 }
 
 impl WebhookDeliverer {
+    /// Starts delivering; fails only when the HTTP client cannot be built (no TLS).
     pub fn start(
         config: WebhookConfig,
         store: SqliteStore,
         registry: CurrentRegistry,
         clock: Arc<dyn Clock>,
-    ) -> WebhookDeliverer {
+    ) -> Result<WebhookDeliverer, String> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| format!("webhooks: the HTTP client cannot be built: {e}"))?;
         let stats = Arc::new(WebhookStats::default());
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(run(
-            Arc::new(config),
+            (Arc::new(config), client),
             store,
             registry,
             clock,
             stats.clone(),
             stopped,
         ));
-        WebhookDeliverer { stats, stop, task }
+        Ok(WebhookDeliverer { stats, stop, task })
     }
 
     /// Stops; attempts in flight are abandoned and made again after the next start.
@@ -166,35 +201,31 @@ impl WebhookDeliverer {
     }
 }
 
-/// `X-Vigil-Signature` of a body sent at `timestamp` (Unix seconds):
-/// `v1=` and the hex HMAC-SHA256, keyed by the secret, of `"{timestamp}.{body}"`.
-pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+/// `X-Vigil-Signature` of a body: `v1=` and the hex HMAC-SHA256, keyed by the
+/// receiver's key, of `"{timestamp}.{delivery}.{body}"`, where `timestamp` is
+/// `X-Vigil-Timestamp` (Unix seconds) and `delivery` is `X-Vigil-Delivery`.
+pub fn signature(key: &str, timestamp: i64, delivery: &str, body: &[u8]) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.as_bytes());
     let mut ctx = ring::hmac::Context::with_key(&key);
-    ctx.update(timestamp.to_string().as_bytes());
-    ctx.update(b".");
+    ctx.update(format!("{timestamp}.{delivery}.").as_bytes());
     ctx.update(body);
-    let tag = ctx.sign();
-    let mut out = String::with_capacity(3 + 64);
-    out.push_str("v1=");
-    for b in tag.as_ref() {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
+    format!("v1={}", hex(ctx.sign().as_ref()))
 }
 
 /// Checks a `X-Vigil-Signature` header in constant time, as a receiver does (it must
 /// also refuse timestamps far from its own clock).
-pub fn verify_signature(secret: &str, timestamp: i64, body: &[u8], header: &str) -> bool {
-    let Some(hex) = header.strip_prefix("v1=") else {
+pub fn verify_signature(
+    key: &str,
+    timestamp: i64,
+    delivery: &str,
+    body: &[u8],
+    header: &str,
+) -> bool {
+    let Some(tag) = header.strip_prefix("v1=").and_then(decode_hex) else {
         return false;
     };
-    let Some(tag) = decode_hex(hex) else {
-        return false;
-    };
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
-    let mut message = timestamp.to_string().into_bytes();
-    message.push(b'.');
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.as_bytes());
+    let mut message = format!("{timestamp}.{delivery}.").into_bytes();
     message.extend_from_slice(body);
     ring::hmac::verify(&key, &message, &tag).is_ok()
 }
@@ -270,7 +301,8 @@ pub fn request(
     wire: &AlertEvent,
     now: DateTime<Utc>,
 ) -> Result<Request, String> {
-    let secret = config.secrets.for_doctor(doctor);
+    let key = config.secrets.key_for(doctor, format);
+    let delivery = format!("{event_id}-{doctor}");
     let mut headers = vec![
         ("content-type", "application/json".to_owned()),
         (
@@ -279,19 +311,19 @@ pub fn request(
         ),
         ("x-vigil-event", "vigil.alert.v1".to_owned()),
         ("x-vigil-alert-id", wire.alert_id.to_string()),
-        ("x-vigil-delivery", format!("{event_id}-{doctor}")),
+        ("x-vigil-delivery", delivery.clone()),
     ];
     let markdown = || render_markdown(&config.template, wire, &config.public_url);
     let title = || format!("Vigil {} {}", wire.severity.as_str(), wire.rule);
     let (url, body) = match format {
         WebhookFormat::Vigil => {
-            let Some(secret) = secret else {
+            let Some(key) = key else {
                 return Err("no webhook secret is configured to sign it".to_owned());
             };
             let body = encode_alert(wire);
             let ts = now.timestamp();
             headers.push(("x-vigil-timestamp", ts.to_string()));
-            headers.push(("x-vigil-signature", signature(secret, ts, &body)));
+            headers.push(("x-vigil-signature", signature(&key, ts, &delivery, &body)));
             (url.to_owned(), body)
         }
         WebhookFormat::Wecom => (
@@ -304,11 +336,11 @@ pub fn request(
         ),
         WebhookFormat::Dingtalk => {
             let mut url = reqwest::Url::parse(url).map_err(|e| format!("bad URL: {e}"))?;
-            if let Some(secret) = secret {
+            if let Some(secret) = key {
                 let ms = now.timestamp_millis();
                 url.query_pairs_mut()
                     .append_pair("timestamp", &ms.to_string())
-                    .append_pair("sign", &dingtalk_sign(secret, ms));
+                    .append_pair("sign", &dingtalk_sign(&secret, ms));
             }
             (
                 url.to_string(),
@@ -324,31 +356,55 @@ pub fn request(
 }
 
 /// Whether the receiver's answer means it took the event: 2xx, and for the robots
-/// (which answer 200 to refusals) `"errcode":0`.
+/// (which answer 200 to refusals) `"errcode":0`. The reason kept for a refusal is the
+/// status, and the robots' errcode and errmsg; never the body (a receiver that echoes
+/// the request would put the alert's content into logs and operational alerts).
 pub fn accepted(format: WebhookFormat, status: u16, body: &[u8]) -> Result<(), String> {
-    let text = || String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
     if !(200..300).contains(&status) {
-        return Err(format!("HTTP {status}: {}", text()));
+        return Err(format!("HTTP {status}"));
     }
     if format == WebhookFormat::Vigil {
         return Ok(());
     }
-    let code = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v.get("errcode").and_then(serde_json::Value::as_i64));
+    let answer = serde_json::from_slice::<serde_json::Value>(body).ok();
+    let code = answer
+        .as_ref()
+        .and_then(|v| v.get("errcode"))
+        .and_then(serde_json::Value::as_i64);
+    let message: String = answer
+        .as_ref()
+        .and_then(|v| v.get("errmsg"))
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("")
+        .chars()
+        .take(100)
+        .collect();
     match code {
         Some(0) => Ok(()),
-        Some(_) => Err(format!("the robot refused it: {}", text())),
-        None => Err(format!("the robot's answer has no errcode: {}", text())),
+        Some(code) => Err(format!("the robot refused it: errcode {code} {message}")),
+        None => Err(format!("HTTP {status} without an errcode from the robot")),
     }
 }
 
-/// Why an attempt failed, and whether trying again could help (a missing secret or a
-/// doctor without a webhook any more cannot: such a delivery falls back at once).
+/// Why an attempt failed, whether trying again could help (a missing secret or a
+/// doctor without a webhook any more cannot: such a delivery is given up at once), and
+/// whether the event can fall back to the doctor's MQTT topic (not when it cannot be
+/// rendered at all: its patient left the registry).
 #[derive(Debug)]
 struct Failure {
     reason: String,
     permanent: bool,
+    fallback: bool,
+}
+
+impl Failure {
+    fn transient(reason: String) -> Failure {
+        Failure {
+            reason,
+            permanent: false,
+            fallback: true,
+        }
+    }
 }
 
 /// One attempt's result: (event id, doctor, attempts made, outcome).
@@ -358,29 +414,33 @@ async fn attempt(
     client: reqwest::Client,
     config: Arc<WebhookConfig>,
     (event_id, doctor, attempts): (i64, String, u32),
-    target: Result<(String, WebhookFormat, AlertEvent), String>,
+    target: Result<(String, WebhookFormat, AlertEvent), Failure>,
     now: DateTime<Utc>,
 ) -> Attempt {
-    let permanent = |reason: String| Failure {
-        reason,
-        permanent: true,
-    };
-    let transient = |reason: String| Failure {
-        reason,
-        permanent: false,
-    };
     let outcome = async {
-        let (url, format, wire) = target.map_err(permanent)?;
+        let (url, format, wire) = target?;
         let req =
-            request(&config, (&url, format), &doctor, event_id, &wire, now).map_err(permanent)?;
+            request(&config, (&url, format), &doctor, event_id, &wire, now).map_err(|reason| {
+                Failure {
+                    reason,
+                    permanent: true,
+                    fallback: true,
+                }
+            })?;
         let mut builder = client.post(&req.url).body(req.body);
         for (k, v) in &req.headers {
             builder = builder.header(*k, v);
         }
-        let response = builder.send().await.map_err(|e| transient(describe(e)))?;
+        let response = builder
+            .send()
+            .await
+            .map_err(|e| Failure::transient(describe(e)))?;
         let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(|e| transient(describe(e)))?;
-        accepted(format, status, &body).map_err(transient)
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| Failure::transient(describe(e)))?;
+        accepted(format, status, &body).map_err(Failure::transient)
     }
     .await;
     (event_id, doctor, attempts + 1, outcome)
@@ -403,18 +463,24 @@ fn target(
     reg: &Registry,
     doctor: &str,
     event: Option<&AlertEventRecord>,
-) -> Result<(String, WebhookFormat, AlertEvent), String> {
+) -> Result<(String, WebhookFormat, AlertEvent), Failure> {
+    let gone = |reason: &str, fallback: bool| Failure {
+        reason: reason.to_owned(),
+        permanent: true,
+        fallback,
+    };
     let d = vigil_model::DoctorId::parse(doctor)
         .ok()
         .and_then(|id| reg.doctors.get(&id))
-        .ok_or("the doctor is no longer in the registry")?;
+        .ok_or_else(|| gone("the doctor is no longer in the registry", true))?;
     let url = d
         .channels
         .webhook
         .clone()
-        .ok_or("the doctor has no webhook any more")?;
-    let event = event.ok_or("the alert event is gone from the store")?;
-    let wire = wire_event(reg, event).ok_or("the patient is no longer in the registry")?;
+        .ok_or_else(|| gone("the doctor has no webhook any more", true))?;
+    let event = event.ok_or_else(|| gone("the alert event is gone from the store", false))?;
+    let wire = wire_event(reg, event)
+        .ok_or_else(|| gone("the patient is no longer in the registry", false))?;
     Ok((url, d.channels.webhook_format, wire))
 }
 
@@ -450,29 +516,18 @@ async fn queue_new(
 }
 
 async fn run(
-    config: Arc<WebhookConfig>,
+    (config, client): (Arc<WebhookConfig>, reqwest::Client),
     store: SqliteStore,
     registry: CurrentRegistry,
     clock: Arc<dyn Clock>,
     stats: Arc<WebhookStats>,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = match reqwest::Client::builder()
-        .timeout(config.timeout)
-        .connect_timeout(config.timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("vigil: webhooks are off: the HTTP client could not be built: {e}");
-            return;
-        }
-    };
     let mut cursor = store.sink_cursor(CHANNEL).await.unwrap_or(0);
     stats.cursor.store(cursor, Ordering::Relaxed);
-    let mut in_flight: HashSet<(i64, String)> = HashSet::new();
+    // The (event, doctor) of each attempt in flight, by task: a task that panics is
+    // forgotten here too, so its delivery is tried again.
+    let mut in_flight: HashMap<tokio::task::Id, (i64, String)> = HashMap::new();
     let mut tasks: JoinSet<Attempt> = JoinSet::new();
     loop {
         if *stopped.borrow() {
@@ -494,21 +549,26 @@ async fn run(
                 .pending_deliveries(CHANNEL, now, (free + in_flight.len()) as u32)
                 .await
                 .unwrap_or_default();
+            let busy: HashSet<(i64, String)> = in_flight.values().cloned().collect();
             for (event_id, doctor, attempts) in due {
                 if in_flight.len() >= config.concurrency
-                    || !in_flight.insert((event_id, doctor.clone()))
+                    || busy.contains(&(event_id, doctor.clone()))
                 {
                     continue;
                 }
-                let event = store.alert_event(event_id).await.ok().flatten();
+                // A store error is not the event being gone: try again next round.
+                let Ok(event) = store.alert_event(event_id).await else {
+                    continue;
+                };
                 let target = target(&reg, &doctor, event.as_ref());
-                tasks.spawn(attempt(
+                let handle = tasks.spawn(attempt(
                     client.clone(),
                     config.clone(),
-                    (event_id, doctor, attempts),
+                    (event_id, doctor.clone(), attempts),
                     target,
                     now,
                 ));
+                in_flight.insert(handle.id(), (event_id, doctor));
             }
         }
         // Wait for an attempt to end, new events, a retry falling due, or the stop.
@@ -518,19 +578,26 @@ async fn run(
             Duration::from_millis(250)
         };
         tokio::select! {
-            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                if let Ok(done) = done {
-                    in_flight.remove(&(done.0, done.1.clone()));
-                    settle(&store, &config, &stats, done, clock.now()).await;
-                }
-                // Settle whatever else has finished before looking again.
-                while let Some(Ok(done)) = tasks.try_join_next() {
-                    in_flight.remove(&(done.0, done.1.clone()));
-                    settle(&store, &config, &stats, done, clock.now()).await;
+            Some(first) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                // Settle it and whatever else has finished before looking again.
+                let mut next = Some(first);
+                while let Some(done) = next {
+                    match done {
+                        Ok((id, attempt)) => {
+                            in_flight.remove(&id);
+                            settle(&store, &config, &stats, attempt, clock.now()).await;
+                        }
+                        Err(e) => {
+                            in_flight.remove(&e.id());
+                            eprintln!("vigil: a webhook attempt failed inside ({e}); it is made again");
+                        }
+                    }
+                    next = tasks.try_join_next_with_id();
                 }
             }
             _ = tokio::time::sleep(pause) => {}
-            _ = stopped.changed() => {}
+            // Stopped, or the handle dropped without a stop.
+            r = stopped.changed() => if r.is_err() { break },
         }
     }
     tasks.abort_all();
@@ -553,7 +620,9 @@ async fn settle(
             }
             r
         }
-        Err(Failure { reason, permanent }) if !permanent && attempts < config.attempts => {
+        Err(Failure {
+            reason, permanent, ..
+        }) if !permanent && attempts < config.attempts => {
             let retry_at = now
                 + chrono::Duration::from_std(config.backoff_after(attempts)).unwrap_or_default();
             let r = store
@@ -564,11 +633,21 @@ async fn settle(
             }
             r
         }
-        Err(Failure { reason: error, .. }) => {
+        Err(Failure {
+            reason: error,
+            fallback,
+            ..
+        }) => {
             // The doctor's MQTT topic is the next channel; the operational alert
             // tells the people who run the platform.
             match store
-                .give_up_delivery(key, attempts, error, &doctor, now)
+                .give_up_delivery(
+                    key,
+                    attempts,
+                    error,
+                    fallback.then_some(doctor.as_str()),
+                    now,
+                )
                 .await
             {
                 Ok(None) => Ok(()), // no longer pending: settled elsewhere
@@ -578,11 +657,11 @@ async fn settle(
                         stats.fallbacks.fetch_add(1, Ordering::Relaxed);
                     }
                     eprintln!(
-                        "vigil: operational alert: the webhook of doctor {doctor} failed {attempts} times for alert event {event_id} ({error}); {}",
-                        if queued {
-                            "sent to the doctor's MQTT topic instead"
-                        } else {
-                            "the doctor has it on MQTT already"
+                        "vigil: operational alert: the webhook of doctor {doctor} gave up after {attempts} attempts for alert event {event_id} ({error}); {}",
+                        match (fallback, queued) {
+                            (false, _) => "it cannot be sent on any channel",
+                            (true, true) => "sent to the doctor's MQTT topic instead",
+                            (true, false) => "the doctor has it on MQTT already",
                         }
                     );
                     Ok(())
@@ -604,29 +683,66 @@ mod tests {
     #[test]
     fn signatures_verify_and_any_change_breaks_them() {
         let body = br#"{"schema":"vigil.alert.v1"}"#;
-        let sig = signature("s3cret", 1_764_547_200, body);
+        let sig = signature("s3cret", 1_764_547_200, "7-d-0001", body);
         assert!(sig.starts_with("v1=") && sig.len() == 67, "{sig}");
-        assert!(verify_signature("s3cret", 1_764_547_200, body, &sig));
-        assert!(!verify_signature("other", 1_764_547_200, body, &sig));
-        assert!(!verify_signature("s3cret", 1_764_547_201, body, &sig));
-        assert!(!verify_signature("s3cret", 1_764_547_200, b"{}", &sig));
-        assert!(!verify_signature("s3cret", 1_764_547_200, body, &sig[3..]));
-        assert!(!verify_signature("s3cret", 1_764_547_200, body, "v1=zz"));
+        let check = |key: &str, ts: i64, delivery: &str, body: &[u8], sig: &str| {
+            verify_signature(key, ts, delivery, body, sig)
+        };
+        assert!(check("s3cret", 1_764_547_200, "7-d-0001", body, &sig));
+        assert!(!check("other", 1_764_547_200, "7-d-0001", body, &sig));
+        assert!(!check("s3cret", 1_764_547_201, "7-d-0001", body, &sig));
+        // A replay under another delivery id (to defeat deduplication) fails.
+        assert!(!check("s3cret", 1_764_547_200, "8-d-0001", body, &sig));
+        assert!(!check("s3cret", 1_764_547_200, "7-d-0001", b"{}", &sig));
+        assert!(!check("s3cret", 1_764_547_200, "7-d-0001", body, &sig[3..]));
+        assert!(!check("s3cret", 1_764_547_200, "7-d-0001", body, "v1=zz"));
     }
 
     #[test]
-    fn signatures_match_an_independent_implementation() {
+    fn signatures_and_keys_match_an_independent_implementation() {
         // Computed with Python's hmac module:
-        // hmac.new(b"s3cret", b'1764547200.{"schema":"vigil.alert.v1"}', sha256).hexdigest()
+        // hmac.new(b"s3cret", b'1764547200.7-d-0001.{"schema":"vigil.alert.v1"}', sha256)
         assert_eq!(
-            signature("s3cret", 1_764_547_200, br#"{"schema":"vigil.alert.v1"}"#),
-            "v1=7550b74f452980dc38690ffbe8934b26b7474ced15002954a9e0f9a754415d85"
+            signature(
+                "s3cret",
+                1_764_547_200,
+                "7-d-0001",
+                br#"{"schema":"vigil.alert.v1"}"#
+            ),
+            "v1=97a9c0c753cffdd3a09e0fc408e91feb1877183b2d82df8827ce3d7d49ba7d37"
+        );
+        // hmac.new(b"platform", b"vigil-webhook-key:d-0001", sha256).hexdigest()
+        assert_eq!(
+            derive_key("platform", "d-0001"),
+            "565c3219a5508351973fa43e76768cfefb459212a9385bc2e1986f30ef9df597"
         );
         // base64(hmac.new(b"SECrobot", b"1764547200000\nSECrobot", sha256).digest())
         assert_eq!(
             dingtalk_sign("SECrobot", 1_764_547_200_000),
             "ei97q7uExeMEqTlWuvqxrIyGrNV6UStawDgePiQvlE8="
         );
+    }
+
+    #[test]
+    fn each_receiver_has_its_own_key() {
+        let secrets = WebhookSecrets {
+            default: Some("platform".into()),
+            per_doctor: HashMap::from([("d-2".to_owned(), "SECrobot".to_owned())]),
+        };
+        let a = secrets.key_for("d-1", WebhookFormat::Vigil).unwrap();
+        assert_eq!(a, derive_key("platform", "d-1"));
+        assert_ne!(a, secrets.key_for("d-3", WebhookFormat::Vigil).unwrap());
+        assert_eq!(
+            secrets.key_for("d-2", WebhookFormat::Vigil).unwrap(),
+            "SECrobot"
+        );
+        // DingTalk makes its robots' secrets: only a doctor's own is used.
+        assert_eq!(secrets.key_for("d-1", WebhookFormat::Dingtalk), None);
+        assert_eq!(
+            secrets.key_for("d-2", WebhookFormat::Dingtalk).unwrap(),
+            "SECrobot"
+        );
+        assert_eq!(secrets.key_for("d-2", WebhookFormat::Wecom), None);
     }
 
     #[test]
@@ -648,11 +764,12 @@ mod tests {
         assert!(accepted(WebhookFormat::Dingtalk, 200, ok).is_ok());
         let refused = br#"{"errcode":310000,"errmsg":"sign not match"}"#;
         let e = accepted(WebhookFormat::Dingtalk, 200, refused).unwrap_err();
-        assert!(e.contains("sign not match"), "{e}");
+        assert_eq!(e, "the robot refused it: errcode 310000 sign not match");
         assert!(accepted(WebhookFormat::Wecom, 200, b"ok").is_err());
         assert!(accepted(WebhookFormat::Vigil, 204, b"").is_ok());
-        let e = accepted(WebhookFormat::Vigil, 500, b"boom").unwrap_err();
-        assert_eq!(e, "HTTP 500: boom");
+        // The body is never kept: a receiver may echo what it was sent.
+        let e = accepted(WebhookFormat::Vigil, 500, b"p-000123 192/112").unwrap_err();
+        assert_eq!(e, "HTTP 500");
     }
 
     fn wire() -> AlertEvent {
@@ -709,8 +826,9 @@ mod tests {
         assert_eq!(header("x-vigil-alert-id"), "00000000000000aa");
         assert_eq!(header("x-vigil-timestamp"), "1764547200");
         assert!(verify_signature(
-            "s3cret",
+            &derive_key("s3cret", "d-1"),
             1_764_547_200,
+            "7-d-1",
             &r.body,
             &header("x-vigil-signature")
         ));

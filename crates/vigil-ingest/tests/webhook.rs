@@ -20,7 +20,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
 use vigil_ingest::deliver::{Deliverer, DeliveryConfig};
-use vigil_ingest::webhook::{WebhookConfig, WebhookDeliverer, WebhookSecrets};
+use vigil_ingest::webhook::{WebhookConfig, WebhookDeliverer, WebhookSecrets, derive_key};
 use vigil_model::clock::SystemClock;
 use vigil_registry::Registry;
 use vigil_store::{AlertEventRecord, SqliteStore};
@@ -98,7 +98,7 @@ async fn store_with(dir: &std::path::Path, events: &[AlertEventRecord]) -> (Sqli
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_webhooks_reach_the_receiver_across_a_restart_deduplicated_by_delivery() {
     const N: usize = 300;
-    let receiver = WebhookReceiver::start(SECRET, |_| Reply::Ok).await;
+    let receiver = WebhookReceiver::start(|_| Reply::Ok).await;
     let registry = registry(&format!(
         r#"{{ mqtt = false, sse = false, webhook = "{}" }}"#,
         receiver.url
@@ -116,6 +116,7 @@ async fn signed_webhooks_reach_the_receiver_across_a_restart_deduplicated_by_del
             Arc::new(move || r.clone()),
             Arc::new(SystemClock),
         )
+        .unwrap()
     };
     // Stopped once a third has arrived (attempts are in flight then), and restarted
     // on the store reopened, as a restarted process would.
@@ -150,9 +151,15 @@ async fn signed_webhooks_reach_the_receiver_across_a_restart_deduplicated_by_del
 
     // The receiver's side: every post signed; deduplicated by X-Vigil-Delivery.
     let hooks = receiver.hooks();
+    let key = derive_key(SECRET, "d-0001");
     let mut by_delivery: HashMap<String, (u32, String)> = HashMap::new();
     for h in &hooks {
-        assert!(h.signature_valid, "a post with a bad signature: {h:?}");
+        // The receiver knows its own key only (derived from the deployment's secret).
+        assert!(
+            h.signature_valid(&key),
+            "a post with a bad signature: {h:?}"
+        );
+        assert!(!h.signature_valid(&derive_key(SECRET, "d-0100")));
         let alert = vigil_wire::alert::decode_alert(&h.body).unwrap();
         assert_eq!(h.headers["x-vigil-alert-id"], alert.alert_id.to_string());
         assert_eq!(h.headers["x-vigil-event"], "vigil.alert.v1");
@@ -185,7 +192,7 @@ async fn signed_webhooks_reach_the_receiver_across_a_restart_deduplicated_by_del
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_webhook_is_retried_then_falls_back_to_mqtt_with_an_operational_alert() {
     // Two 500s, then no answer at all.
-    let receiver = WebhookReceiver::start(SECRET, |n| {
+    let receiver = WebhookReceiver::start(|n| {
         if n < 2 {
             Reply::Status(500)
         } else {
@@ -235,7 +242,8 @@ async fn a_failing_webhook_is_retried_then_falls_back_to_mqtt_with_an_operationa
         store.clone(),
         current,
         Arc::new(SystemClock),
-    );
+    )
+    .unwrap();
     eventually(
         "the fallback on the doctor's MQTT topic",
         Duration::from_secs(60),
@@ -259,7 +267,11 @@ async fn a_failing_webhook_is_retried_then_falls_back_to_mqtt_with_an_operationa
             Reply::Hang(Duration::from_secs(30))
         ]
     );
-    assert!(hooks.iter().all(|h| h.signature_valid));
+    assert!(
+        hooks
+            .iter()
+            .all(|h| h.signature_valid(&derive_key(SECRET, "d-0001")))
+    );
     assert!(
         hooks
             .iter()

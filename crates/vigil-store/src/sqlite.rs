@@ -286,7 +286,13 @@ impl SqliteStore {
                     .fetch_one(&pool)
                     .await?;
             if present == 0 {
-                sqlx::query(*alter).execute(&pool).await?;
+                match sqlx::query(*alter).execute(&pool).await {
+                    // Another process opening the same store added it first.
+                    Err(e) if e.to_string().contains("duplicate column") => {}
+                    r => {
+                        r?;
+                    }
+                }
             }
         }
         // The rule engine's cursor starts where the store is when it first meets a
@@ -1181,16 +1187,17 @@ impl SqliteStore {
     }
 
     /// Gives a pending delivery up, in one transaction: the row becomes `failed` with
-    /// its last error, the fallback delivery (event, doctor, `mqtt`) is held for the
-    /// deliverer from `at` (unless that doctor has the event on MQTT already), and an
-    /// operational alert is raised. Returns whether the fallback was queued, or `None`
-    /// when the delivery was no longer pending (then nothing is changed).
+    /// its last error, the fallback delivery (event, `fallback_to`, `mqtt`) is held
+    /// for the MQTT deliverer from `at` (unless that doctor has the event on MQTT
+    /// delivered or queued already; a failed one is queued again), and an operational
+    /// alert is raised. Returns whether the fallback was queued, or `None` when the
+    /// delivery was no longer pending (then nothing is changed).
     pub async fn give_up_delivery(
         &self,
         (event, doctor, channel): (i64, &str, &str),
         attempts: u32,
         error: &str,
-        fallback_to: &str,
+        fallback_to: Option<&str>,
         at: DateTime<Utc>,
     ) -> Result<Option<bool>, Error> {
         let mut tx = self.pool.begin().await?;
@@ -1210,21 +1217,29 @@ impl SqliteStore {
             // Not pending (delivered meanwhile, or given up already): nothing to do.
             return Ok(None);
         }
-        let queued = sqlx::query(
-            "INSERT OR IGNORE INTO alert_deliveries (event_id, doctor_id, channel, state, due_ms)
-             VALUES (?, ?, 'mqtt', 'held', ?)",
-        )
-        .bind(event)
-        .bind(fallback_to)
-        .bind(at.timestamp_millis())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            > 0;
-        let fallback = if queued {
-            format!("falls back to MQTT for {fallback_to}")
-        } else {
-            format!("{fallback_to} has it on MQTT already")
+        let queued = match fallback_to {
+            Some(to) => {
+                sqlx::query(
+                    "INSERT INTO alert_deliveries (event_id, doctor_id, channel, state, due_ms)
+                     VALUES (?, ?, 'mqtt', 'held', ?)
+                     ON CONFLICT (event_id, doctor_id, channel) DO UPDATE
+                         SET state = 'held', due_ms = excluded.due_ms
+                         WHERE alert_deliveries.state = 'failed'",
+                )
+                .bind(event)
+                .bind(to)
+                .bind(at.timestamp_millis())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    > 0
+            }
+            None => false,
+        };
+        let fallback = match fallback_to {
+            None => "no fallback: it cannot be rendered".to_owned(),
+            Some(to) if queued => format!("falls back to MQTT for {to}"),
+            Some(to) => format!("{to} has it on MQTT already"),
         };
         sqlx::query("INSERT INTO ops_alerts (kind, subject, detail, at_ms) VALUES (?, ?, ?, ?)")
             .bind(format!("{channel}_failed"))

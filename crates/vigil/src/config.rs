@@ -505,6 +505,9 @@ impl Config {
             };
         let mut secrets = vigil_ingest::webhook::WebhookSecrets::default();
         if let Some(s) = &w.secret {
+            if s.0.trim().is_empty() {
+                p.push("VIGIL_WEBHOOK_SECRET is empty: set a secret or unset it".to_owned());
+            }
             secrets.default = Some(s.0.clone());
         } else if !w.secret_file.as_os_str().is_empty()
             && let Some(text) = read("secret_file", &w.secret_file, &mut p)
@@ -522,7 +525,17 @@ impl Config {
             && let Some(text) = read("doctor_secrets_file", &w.doctor_secrets_file, &mut p)
         {
             match toml::from_str::<std::collections::HashMap<String, String>>(&text) {
-                Ok(map) => secrets.per_doctor = map,
+                Ok(map) => {
+                    for (doctor, secret) in &map {
+                        if secret.trim().is_empty() {
+                            p.push(format!(
+                                "webhook.doctor_secrets_file {}: the secret of {doctor:?} is empty",
+                                w.doctor_secrets_file.display()
+                            ));
+                        }
+                    }
+                    secrets.per_doctor = map;
+                }
                 // The parser's message may quote the file: it holds secrets.
                 Err(_) => p.push(format!(
                     "webhook.doctor_secrets_file {} must be a TOML table of doctor id = \"secret\" lines",
@@ -817,15 +830,15 @@ mod tests {
         ))
         .unwrap();
         let w = c.webhooks().unwrap();
-        assert_eq!(w.secrets.for_doctor("d-0001"), Some("SECrobot"));
-        assert_eq!(w.secrets.for_doctor("d-0002"), Some("platform-secret"));
+        assert_eq!(w.secrets.per_doctor["d-0001"], "SECrobot");
+        assert_eq!(w.secrets.default.as_deref(), Some("platform-secret"));
         assert_eq!(w.backoff, std::time::Duration::from_millis(50));
         assert!(!format!("{c:?}{w:?}").contains("platform-secret"));
         assert!(!format!("{w:?}").contains("SECrobot"));
         c.apply_env([("VIGIL_WEBHOOK_SECRET".to_owned(), "from-env".to_owned())].into_iter())
             .unwrap();
         assert_eq!(
-            c.webhooks().unwrap().secrets.for_doctor("d-0002"),
+            c.webhooks().unwrap().secrets.default.as_deref(),
             Some("from-env")
         );
         assert!(!format!("{c:?}").contains("from-env"));
@@ -839,6 +852,13 @@ mod tests {
         c.webhook.public_url = "vigil.example".into();
         let p = c.validate().unwrap_err();
         assert_eq!(p.len(), 4, "{p:#?}");
+        // Empty secrets are refused, not used as empty keys.
+        let mut c = Config::default();
+        c.webhook.secret = Some(vigil_tsdb::Secret(" ".into()));
+        let empty = dir.path().join("empty.toml");
+        std::fs::write(&empty, "\"d-0001\" = \"\"\n").unwrap();
+        c.webhook.doctor_secrets_file = empty;
+        assert_eq!(c.validate().unwrap_err().len(), 2);
         assert!(!p.join(" ").contains("SECrobot"), "{p:#?}");
     }
 

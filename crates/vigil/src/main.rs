@@ -60,6 +60,19 @@ enum Command {
     Serve(ServeArgs),
     /// Print the documented default configuration of `vigil serve`.
     PrintDefaultConfig,
+    /// Print the key a doctor's webhook receiver verifies signatures with.
+    ///
+    /// Each receiver in Vigil's format has its own key, derived from the deployment's
+    /// webhook secret (or the doctor's own secret from webhook.doctor_secrets_file),
+    /// so no receiver can sign for another. Give it to the receiver's administrator;
+    /// docs/webhooks.md shows how to verify.
+    WebhookKey {
+        #[command(flatten)]
+        args: ServeArgs,
+        /// The doctor whose receiver it is.
+        #[arg(value_name = "DOCTOR_ID")]
+        doctor: String,
+    },
     /// Check a configuration (and the registry it names): every problem at once.
     ValidateConfig(ServeArgs),
     /// Work with readings envelopes (wire contract v1).
@@ -160,6 +173,42 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             serve::run(config, registry, text)?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::WebhookKey { args, doctor } => {
+            let (config, registry, _) = match load(&args) {
+                Ok(loaded) => loaded,
+                Err(problems) => return Ok(report_problems(&problems)),
+            };
+            let webhooks = match config.webhooks() {
+                Ok(w) => w,
+                Err(problems) => return Ok(report_problems(&problems)),
+            };
+            let Some(d) = vigil_model::DoctorId::parse(&doctor)
+                .ok()
+                .and_then(|id| registry.doctors.get(&id))
+            else {
+                eprintln!("vigil: doctor {doctor:?} is not in the registry");
+                return Ok(ExitCode::from(1));
+            };
+            if d.channels.webhook_format != vigil_registry::WebhookFormat::Vigil {
+                eprintln!(
+                    "vigil: doctor {doctor}'s webhook is a {} robot: it uses the robot's own credentials, not a Vigil key",
+                    d.channels.webhook_format.as_str()
+                );
+                return Ok(ExitCode::from(1));
+            }
+            match webhooks.secrets.key_for(&doctor, d.channels.webhook_format) {
+                Some(key) => {
+                    println!("{key}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => {
+                    eprintln!(
+                        "vigil: no webhook secret: set webhook.secret_file or VIGIL_WEBHOOK_SECRET"
+                    );
+                    Ok(ExitCode::from(1))
+                }
+            }
         }
         Command::PrintDefaultConfig => {
             print!("{}", config::DEFAULT_CONFIG);

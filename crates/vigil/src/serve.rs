@@ -126,7 +126,8 @@ async fn serve(config: Config, registry: Registry, registry_text: String) -> any
         store.clone(),
         intake.current_registry(),
         Arc::new(SystemClock),
-    );
+    )
+    .map_err(anyhow::Error::msg)?;
     let sink = match config.sink().map_err(|p| anyhow::anyhow!(p.join("; ")))? {
         Some(sink_config) => {
             let url = sink_config.url.clone();
@@ -202,7 +203,10 @@ pub fn warn_unsigned_webhooks(registry: &Registry, config: &vigil_ingest::webhoo
         .filter(|d| {
             d.channels.webhook.is_some()
                 && d.channels.webhook_format == vigil_registry::WebhookFormat::Vigil
-                && config.secrets.for_doctor(d.id.as_str()).is_none()
+                && config
+                    .secrets
+                    .key_for(d.id.as_str(), d.channels.webhook_format)
+                    .is_none()
         })
         .map(|d| d.id.as_str())
         .collect();

@@ -230,7 +230,7 @@ async fn a_crisis_reaches_the_responsible_doctor_over_mqtt_a_signed_webhook_and_
     let dir = tempfile::tempdir().unwrap();
     // Dr. Wang's webhook is a receiver this test runs; it checks each signature with
     // the secret `vigil serve` reads from its file.
-    let hooks = WebhookReceiver::start("serve-secret", |_| Reply::Ok).await;
+    let hooks = WebhookReceiver::start(|_| Reply::Ok).await;
     std::fs::write(
         dir.path().join("registry.toml"),
         example_registry().replace("https://hooks.example.invalid/d-0001", &hooks.url),
@@ -366,8 +366,18 @@ async fn a_crisis_reaches_the_responsible_doctor_over_mqtt_a_signed_webhook_and_
         metric(&http, "vigil_webhook_deliveries_total") == 1
     });
     // Each client deduplicates by alert_id and counts what came more than once.
+    // The receiver's key, as its administrator gets it.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["webhook-key", "--config"])
+        .arg(dir.path().join("vigil.toml"))
+        .arg("d-0001")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert_eq!(key.len(), 64, "{key}");
     let posts = hooks.hooks();
-    assert!(posts.iter().all(|h| h.signature_valid), "{posts:?}");
+    assert!(posts.iter().all(|h| h.signature_valid(&key)), "{posts:?}");
     let channels: [(&str, Vec<String>); 3] = [
         (
             "mqtt",
