@@ -34,6 +34,7 @@ use vigil_registry::Registry;
 use vigil_store::{AlertEventRecord, SqliteStore};
 use vigil_wire::Topic;
 use vigil_wire::alert::{AlertEvent, AlertEventKind, Evidence, encode_alert};
+use vigil_wire::pubacks::Tracker;
 
 use crate::rules::CurrentRegistry;
 
@@ -85,61 +86,6 @@ impl Default for DeliveryStats {
 
 /// Attempts before a publish the broker never acknowledges is recorded as failed.
 pub const MAX_ATTEMPTS: u32 = 10;
-
-/// Matches PUBACKs to publishes on one connection (see [`Conn`]).
-#[derive(Debug, Default)]
-struct Tracker {
-    next: u64,
-    /// Sequence numbers reserved, in order, not yet written out (0: abandoned).
-    queued: std::collections::VecDeque<u64>,
-    /// Packet id in flight → its sequence number (0: abandoned).
-    in_flight: std::collections::HashMap<u16, u64>,
-    /// Acknowledged sequence numbers → when the PUBACK arrived.
-    acked: std::collections::HashMap<u64, DateTime<Utc>>,
-    /// Whether the connection is up (attempts made while it is down do not count).
-    connected: bool,
-}
-
-impl Tracker {
-    fn reserve(&mut self) -> u64 {
-        self.next += 1;
-        self.queued.push_back(self.next);
-        self.next
-    }
-
-    fn sent(&mut self, pkid: u16) {
-        if self.in_flight.contains_key(&pkid) {
-            return; // a retransmission
-        }
-        if let Some(seq) = self.queued.pop_front() {
-            self.in_flight.insert(pkid, seq);
-        }
-    }
-
-    fn acked(&mut self, pkid: u16, at: DateTime<Utc>) {
-        if let Some(seq) = self.in_flight.remove(&pkid)
-            && seq != 0
-        {
-            self.acked.insert(seq, at);
-        }
-    }
-
-    fn is_acked(&self, seq: u64) -> bool {
-        self.acked.contains_key(&seq)
-    }
-
-    /// When `seq` was acknowledged, if it was; forgets it either way. A publish still
-    /// queued or in flight stays in line as abandoned (sequence 0): the client will
-    /// still send it, and its PUBACK must not be credited to a later publish.
-    fn take(&mut self, seq: u64) -> Option<DateTime<Utc>> {
-        for s in self.queued.iter_mut().chain(self.in_flight.values_mut()) {
-            if *s == seq {
-                *s = 0;
-            }
-        }
-        self.acked.remove(&seq)
-    }
-}
 
 /// A running deliverer; stop it with [`Deliverer::shutdown`].
 #[derive(Debug)]
@@ -566,32 +512,6 @@ async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pubacks_are_matched_to_their_publishes() {
-        let at = DateTime::from_timestamp(1_764_547_200, 0).unwrap();
-        let mut t = Tracker::default();
-        let (a, b) = (t.reserve(), t.reserve());
-        t.sent(1);
-        t.sent(2);
-        t.sent(1); // a retransmission takes no sequence number
-        t.acked(2, at);
-        assert!(!t.is_acked(a) && t.is_acked(b));
-        // `a` timed out and is given up on while still in flight; a publish reserved
-        // after it and one reserved but not yet written out both stay in order.
-        let c = t.reserve();
-        assert_eq!(t.take(a), None);
-        let d = t.reserve();
-        assert_eq!(t.take(c), None); // still queued: abandoned in place
-        t.sent(3); // c's packet, abandoned
-        t.sent(4); // d's packet
-        t.acked(1, at); // a's late PUBACK is credited to nobody
-        t.acked(3, at);
-        assert!(!t.is_acked(c) && !t.is_acked(d));
-        t.acked(4, at);
-        assert_eq!(t.take(d), Some(at));
-        assert_eq!(t.take(b), Some(at));
-    }
 
     fn registry() -> Registry {
         Registry::parse(&registry_text()).unwrap()

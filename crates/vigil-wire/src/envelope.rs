@@ -377,7 +377,7 @@ fn decode_reading_object(obj: &Map<String, Value>) -> Result<Reading, Problem> {
 }
 
 /// RFC 3339 with the offset kept as sent (`+08:00`, `+00:00` for UTC).
-pub(crate) fn format_instant(t: &DateTime<FixedOffset>) -> String {
+pub fn format_instant(t: &DateTime<FixedOffset>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
 }
 

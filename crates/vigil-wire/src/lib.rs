@@ -25,6 +25,7 @@ pub mod envelope;
 pub mod error;
 mod fields;
 mod measurement;
+pub mod pubacks;
 pub mod status;
 mod tagged;
 pub mod topic;

@@ -1,0 +1,232 @@
+//! The forwarder against a real Mosquitto (persistent, started on a free port): 600
+//! readings go through the outbox while the broker is stopped for a while and the
+//! forwarder is killed once and started again on the same state, as a rebooted
+//! gateway would. At the end the outbox holds nothing pending; the platform's side
+//! (a QoS 1 subscriber) has every reading, `batch_seq` runs 1, 2, 3... without a gap,
+//! and a batch seen twice is the same bytes. A `backfill` command then republishes
+//! retained batches byte for byte, and the retained status says `online`.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed assertion
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::TimeDelta;
+use rumqttc::QoS;
+use vigil_edge::forward::{Forwarder, ForwarderConfig};
+use vigil_edge::store::Store;
+use vigil_model::clock::{Clock, SystemClock};
+use vigil_model::measurement::BloodPressure;
+use vigil_model::units::PressureUnit;
+use vigil_model::{GatewayId, Measurement, Reading};
+use vigil_testkit::{Mosquitto, MosquittoOptions, eventually, subscriber};
+
+const READINGS: u64 = 600;
+
+fn reading(n: u64) -> Reading {
+    let t = SystemClock.now() - TimeDelta::seconds(1000 - n as i64);
+    Reading {
+        device_id: "bpm-omron-3f9a21".parse().unwrap(),
+        record_seq: Some(n),
+        time: t.with_timezone(&vigil_edge::forward::CHINA),
+        device_time: None,
+        measurement: Measurement::Bp(BloodPressure {
+            systolic: 120.0 + (n % 40) as f64,
+            diastolic: 80.0,
+            mean: None,
+            pulse: Some(70.0),
+            unit: PressureUnit::MmHg,
+        }),
+        status: vec![],
+        symptoms: vec![],
+    }
+}
+
+/// What the platform's subscriber received: batch_seq → copies.
+type Seen = Arc<Mutex<BTreeMap<u64, Vec<Vec<u8>>>>>;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_reading_arrives_through_a_broker_outage_and_a_crash_without_a_gap() {
+    let mut broker = Mosquitto::start_with(MosquittoOptions {
+        persistence: true,
+        ..MosquittoOptions::default()
+    });
+    let gw: GatewayId = "gw-0042".parse().unwrap();
+    let seen: Seen = Arc::default();
+    let s = seen.clone();
+    let _platform = subscriber(
+        broker.port,
+        "platform",
+        "vigil/v1/gw/+/readings",
+        true,
+        move |p| {
+            let env = vigil_wire::decode_envelope(&p.payload).unwrap();
+            s.lock()
+                .unwrap()
+                .entry(env.batch_seq)
+                .or_default()
+                .push(p.payload.to_vec());
+        },
+    )
+    .await;
+    let statuses: Arc<Mutex<Vec<vigil_wire::status::Status>>> = Arc::default();
+    let st = statuses.clone();
+    let _watcher = subscriber(
+        broker.port,
+        "status-watcher",
+        "vigil/v1/gw/+/status",
+        true,
+        move |p| {
+            st.lock()
+                .unwrap()
+                .push(vigil_wire::status::decode_status(&p.payload).unwrap());
+        },
+    )
+    .await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ForwarderConfig::new(gw.clone(), "127.0.0.1", broker.port);
+    config.batch_size = 10;
+    config.linger = Duration::from_millis(50);
+    config.window = 8;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let start = |config: ForwarderConfig| {
+        let (store, _) = Store::open(dir.path(), vigil_outbox::Config::default()).unwrap();
+        Forwarder::start(config, store, clock.clone())
+    };
+    let received = || -> u64 {
+        seen.lock()
+            .unwrap()
+            .values()
+            .map(|copies| {
+                vigil_wire::decode_envelope(&copies[0])
+                    .unwrap()
+                    .readings
+                    .len() as u64
+            })
+            .sum()
+    };
+
+    let mut forwarder = start(config.clone());
+    let mut next = 0u64;
+    let mut add = |forwarder: &Forwarder, upto: u64| {
+        let handle = forwarder.handle();
+        let from = next;
+        next = upto;
+        async move {
+            let mut n = from;
+            while n < upto {
+                let chunk: Vec<Reading> = (n..(n + 7).min(upto)).map(reading).collect();
+                n += chunk.len() as u64;
+                handle.add(chunk).await.unwrap();
+            }
+        }
+    };
+    add(&forwarder, 150).await;
+    eventually(
+        "some batches at the platform",
+        Duration::from_secs(30),
+        || received() >= 50,
+    )
+    .await;
+    // The broker goes away; readings keep coming and wait in the outbox.
+    broker.stop();
+    add(&forwarder, 300).await;
+    assert!(forwarder.handle().depth().await > 0);
+    broker.restart();
+    add(&forwarder, 400).await;
+    // A crash (no clean stop), and the gateway starts again on its state.
+    forwarder.abort().await;
+    forwarder = start(config.clone());
+    add(&forwarder, READINGS).await;
+    let handle = forwarder.handle();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while handle.depth().await > 0 || handle.envelopes_pending().await > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the outbox did not drain: {} readings pending",
+            handle.depth().await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eventually(
+        "every reading at the platform",
+        Duration::from_secs(30),
+        || received() >= READINGS,
+    )
+    .await;
+
+    // The platform's side: batch_seq 1..=N without a gap, a repeat is the same bytes,
+    // every reading exactly once across the distinct batches.
+    let (last, duplicates) = {
+        let seen = seen.lock().unwrap();
+        let seqs: Vec<u64> = seen.keys().copied().collect();
+        let last = *seqs.last().unwrap();
+        assert_eq!(seqs, (1..=last).collect::<Vec<_>>(), "batch_seq gaps");
+        let mut records = BTreeSet::new();
+        let mut duplicates = 0;
+        for copies in seen.values() {
+            assert!(copies.iter().all(|c| c == &copies[0]), "a batch changed");
+            duplicates += copies.len() - 1;
+            let env = vigil_wire::decode_envelope(&copies[0]).unwrap();
+            assert!(env.readings.len() <= 10);
+            for r in env.readings {
+                assert!(
+                    records.insert(r.unwrap().record_seq.unwrap()),
+                    "a reading in two batches"
+                );
+            }
+        }
+        assert_eq!(records, (0..READINGS).collect::<BTreeSet<_>>());
+        (last, duplicates)
+    };
+    eprintln!("{READINGS} readings in {last} batches; {duplicates} batches received twice");
+
+    // backfill: batches 1 to 3 again, byte for byte (acknowledged, still retained).
+    let (platform, _) = vigil_testkit::gateway(broker.port, "platform-commands");
+    platform
+        .publish(
+            "vigil/v1/gw/gw-0042/cmd",
+            QoS::AtLeastOnce,
+            false,
+            vigil_wire::command::encode_command(&vigil_wire::command::Command::BackfillBatches {
+                from_batch_seq: 1,
+                to_batch_seq: 3,
+            }),
+        )
+        .await
+        .unwrap();
+    eventually("the backfilled batches", Duration::from_secs(30), || {
+        let seen = seen.lock().unwrap();
+        (1..=3).all(|b| seen[&b].len() >= 2)
+    })
+    .await;
+    {
+        let seen = seen.lock().unwrap();
+        assert!((1..=3).all(|b| seen[&b].iter().all(|c| c == &seen[&b][0])));
+    }
+    assert_eq!(
+        forwarder
+            .stats
+            .backfilled
+            .load(std::sync::atomic::Ordering::Relaxed),
+        3
+    );
+    // The retained status: online, with the outbox empty.
+    eventually("an online status", Duration::from_secs(10), || {
+        statuses.lock().unwrap().iter().any(|s| {
+            s.state == vigil_wire::status::GatewayState::Online && s.outbox_depth == Some(0)
+        })
+    })
+    .await;
+    forwarder.shutdown().await;
+    eventually("the offline status", Duration::from_secs(10), || {
+        statuses
+            .lock()
+            .unwrap()
+            .last()
+            .is_some_and(|s| s.state == vigil_wire::status::GatewayState::Offline)
+    })
+    .await;
+}
