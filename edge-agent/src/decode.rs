@@ -139,6 +139,17 @@ pub fn decode(
             )
         }
         Characteristic::DateTime => date_time(&DateTime::decode(bytes)?),
+        // Not offered by the command line (not in the decode contract); the agent reads
+        // it itself.
+        Characteristic::CurrentTime => {
+            let ct = vigil_gatt::cts::CurrentTime::decode(bytes)?;
+            serde_json::json!({
+                "date_time": date_time(&ct.date_time),
+                "day_of_week": ct.day_of_week,
+                "fractions256": ct.fractions256,
+                "adjust_reason": ct.adjust_reason,
+            })
+        }
         Characteristic::GlucoseMeasurement => {
             glucose_measurement(&GlucoseMeasurement::decode(bytes)?)
         }

@@ -1,6 +1,9 @@
-//! The Vigil edge agent as a library: the durable state of a home gateway
-//! ([`store`]) and the forwarder that publishes it ([`forward`]). The `vigil-edge`
-//! binary and the tests use it.
+//! The Vigil edge agent as a library: Bluetooth sessions with health devices
+//! ([`device`], written against a link the simulator in [`sim`] also implements), the
+//! durable state of a home gateway ([`store`]) and the forwarder that publishes it
+//! ([`forward`]). The `vigil-edge` binary and the tests use it.
 
+pub mod device;
 pub mod forward;
+pub mod sim;
 pub mod store;

@@ -39,6 +39,8 @@ pub enum Characteristic {
     PmdData,
     /// A bare Polar PMD settings TLV (the parameters of a settings response).
     PmdSettings,
+    /// Current Time, 0x2A2B (Current Time Service): the device's clock.
+    CurrentTime,
 }
 
 /// The Polar PMD service UUID.
@@ -70,6 +72,7 @@ impl Characteristic {
             Characteristic::Sfloat => "SFLOAT",
             Characteristic::Float => "FLOAT",
             Characteristic::DateTime => "Date Time",
+            Characteristic::CurrentTime => "Current Time",
             Characteristic::GlucoseMeasurement => "Glucose Measurement",
             Characteristic::GlucoseMeasurementContext => "Glucose Measurement Context",
             Characteristic::RecordAccessControlPoint => "Record Access Control Point",

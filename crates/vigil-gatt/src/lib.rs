@@ -64,6 +64,7 @@
 pub mod bits;
 pub mod bpm;
 mod bytes;
+pub mod cts;
 pub mod datetime;
 pub mod decimal;
 pub mod error;

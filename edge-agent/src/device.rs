@@ -1,0 +1,327 @@
+//! Bluetooth LE sessions with health devices, written against [`Link`]: what a GATT
+//! connection offers (read, write, subscribe, notifications), reduced to what the
+//! sessions need. The btleplug backend implements it for real devices; the simulator
+//! ([`crate::sim`]) implements it with real GATT byte payloads, so the session code the
+//! tests run is the code that talks to real meters.
+//!
+//! A glucometer session ([`glucose_session`]), at every connection:
+//!
+//! 1. reads the device's clock (Current Time 0x2A2B, when it offers the Current Time
+//!    Service) against the gateway's, and keeps the difference ([`ClockCheck`]);
+//! 2. subscribes to Glucose Measurement, its Context, and the Record Access Control
+//!    Point (RACP);
+//! 3. asks the RACP for the records **after the last sequence number the gateway already
+//!    holds** (all of them the first time), so a meter that was out of range for a week
+//!    is backfilled and nothing is read twice; when none are found, it asks for the last
+//!    record, and a sequence number below the one it knows means the meter's memory was
+//!    reset: then it reads everything (identity dedups what was already sent);
+//! 4. turns each record into a reading: `time` is the device's own timestamp corrected
+//!    by the clock difference (when that is a minute or more), `device_time` the raw
+//!    timestamp as the device gave it; control-solution tests and unusable records are
+//!    reported, not sent;
+//! 5. sets the device's clock to the gateway's when it was a minute or more off and
+//!    the device lets it be written.
+//!
+//! The caller adds the readings to the outbox (durable) and only then remembers the new
+//! last sequence number ([`DeviceMemory`]): a crash in between reads some records again,
+//! which the platform deduplicates by identity; the other order could lose them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeDelta, Utc};
+use vigil_gatt::cts::{CurrentTime, EXTERNAL_REFERENCE_UPDATE};
+use vigil_gatt::glucose::{GlucoseContext, GlucoseMeasurement};
+use vigil_gatt::racp::{self, Message, Request, RequestOpcode, Response, operator, response_code};
+use vigil_gatt::to_reading::{self, ReadingContext};
+use vigil_model::{DeviceId, Reading};
+
+/// 16-bit SIG UUIDs the sessions use.
+pub mod uuid {
+    pub const GLUCOSE_SERVICE: u16 = 0x1808;
+    pub const CURRENT_TIME_SERVICE: u16 = 0x1805;
+    pub const GLUCOSE_MEASUREMENT: u16 = 0x2A18;
+    pub const GLUCOSE_CONTEXT: u16 = 0x2A34;
+    pub const RACP: u16 = 0x2A52;
+    pub const CURRENT_TIME: u16 = 0x2A2B;
+}
+
+/// A clock difference below this is not corrected: it is below what a home
+/// measurement's time means, and correcting it would only add the link's latency.
+pub const CLOCK_TOLERANCE: TimeDelta = TimeDelta::minutes(1);
+
+/// How long a session waits for the next notification before giving up.
+pub const NOTIFICATION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A failure of the link (the device went away, did not answer, refused).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    #[error("the device disconnected")]
+    Disconnected,
+    #[error("the device did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("the device does not offer characteristic 0x{0:04X}")]
+    NotSupported(u16),
+    #[error("the device refused: {0}")]
+    Refused(String),
+    #[error("the device sent what cannot be decoded: {0}")]
+    Garbled(String),
+}
+
+/// A GATT connection to one device.
+pub trait Link: Send {
+    /// The device's Bluetooth address (or the simulator's name for it).
+    fn address(&self) -> String;
+    fn has_characteristic(&self, characteristic: u16) -> bool;
+    fn read(
+        &mut self,
+        characteristic: u16,
+    ) -> impl Future<Output = Result<Vec<u8>, LinkError>> + Send;
+    /// A write with response.
+    fn write(
+        &mut self,
+        characteristic: u16,
+        value: &[u8],
+    ) -> impl Future<Output = Result<(), LinkError>> + Send;
+    /// Enables notifications or indications.
+    fn subscribe(
+        &mut self,
+        characteristic: u16,
+    ) -> impl Future<Output = Result<(), LinkError>> + Send;
+    /// The next notification or indication: (characteristic, value).
+    fn notification(
+        &mut self,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<(u16, Vec<u8>), LinkError>> + Send;
+}
+
+/// The device's clock against the gateway's, at one connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClockCheck {
+    /// What the device's clock said (its local time, no zone).
+    pub device: NaiveDateTime,
+    /// The gateway's clock at that moment, in the gateway's zone.
+    pub gateway: NaiveDateTime,
+}
+
+impl ClockCheck {
+    /// How much to add to the device's timestamps (zero under [`CLOCK_TOLERANCE`]).
+    pub fn correction(&self) -> TimeDelta {
+        let d = self.gateway - self.device;
+        if d.abs() < CLOCK_TOLERANCE {
+            TimeDelta::zero()
+        } else {
+            d
+        }
+    }
+}
+
+/// What a glucometer session brought.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GlucoseOutcome {
+    pub readings: Vec<Reading>,
+    /// Records not sent, with why (a control-solution test, an unusable value).
+    pub rejected: Vec<(u16, String)>,
+    /// The RACP request made first.
+    pub request: Vec<u8>,
+    /// The highest sequence number the device holds, as far as this session saw.
+    pub last_seq: Option<u16>,
+    pub clock: Option<ClockCheck>,
+    /// Whether the device's clock was set to the gateway's.
+    pub clock_set: bool,
+    /// The meter's numbering went back: its memory was reset, and all of it was read.
+    pub reset: bool,
+}
+
+/// Runs a glucometer session (see the module docs). `last_seq` is the highest sequence
+/// number already held; `now` and `zone` are the gateway's clock and zone.
+pub async fn glucose_session<L: Link>(
+    link: &mut L,
+    device_id: &DeviceId,
+    last_seq: Option<u16>,
+    now: DateTime<Utc>,
+    zone: FixedOffset,
+) -> Result<GlucoseOutcome, LinkError> {
+    let mut out = GlucoseOutcome::default();
+    let gateway_local = now.with_timezone(&zone).naive_local();
+    if link.has_characteristic(uuid::CURRENT_TIME) {
+        let raw = link.read(uuid::CURRENT_TIME).await?;
+        let ct = CurrentTime::decode(&raw).map_err(|e| LinkError::Garbled(e.to_string()))?;
+        if let Some(device) = ct.to_naive() {
+            out.clock = Some(ClockCheck {
+                device,
+                gateway: gateway_local,
+            });
+        }
+    }
+    for ch in [uuid::GLUCOSE_MEASUREMENT, uuid::GLUCOSE_CONTEXT, uuid::RACP] {
+        if ch == uuid::GLUCOSE_CONTEXT && !link.has_characteristic(ch) {
+            continue;
+        }
+        link.subscribe(ch).await?;
+    }
+    let request = match last_seq {
+        Some(n) if n < u16::MAX => Request::report_records_from(n + 1),
+        _ => Request::report_all_records(),
+    };
+    out.request = request.encode();
+    let mut records = collect(link, &request).await?;
+    if records.is_empty()
+        && let Some(known) = last_seq
+    {
+        let last = Request {
+            opcode: RequestOpcode::ReportStoredRecords,
+            operator: operator::LAST_RECORD,
+            operand: racp::Operand::None,
+        };
+        let newest = collect(link, &last).await?;
+        if newest.keys().next_back().is_some_and(|&seq| seq < known) {
+            out.reset = true;
+            records = collect(link, &Request::report_all_records()).await?;
+        }
+    }
+    let correction = out.clock.map_or(TimeDelta::zero(), |c| c.correction());
+    for (seq, (m, context)) in &records {
+        let device_time = m
+            .time_offset_min
+            .map_or(Some(m.base_time), |o| m.base_time.plus_minutes(o))
+            .and_then(|t| t.to_naive());
+        let time = match device_time {
+            Some(t) => (t + correction)
+                .and_local_timezone(zone)
+                .single()
+                .unwrap_or_else(|| now.with_timezone(&zone)),
+            None => now.with_timezone(&zone),
+        };
+        let ctx = ReadingContext::new(device_id.clone(), time);
+        match to_reading::glucose(m, context.as_ref(), &ctx) {
+            Ok(mut r) => {
+                if device_time.is_none() {
+                    r.status.push("device_time_unknown".to_owned());
+                }
+                out.readings.push(r);
+            }
+            Err(e) => out.rejected.push((*seq, e.to_string())),
+        }
+    }
+    out.last_seq = match (records.keys().next_back().copied(), last_seq) {
+        (Some(seen), _) if out.reset => Some(seen),
+        (Some(seen), Some(known)) => Some(seen.max(known)),
+        (seen, known) => seen.or(known),
+    };
+    // Set the device's clock when it was off, where the device allows it.
+    if let Some(c) = out.clock
+        && c.correction() != TimeDelta::zero()
+        && let Some(ct) = CurrentTime::at(gateway_local, EXTERNAL_REFERENCE_UPDATE)
+    {
+        out.clock_set = link.write(uuid::CURRENT_TIME, &ct.encode()).await.is_ok();
+    }
+    Ok(out)
+}
+
+type Records = BTreeMap<u16, (GlucoseMeasurement, Option<GlucoseContext>)>;
+
+/// Sends an RACP request and gathers the records it reports until the RACP's answer.
+async fn collect<L: Link>(link: &mut L, request: &Request) -> Result<Records, LinkError> {
+    link.write(uuid::RACP, &request.encode()).await?;
+    let mut records = Records::new();
+    let garbled = |e: vigil_gatt::Error| LinkError::Garbled(e.to_string());
+    loop {
+        let (ch, value) = link.notification(NOTIFICATION_TIMEOUT).await?;
+        match ch {
+            uuid::GLUCOSE_MEASUREMENT => {
+                let m = GlucoseMeasurement::decode(&value).map_err(garbled)?;
+                records.insert(m.sequence_number, (m, None));
+            }
+            uuid::GLUCOSE_CONTEXT => {
+                let c = GlucoseContext::decode(&value).map_err(garbled)?;
+                if let Some(slot) = records.get_mut(&c.sequence_number) {
+                    slot.1 = Some(c);
+                }
+            }
+            uuid::RACP => {
+                match Message::decode(&value, Some(vigil_gatt::Direction::ServerToClient))
+                    .map_err(garbled)?
+                {
+                    Message::Response(Response::ResponseCode { response_code, .. })
+                        if response_code == response_code::SUCCESS
+                            || response_code == response_code::NO_RECORDS_FOUND =>
+                    {
+                        return Ok(records);
+                    }
+                    Message::Response(Response::ResponseCode { response_code, .. }) => {
+                        return Err(LinkError::Refused(format!(
+                            "the record access control point answered response code {response_code}"
+                        )));
+                    }
+                    other => {
+                        return Err(LinkError::Garbled(format!(
+                            "unexpected record access control point message {other:?}"
+                        )));
+                    }
+                }
+            }
+            _ => {} // another characteristic's notification: not this session's
+        }
+    }
+}
+
+/// What the gateway remembers per device across connections and reboots: the last
+/// record sequence number it holds, and the clock difference last measured. Written
+/// atomically (a new file, synced, renamed over the old).
+#[derive(Debug)]
+pub struct DeviceMemory {
+    path: PathBuf,
+    devices: HashMap<String, Remembered>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Remembered {
+    pub last_seq: Option<u16>,
+    /// Seconds to add to the device's clock, as last measured.
+    pub clock_correction_s: i64,
+}
+
+impl DeviceMemory {
+    /// Loads `path` (an absent file is an empty memory).
+    pub fn load(path: &Path) -> Result<DeviceMemory, String> {
+        let devices = match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| format!("{}: not a device memory file: {e}", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        Ok(DeviceMemory {
+            path: path.to_owned(),
+            devices,
+        })
+    }
+
+    pub fn get(&self, device: &DeviceId) -> Remembered {
+        self.devices
+            .get(device.as_str())
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Remembers `value` for `device`, durably.
+    pub fn set(&mut self, device: &DeviceId, value: Remembered) -> Result<(), String> {
+        self.devices.insert(device.to_string(), value);
+        let tmp = self.path.with_extension("tmp");
+        let bytes = serde_json::to_vec_pretty(&self.devices).map_err(|e| e.to_string())?;
+        let write = || -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &self.path)?;
+            if let Some(dir) = self.path.parent() {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok(())
+        };
+        write().map_err(|e| format!("{}: {e}", self.path.display()))
+    }
+}

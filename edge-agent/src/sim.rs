@@ -1,0 +1,235 @@
+//! Simulated devices behind the same [`Link`] as real ones, speaking real GATT bytes:
+//! the sessions of [`crate::device`] cannot tell them from a meter.
+//!
+//! [`SimGlucometer`] keeps a memory of Glucose Measurement records (sequence numbers
+//! from 1, as meters number them), stamps each with its own clock (which can be off by
+//! any amount: a meter that lost its battery says 2000-01-01), answers the Record Access
+//! Control Point as the Glucose Profile says (all records, records from a sequence
+//! number, the last record; then a response code), offers Current Time to read and to
+//! write, and counts what it sent, so tests can check that only what was asked for
+//! crossed the link.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
+use vigil_gatt::cts::CurrentTime;
+use vigil_gatt::glucose::{ConcentrationUnit, GlucoseMeasurement, GlucoseSample};
+use vigil_gatt::racp::{Message, Operand, RequestOpcode, Response, operator, response_code};
+use vigil_gatt::{DateTime as GattDateTime, SFloat};
+use vigil_model::clock::Clock;
+
+use crate::device::{Link, LinkError, uuid};
+
+/// A simulated Bluetooth glucometer.
+#[derive(Debug)]
+pub struct SimGlucometer {
+    pub address: String,
+    /// The device clock minus true time.
+    pub clock_offset: TimeDelta,
+    /// Whether it offers the Current Time Service, and lets the clock be written.
+    pub current_time: bool,
+    pub clock_writable: bool,
+    records: Vec<GlucoseMeasurement>,
+    next_seq: u16,
+    zone: FixedOffset,
+    clock: Arc<dyn Clock>,
+    subscribed: HashSet<u16>,
+    queue: VecDeque<(u16, Vec<u8>)>,
+    /// Every RACP request written to it, as bytes.
+    pub racp_requests: Vec<Vec<u8>>,
+    /// Glucose Measurement notifications sent.
+    pub records_sent: usize,
+}
+
+impl SimGlucometer {
+    pub fn new(address: &str, zone: FixedOffset, clock: Arc<dyn Clock>) -> SimGlucometer {
+        SimGlucometer {
+            address: address.to_owned(),
+            clock_offset: TimeDelta::zero(),
+            current_time: true,
+            clock_writable: true,
+            records: Vec::new(),
+            next_seq: 1,
+            zone,
+            clock,
+            subscribed: HashSet::new(),
+            queue: VecDeque::new(),
+            racp_requests: Vec::new(),
+            records_sent: 0,
+        }
+    }
+
+    /// What the device's clock says now (its local time).
+    pub fn device_now(&self) -> chrono::NaiveDateTime {
+        (self.clock.now() + self.clock_offset)
+            .with_timezone(&self.zone)
+            .naive_local()
+    }
+
+    /// A test taken at true time `at`, of `mmol_per_l` (to 0.1), stamped by the device
+    /// clock; returns its sequence number.
+    pub fn measure(&mut self, at: DateTime<Utc>, mmol_per_l: f64) -> u16 {
+        let stamp = (at + self.clock_offset)
+            .with_timezone(&self.zone)
+            .naive_local();
+        let seq = self.next_seq;
+        self.next_seq = self.next_seq.wrapping_add(1);
+        // mmol/L to mol/L: tenths of mmol/L are 10^-4 mol/L.
+        let tenths = (mmol_per_l * 10.0).round() as i32;
+        self.records.push(GlucoseMeasurement {
+            sequence_number: seq,
+            base_time: GattDateTime::from_naive(stamp).unwrap_or(GattDateTime {
+                year: 0,
+                month: 0,
+                day: 0,
+                hours: 0,
+                minutes: 0,
+                seconds: 0,
+            }),
+            time_offset_min: None,
+            sample: SFloat::number(tenths, -4).map(|concentration| GlucoseSample {
+                concentration,
+                sample_type: 1,     // capillary whole blood
+                sample_location: 1, // finger
+            }),
+            unit: ConcentrationUnit::MolPerL,
+            sensor_status: None,
+            context_follows: false,
+        });
+        seq
+    }
+
+    /// Clears the memory and restarts the numbering, as a battery change does on some
+    /// meters.
+    pub fn reset_memory(&mut self) {
+        self.records.clear();
+        self.next_seq = 1;
+    }
+
+    pub fn records(&self) -> &[GlucoseMeasurement] {
+        &self.records
+    }
+
+    fn respond(&mut self, request_opcode: u8, code: u8) {
+        self.queue.push_back((
+            uuid::RACP,
+            Response::ResponseCode {
+                request_opcode,
+                response_code: code,
+            }
+            .encode(),
+        ));
+    }
+
+    fn racp(&mut self, value: &[u8]) -> Result<(), LinkError> {
+        self.racp_requests.push(value.to_vec());
+        if !self.subscribed.contains(&uuid::RACP) {
+            // The profile requires indications on before a request.
+            return Err(LinkError::Refused(
+                "client characteristic configuration descriptor improperly configured".into(),
+            ));
+        }
+        let request = match Message::decode(value, Some(vigil_gatt::Direction::ClientToServer)) {
+            Ok(Message::Request(r)) => r,
+            _ => {
+                self.respond(value.first().copied().unwrap_or(0), 2); // op code not supported
+                return Ok(());
+            }
+        };
+        if request.opcode != RequestOpcode::ReportStoredRecords {
+            self.respond(request.opcode.code(), 2);
+            return Ok(());
+        }
+        let chosen: Vec<GlucoseMeasurement> = match (request.operator, &request.operand) {
+            (operator::ALL_RECORDS, _) => self.records.clone(),
+            (operator::LAST_RECORD, _) => self.records.last().copied().into_iter().collect(),
+            (operator::FIRST_RECORD, _) => self.records.first().copied().into_iter().collect(),
+            (operator::GREATER_THAN_OR_EQUAL_TO, Operand::SequenceNumber { min: Some(n), .. }) => {
+                self.records
+                    .iter()
+                    .filter(|r| r.sequence_number >= *n)
+                    .copied()
+                    .collect()
+            }
+            _ => {
+                self.respond(request.opcode.code(), 3); // invalid operator
+                return Ok(());
+            }
+        };
+        let code = if chosen.is_empty() {
+            response_code::NO_RECORDS_FOUND
+        } else {
+            response_code::SUCCESS
+        };
+        for r in chosen {
+            self.records_sent += 1;
+            self.queue
+                .push_back((uuid::GLUCOSE_MEASUREMENT, r.encode()));
+        }
+        self.respond(request.opcode.code(), code);
+        Ok(())
+    }
+}
+
+impl Link for SimGlucometer {
+    fn address(&self) -> String {
+        self.address.clone()
+    }
+
+    fn has_characteristic(&self, characteristic: u16) -> bool {
+        match characteristic {
+            uuid::GLUCOSE_MEASUREMENT | uuid::RACP => true,
+            uuid::CURRENT_TIME => self.current_time,
+            _ => false,
+        }
+    }
+
+    async fn read(&mut self, characteristic: u16) -> Result<Vec<u8>, LinkError> {
+        match characteristic {
+            uuid::CURRENT_TIME if self.current_time => {
+                let ct = CurrentTime::at(self.device_now(), 0)
+                    .ok_or_else(|| LinkError::Refused("the clock is out of range".into()))?;
+                Ok(ct.encode())
+            }
+            other => Err(LinkError::NotSupported(other)),
+        }
+    }
+
+    async fn write(&mut self, characteristic: u16, value: &[u8]) -> Result<(), LinkError> {
+        match characteristic {
+            uuid::RACP => self.racp(value),
+            uuid::CURRENT_TIME if self.current_time && self.clock_writable => {
+                let ct =
+                    CurrentTime::decode(value).map_err(|e| LinkError::Refused(e.to_string()))?;
+                let set = ct
+                    .to_naive()
+                    .ok_or_else(|| LinkError::Refused("not a possible time".into()))?;
+                self.clock_offset += set - self.device_now();
+                Ok(())
+            }
+            other => Err(LinkError::NotSupported(other)),
+        }
+    }
+
+    async fn subscribe(&mut self, characteristic: u16) -> Result<(), LinkError> {
+        if self.has_characteristic(characteristic) {
+            self.subscribed.insert(characteristic);
+            Ok(())
+        } else {
+            Err(LinkError::NotSupported(characteristic))
+        }
+    }
+
+    async fn notification(&mut self, timeout: Duration) -> Result<(u16, Vec<u8>), LinkError> {
+        loop {
+            let Some((ch, value)) = self.queue.pop_front() else {
+                return Err(LinkError::Timeout(timeout));
+            };
+            if self.subscribed.contains(&ch) {
+                return Ok((ch, value));
+            }
+        }
+    }
+}

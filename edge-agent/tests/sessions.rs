@@ -1,0 +1,199 @@
+//! Glucometer sessions against the simulated meter, over the same link trait real
+//! devices use, with real GATT bytes both ways:
+//!
+//! - RACP backfill: a meter holding 500 records, of which the gateway holds up to 480,
+//!   is asked for the records from 481 only, sends those 20 and nothing else, and the
+//!   next session asks from 501 and gets none; a first session reads all 500; a meter
+//!   whose memory was reset is detected and read from its start;
+//! - clock correction: a meter whose clock is 3 years behind produces readings at the
+//!   right time, keeps its raw clock in `device_time`, and has its clock set;
+//! - the order that keeps readings safe: readings into the outbox first, then the new
+//!   last sequence number into the device memory (which survives a reopen).
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed assertion
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use vigil_edge::device::{DeviceMemory, Remembered, glucose_session};
+use vigil_edge::forward::CHINA;
+use vigil_edge::sim::SimGlucometer;
+use vigil_model::clock::{Clock, ManualClock};
+use vigil_model::{DeviceId, Measurement};
+
+fn t0() -> DateTime<Utc> {
+    "2026-11-22T00:00:00Z".parse().unwrap()
+}
+
+fn meter(clock: &Arc<ManualClock>, records: u32) -> SimGlucometer {
+    let mut m = SimGlucometer::new("C4:7C:8D:6A:00:01", CHINA, clock.clone());
+    for i in 0..records {
+        // Four tests a day over the last 125 days.
+        let at = t0() - TimeDelta::hours(6 * i64::from(records - i));
+        m.measure(at, 4.0 + f64::from(i % 60) / 10.0);
+    }
+    m
+}
+
+fn device() -> DeviceId {
+    "glu-accuchek-00a1".parse().unwrap()
+}
+
+#[tokio::test]
+async fn racp_asks_only_for_records_after_the_last_one_held_and_gets_only_those() {
+    let clock = Arc::new(ManualClock::new(t0()));
+    let mut m = meter(&clock, 500);
+    let out = glucose_session(&mut m, &device(), Some(480), clock.now(), CHINA)
+        .await
+        .unwrap();
+    // 01 03 01 E1 01: report stored records, >=, by sequence number, 481.
+    assert_eq!(out.request, [0x01, 0x03, 0x01, 0xE1, 0x01]);
+    assert_eq!(m.racp_requests, [vec![0x01, 0x03, 0x01, 0xE1, 0x01]]);
+    assert_eq!(
+        m.records_sent, 20,
+        "only the records asked for cross the link"
+    );
+    let seqs: Vec<u64> = out.readings.iter().map(|r| r.record_seq.unwrap()).collect();
+    assert_eq!(seqs, (481..=500).collect::<Vec<_>>());
+    assert_eq!(out.last_seq, Some(500));
+    assert!(out.rejected.is_empty() && !out.reset);
+    // Values travel as measured: record 481 was the 481st test.
+    let Measurement::Glucose(g) = &out.readings[0].measurement else {
+        panic!("{:?}", out.readings[0]);
+    };
+    assert_eq!(g.value, Some(4.0 + f64::from(480 % 60) / 10.0));
+
+    // The next connection, nothing new: asked from 501, none sent.
+    let again = glucose_session(&mut m, &device(), out.last_seq, clock.now(), CHINA)
+        .await
+        .unwrap();
+    assert_eq!(again.request, [0x01, 0x03, 0x01, 0xF5, 0x01]);
+    assert!(again.readings.is_empty());
+    assert_eq!(again.last_seq, Some(500));
+    assert_eq!(
+        m.records_sent,
+        20 + 1,
+        "plus the last record, to check for a reset"
+    );
+
+    // A gateway that never saw this meter reads everything.
+    let mut fresh = meter(&clock, 500);
+    let all = glucose_session(&mut fresh, &device(), None, clock.now(), CHINA)
+        .await
+        .unwrap();
+    assert_eq!(all.request, [0x01, 0x01]);
+    assert_eq!(all.readings.len(), 500);
+    assert_eq!(fresh.records_sent, 500);
+}
+
+#[tokio::test]
+async fn a_meter_whose_memory_was_reset_is_read_from_its_start() {
+    let clock = Arc::new(ManualClock::new(t0()));
+    let mut m = meter(&clock, 0);
+    m.reset_memory();
+    for i in 0..5 {
+        m.measure(t0() - TimeDelta::hours(5 - i), 6.1);
+    }
+    let out = glucose_session(&mut m, &device(), Some(480), clock.now(), CHINA)
+        .await
+        .unwrap();
+    assert!(out.reset);
+    assert_eq!(out.readings.len(), 5);
+    assert_eq!(out.last_seq, Some(5));
+}
+
+#[tokio::test]
+async fn a_meter_three_years_behind_gives_readings_at_the_right_time_and_is_set_right() {
+    let clock = Arc::new(ManualClock::new(t0()));
+    let mut m = SimGlucometer::new("C4:7C:8D:6A:00:02", CHINA, clock.clone());
+    m.clock_offset = -TimeDelta::days(3 * 365 + 1);
+    let true_times: Vec<DateTime<Utc>> = (1..=3).map(|h| t0() - TimeDelta::hours(h)).collect();
+    for t in &true_times {
+        m.measure(*t, 7.2);
+    }
+    let out = glucose_session(&mut m, &device(), None, clock.now(), CHINA)
+        .await
+        .unwrap();
+    assert_eq!(out.readings.len(), 3);
+    let check = out.clock.unwrap();
+    assert_eq!(check.correction(), TimeDelta::days(3 * 365 + 1));
+    for (r, t) in out.readings.iter().zip(&true_times) {
+        // The right instant, in the gateway's zone; the raw clock kept as it was.
+        assert_eq!(r.time, t.with_timezone(&CHINA));
+        let raw = (*t - TimeDelta::days(3 * 365 + 1))
+            .with_timezone(&CHINA)
+            .naive_local();
+        assert_eq!(r.device_time, Some(raw));
+        assert_eq!(r.device_time.unwrap().format("%Y").to_string(), "2023");
+    }
+    // The meter's clock was set: the next test is stamped with the true time.
+    assert!(out.clock_set);
+    assert!(
+        (m.device_now() - clock.now().with_timezone(&CHINA).naive_local()).abs()
+            < TimeDelta::seconds(1)
+    );
+    clock.advance(TimeDelta::minutes(30));
+    let seq = m.measure(clock.now(), 5.5);
+    let next = glucose_session(&mut m, &device(), out.last_seq, clock.now(), CHINA)
+        .await
+        .unwrap();
+    assert_eq!(next.readings.len(), 1);
+    assert_eq!(next.readings[0].record_seq, Some(u64::from(seq)));
+    assert_eq!(next.readings[0].time, clock.now().with_timezone(&CHINA));
+    assert!(!next.clock_set, "a clock already right is left alone");
+
+    // A meter without Current Time: its timestamps are taken as they are.
+    let mut plain = SimGlucometer::new("C4:7C:8D:6A:00:03", CHINA, clock.clone());
+    plain.current_time = false;
+    plain.measure(clock.now(), 5.0);
+    let out = glucose_session(&mut plain, &device(), None, clock.now(), CHINA)
+        .await
+        .unwrap();
+    assert_eq!(out.clock, None);
+    assert_eq!(out.readings[0].time, clock.now().with_timezone(&CHINA));
+}
+
+#[tokio::test]
+async fn readings_reach_the_outbox_before_the_last_sequence_number_is_remembered() {
+    let clock = Arc::new(ManualClock::new(t0()));
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = meter(&clock, 50);
+    let mut memory = DeviceMemory::load(&dir.path().join("devices.json")).unwrap();
+    let (mut store, _) =
+        vigil_edge::store::Store::open(&dir.path().join("state"), vigil_outbox::Config::default())
+            .unwrap();
+    let held = memory.get(&device()).last_seq;
+    let out = glucose_session(&mut m, &device(), held, clock.now(), CHINA)
+        .await
+        .unwrap();
+    store.add(&out.readings, clock.now()).unwrap();
+    memory
+        .set(
+            &device(),
+            Remembered {
+                last_seq: out.last_seq,
+                clock_correction_s: out.clock.map_or(0, |c| c.correction().num_seconds()),
+            },
+        )
+        .unwrap();
+    assert_eq!(store.depth(), 50);
+    // After a reboot: the memory says 50, so the next session asks from 51.
+    let memory = DeviceMemory::load(&dir.path().join("devices.json")).unwrap();
+    assert_eq!(memory.get(&device()).last_seq, Some(50));
+    m.measure(clock.now(), 8.8);
+    let out = glucose_session(
+        &mut m,
+        &device(),
+        memory.get(&device()).last_seq,
+        clock.now(),
+        CHINA,
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.request, [0x01, 0x03, 0x01, 51, 0]);
+    assert_eq!(out.readings.len(), 1);
+    // A broken memory file is an error that names it, not a panic or a silent reset.
+    std::fs::write(dir.path().join("devices.json"), b"{not json").unwrap();
+    let e = DeviceMemory::load(&dir.path().join("devices.json")).unwrap_err();
+    assert!(e.contains("devices.json"), "{e}");
+}
