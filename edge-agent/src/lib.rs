@@ -6,4 +6,5 @@
 pub mod device;
 pub mod forward;
 pub mod sim;
+pub mod simulate;
 pub mod store;

@@ -33,6 +33,17 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a fleet of simulated patients' gateways against a broker.
+    ///
+    /// Each simulated patient has a gateway of its own: its readings (blood pressure and
+    /// glucose as the bytes a cuff or a meter sends, decoded by the agent's own code) go
+    /// into that gateway's durable outbox and are published as envelopes at QoS 1, exactly
+    /// as `vigil-edge run` does with real devices. Progress on stderr every second; a JSON
+    /// summary on stdout at the end. Killed at any point and started again with the same
+    /// options and state directory, it continues: nothing is lost, and what is sent
+    /// again is deduplicated by the platform. `--print-registry` prints the registry the
+    /// platform needs for this fleet.
+    Simulate(SimulateArgs),
     /// Print the MQTT topics a gateway publishes and subscribes to.
     ///
     /// Useful when setting up a broker ACL: a gateway may publish only under its own
@@ -91,6 +102,49 @@ enum Command {
     },
 }
 
+/// `simulate` options.
+#[derive(Debug, clap::Args)]
+struct SimulateArgs {
+    /// The broker: mqtt://host:port.
+    #[arg(long, value_name = "URL", default_value = "mqtt://127.0.0.1:1883")]
+    broker: String,
+    /// Where the gateways' outboxes and the run's progress live; a run started again
+    /// on the same directory with the same options continues where it stopped.
+    #[arg(long, value_name = "DIR", default_value = "./vigil-edge-sim")]
+    state_dir: std::path::PathBuf,
+    /// Patients, one gateway each (1 to 10000).
+    #[arg(long, default_value_t = 20)]
+    patients: usize,
+    /// The same seed gives the same fleet and the same readings.
+    #[arg(long, default_value_t = 2026)]
+    seed: u64,
+    /// Readings to produce in all, then wait until every outbox has drained and exit.
+    #[arg(long, default_value_t = 1000)]
+    readings: u64,
+    /// Simulated seconds per real second (simulated time never passes the clock).
+    #[arg(long, default_value_t = 3600.0)]
+    speed: f64,
+    /// Hours of history the first run starts back in time.
+    #[arg(long, default_value_t = 48)]
+    history_hours: i64,
+    /// Readings per envelope, and how long a part-full envelope waits (ms).
+    #[arg(long, default_value_t = 20)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 200)]
+    linger_ms: u64,
+    /// Fault injection: GATEWAY:BATCH_SEQ is marked sent without being published, as if
+    /// lost on the way (the platform should detect the gap and ask for a backfill).
+    #[arg(long, value_name = "GATEWAY:SEQ")]
+    drop_batch: Vec<String>,
+    /// Print the registry the platform needs for this fleet (TOML) and exit.
+    #[arg(long)]
+    print_registry: bool,
+    /// Once every reading is acknowledged, stay connected (answering the platform's
+    /// commands, such as backfill) until Ctrl-C or SIGTERM.
+    #[arg(long)]
+    stay: bool,
+}
+
 /// `--direction` values.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum DirectionArg {
@@ -132,6 +186,113 @@ fn main() -> ExitCode {
             hex,
             compact,
         } => run_decode(direction, &characteristic, &hex.join(" "), compact),
+        Command::Simulate(args) => run_simulate(args),
+    }
+}
+
+fn run_simulate(args: SimulateArgs) -> ExitCode {
+    use std::sync::Arc;
+    use vigil_model::clock::{Clock, SystemClock};
+    let fail = |e: String| {
+        eprintln!("vigil-edge simulate: {e}");
+        ExitCode::from(2)
+    };
+    let Some(rest) = args.broker.strip_prefix("mqtt://") else {
+        return fail(format!(
+            "--broker {:?} must be mqtt://host:port (mqtts:// comes with `run`'s configuration)",
+            args.broker
+        ));
+    };
+    let (host, port) = match rest.trim_end_matches('/').rsplit_once(':') {
+        Some((h, p)) => match p.parse::<u16>() {
+            Ok(port) => (h.to_owned(), port),
+            Err(_) => {
+                return fail(format!(
+                    "--broker {:?}: port {p:?} is not a number",
+                    args.broker
+                ));
+            }
+        },
+        None => (rest.trim_end_matches('/').to_owned(), 1883),
+    };
+    let mut drop_batches = Vec::new();
+    for d in &args.drop_batch {
+        let parsed = d
+            .rsplit_once(':')
+            .and_then(|(g, s)| Some((GatewayId::parse(g).ok()?, s.parse::<u64>().ok()?)));
+        match parsed {
+            Some(x) => drop_batches.push(x),
+            None => {
+                return fail(format!(
+                    "--drop-batch {d:?} must be GATEWAY:BATCH_SEQ, e.g. gw-0001:5"
+                ));
+            }
+        }
+    }
+    if !(1..=10_000).contains(&args.patients) {
+        return fail(format!("--patients {} must be 1 to 10000", args.patients));
+    }
+    let options = vigil_edge::simulate::SimulateOptions {
+        host,
+        port,
+        state_dir: args.state_dir,
+        patients: args.patients,
+        seed: args.seed,
+        readings: args.readings,
+        speed: args.speed.max(1.0),
+        history: chrono::TimeDelta::hours(args.history_hours.clamp(0, 24 * 365)),
+        drop_batches,
+        batch_size: args.batch_size.clamp(1, 10_000),
+        linger: std::time::Duration::from_millis(args.linger_ms),
+        stay: args.stay,
+    };
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    if args.print_registry {
+        let start = match vigil_edge::simulate::start_of(&options, clock.now()) {
+            Ok(s) => s,
+            Err(e) => return fail(e),
+        };
+        print!(
+            "{}",
+            vigil_edge::simulate::fleet(&options, start).registry_toml()
+        );
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(format!("cannot start the runtime: {e}")),
+    };
+    let target = options.readings;
+    let result = runtime.block_on(async {
+        let stop = async {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+            }
+            eprintln!("vigil-edge simulate: stopping");
+        };
+        vigil_edge::simulate::run(
+            options,
+            clock,
+            |done, pending| {
+                eprintln!("vigil-edge simulate: {done}/{target} readings handed to the outboxes, {pending} not yet acknowledged by the broker");
+            },
+            stop,
+        )
+        .await
+    });
+    match result {
+        Ok(summary) => {
+            println!("{}", serde_json::to_string(&summary).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
     }
 }
 
