@@ -3,6 +3,8 @@
 //! durable state of a home gateway ([`store`]) and the forwarder that publishes it
 //! ([`forward`]). The `vigil-edge` binary and the tests use it.
 
+#[cfg(feature = "bluetooth")]
+pub mod ble;
 pub mod device;
 pub mod forward;
 pub mod sim;

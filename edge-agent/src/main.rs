@@ -44,6 +44,21 @@ enum Command {
     /// again is deduplicated by the platform. `--print-registry` prints the registry the
     /// platform needs for this fleet.
     Simulate(SimulateArgs),
+    /// List the Bluetooth health devices in range, for the person installing the gateway.
+    ///
+    /// Scans for the given seconds and prints each device advertising a health service
+    /// (Glucose, Blood Pressure, Heart Rate, Pulse Oximeter, Health Thermometer, Weight
+    /// Scale, Polar PMD) with its address, name and signal strength. Without a Bluetooth
+    /// adapter (or without BlueZ), it says so and exits with status 1; a vigil-edge built
+    /// without the `bluetooth` feature says that and exits with status 2.
+    Scan {
+        /// How long to listen, in seconds.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the MQTT topics a gateway publishes and subscribes to.
     ///
     /// Useful when setting up a broker ACL: a gateway may publish only under its own
@@ -187,6 +202,64 @@ fn main() -> ExitCode {
             compact,
         } => run_decode(direction, &characteristic, &hex.join(" "), compact),
         Command::Simulate(args) => run_simulate(args),
+        Command::Scan { seconds, json } => run_scan(seconds, json),
+    }
+}
+
+#[cfg(not(feature = "bluetooth"))]
+fn run_scan(_seconds: u64, _json: bool) -> ExitCode {
+    eprintln!(
+        "vigil-edge scan: this vigil-edge was built without Bluetooth; build it with `cargo build --release -p vigil-edge --features bluetooth` (needs pkg-config and libdbus-1-dev)"
+    );
+    ExitCode::from(2)
+}
+
+#[cfg(feature = "bluetooth")]
+fn run_scan(seconds: u64, json: bool) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("vigil-edge scan: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if !json {
+        eprintln!("vigil-edge scan: listening for {seconds} s ...");
+    }
+    match runtime.block_on(vigil_edge::ble::scan(std::time::Duration::from_secs(
+        seconds,
+    ))) {
+        Ok(found) if json => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&found).unwrap_or_default()
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(found) => {
+            if found.is_empty() {
+                println!(
+                    "no health device in range (is it awake? most meters advertise only for a minute after a test)"
+                );
+            }
+            for d in found {
+                println!(
+                    "{}  {:<24} {:>5}  {}",
+                    d.address,
+                    d.name.unwrap_or_else(|| "(no name)".to_owned()),
+                    d.rssi.map_or("?".to_owned(), |r| format!("{r} dBm")),
+                    d.services.join(", ")
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("vigil-edge scan: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 

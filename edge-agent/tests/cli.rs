@@ -30,3 +30,27 @@ fn an_invalid_gateway_id_is_refused_with_the_reason() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("contains '/'"), "{err}");
 }
+
+#[test]
+fn scan_without_an_adapter_says_so_plainly_and_exits_non_zero() {
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil-edge"))
+        .args(["scan", "--seconds", "1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    if cfg!(feature = "bluetooth") {
+        // This machine has no adapter (CI has none): a plain message and status 1. On a
+        // gateway with an adapter the same command lists what is in range.
+        if !out.status.success() {
+            assert_eq!(out.status.code(), Some(1), "{err}");
+            assert!(
+                err.contains("no Bluetooth") || err.contains("no Bluetooth adapter"),
+                "{err}"
+            );
+            assert!(!err.contains("panicked"), "{err}");
+        }
+    } else {
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("--features bluetooth"), "{err}");
+    }
+}
