@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `GET /healthz` | 200 while the process runs |
 //! | `GET /readyz` | 200 when the MQTT subscription is confirmed and the store answers, else 503 |
-//! | `GET /metrics` | Prometheus text: received, stored by type, quarantined by reason, duplicates, acked publishes, commit latency |
+//! | `GET /metrics` | Prometheus text: received, stored by type, quarantined by reason, duplicates, acked publishes, commit latency; the sink's, rule engine's, deliverers' and gap detector's counters when they run |
 //! | `GET /api/v1/patients/{id}/readings?type=&from=&to=&limit=` | a patient's readings, oldest first, canonical and original |
 //! | `GET /api/v1/quarantine?reason=&gateway=&limit=` | quarantined readings, newest first, with reason and message |
 //! | `GET /api/v1/alert-events?patient=&limit=` | the alert events the rule engine kept, newest first |
@@ -56,6 +56,8 @@ pub struct AppState {
     pub delivery: Option<Arc<vigil_ingest::deliver::DeliveryStats>>,
     /// The webhook deliverer's counters, when it runs.
     pub webhooks: Option<Arc<vigil_ingest::webhook::WebhookStats>>,
+    /// The gap detector's counters (wire guarantee 6), when it runs.
+    pub gaps: Option<Arc<vigil_ingest::gaps::GapStats>>,
     /// The platform's clock (the demo's is accelerated): actions are stamped with it.
     pub clock: Arc<dyn vigil_model::clock::Clock>,
     /// A patient's institution (for per-institution figures), when a registry is loaded.
@@ -272,6 +274,19 @@ async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
             w.retries.load(Ordering::Relaxed),
             w.failed.load(Ordering::Relaxed),
             w.fallbacks.load(Ordering::Relaxed),
+        );
+    }
+    if let Some(g) = &s.gaps {
+        let _ = writeln!(
+            out,
+            "# HELP vigil_batch_gaps_detected_total Gaps opened in gateways' batch_seq (over the clinical store's life).\n# TYPE vigil_batch_gaps_detected_total counter\nvigil_batch_gaps_detected_total {}\n\
+             # HELP vigil_backfill_requests_total Backfill commands the broker acknowledged (over the clinical store's life).\n# TYPE vigil_backfill_requests_total counter\nvigil_backfill_requests_total {}\n\
+             # HELP vigil_batches_recovered_total Missing batches that arrived (over the clinical store's life).\n# TYPE vigil_batches_recovered_total counter\nvigil_batches_recovered_total {}\n\
+             # HELP vigil_batches_missing Batches missing now from gateways' batch_seq.\n# TYPE vigil_batches_missing gauge\nvigil_batches_missing {}",
+            g.gaps_detected.load(Ordering::Relaxed),
+            g.backfill_requests.load(Ordering::Relaxed),
+            g.batches_recovered.load(Ordering::Relaxed),
+            g.missing_now.load(Ordering::Relaxed),
         );
     }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())

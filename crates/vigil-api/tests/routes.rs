@@ -49,6 +49,7 @@ async fn state() -> AppState {
         rules: None,
         delivery: None,
         webhooks: None,
+        gaps: None,
         registry: None,
         clock: Arc::new(vigil_model::clock::SystemClock),
         institutions: None,
@@ -189,6 +190,29 @@ async fn a_running_sink_shows_its_lag_in_readiness_and_metrics_without_making_it
         "vigil_tsdb_lag_readings 12",
         "vigil_tsdb_lag_seconds 2.5",
         "vigil_tsdb_healthy 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn the_gap_detectors_counters_are_on_metrics_when_it_runs() {
+    let mut s = state().await;
+    let (_, text) = get(&s, "/metrics").await;
+    assert!(!text.contains("vigil_batch_gaps"), "{text}");
+    let gaps = Arc::new(vigil_ingest::gaps::GapStats::default());
+    gaps.gaps_detected.store(3, Ordering::Relaxed);
+    gaps.backfill_requests.store(4, Ordering::Relaxed);
+    gaps.batches_recovered.store(7, Ordering::Relaxed);
+    gaps.missing_now.store(2, Ordering::Relaxed);
+    s.gaps = Some(gaps);
+    let (_, text) = get(&s, "/metrics").await;
+    for line in [
+        "vigil_batch_gaps_detected_total 3",
+        "vigil_backfill_requests_total 4",
+        "vigil_batches_recovered_total 7",
+        "vigil_batches_missing 2",
+        "# TYPE vigil_batches_missing gauge",
     ] {
         assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
     }

@@ -218,11 +218,36 @@ pub fn wire_event(registry: &Registry, e: &AlertEventRecord) -> Option<AlertEven
     })
 }
 
+/// The options of a connection that publishes at QoS 1 (the deliverer, the gap
+/// detector): keep-alive 30 s, small incoming packets, TLS when given.
+pub(crate) fn publisher_options(
+    client_id: &str,
+    host: &str,
+    port: u16,
+    tls: Option<crate::intake::Tls>,
+) -> MqttOptions {
+    let mut options = MqttOptions::new(client_id, host, port);
+    options.set_keep_alive(Duration::from_secs(30));
+    options.set_max_packet_size(64 * 1024, 1024 * 1024);
+    if let Some(tls) = tls {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        options.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Simple {
+                ca: tls.ca_pem,
+                alpn: None,
+                client_auth: tls.client_auth,
+            },
+        ));
+    }
+    options
+}
+
 /// One publish to make: (event id, doctor, topic, payload, the receipt of the reading
 /// behind it when it is observed for the latency histogram).
 type Send = (i64, DoctorId, String, Vec<u8>, Option<DateTime<Utc>>);
 
-/// One MQTT connection of the deliverer, replaced as a whole after it is lost.
+/// One MQTT connection of the deliverer (and of the gap detector), replaced as a whole
+/// after it is lost.
 ///
 /// PUBACKs are matched to publishes by packet id: publishes go out in the order they
 /// were requested, each takes the next sequence number ([`Tracker`]). When a connection
@@ -230,18 +255,18 @@ type Send = (i64, DoctorId, String, Vec<u8>, Option<DateTime<Utc>>);
 /// it, and reuse its packet ids, so nothing from before can be matched for sure: the
 /// client, its event loop and its tracker are dropped together, and the deliverer's
 /// retry publishes what was not acknowledged on a fresh connection.
-struct Conn {
-    client: AsyncClient,
-    tracker: Arc<Mutex<Tracker>>,
+pub(crate) struct Conn {
+    pub(crate) client: AsyncClient,
+    pub(crate) tracker: Arc<Mutex<Tracker>>,
     /// Rung at each PUBACK and when the connection is lost.
-    pubacks: Arc<tokio::sync::Notify>,
+    pub(crate) pubacks: Arc<tokio::sync::Notify>,
     /// Set once a connection that was up has failed.
     lost: Arc<std::sync::atomic::AtomicBool>,
     poller: tokio::task::JoinHandle<()>,
 }
 
 impl Conn {
-    fn open(options: MqttOptions, clock: Arc<dyn Clock>) -> Conn {
+    pub(crate) fn open(options: MqttOptions, clock: Arc<dyn Clock>) -> Conn {
         let (client, mut eventloop) = AsyncClient::new(options, 1024);
         let tracker = Arc::new(Mutex::new(Tracker::default()));
         let pubacks = Arc::new(tokio::sync::Notify::new());
@@ -291,7 +316,7 @@ impl Conn {
         }
     }
 
-    fn is_lost(&self) -> bool {
+    pub(crate) fn is_lost(&self) -> bool {
         self.lost.load(Ordering::Acquire)
     }
 }
@@ -310,19 +335,7 @@ async fn run(
     (stats, wake): (Arc<DeliveryStats>, Option<Arc<tokio::sync::Notify>>),
     stopped: watch::Receiver<bool>,
 ) {
-    let mut options = MqttOptions::new(&config.client_id, &config.host, config.port);
-    options.set_keep_alive(Duration::from_secs(30));
-    options.set_max_packet_size(64 * 1024, 1024 * 1024);
-    if let Some(tls) = config.tls {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        options.set_transport(rumqttc::Transport::tls_with_config(
-            rumqttc::TlsConfiguration::Simple {
-                ca: tls.ca_pem,
-                alpn: None,
-                client_auth: tls.client_auth,
-            },
-        ));
-    }
+    let options = publisher_options(&config.client_id, &config.host, config.port, config.tls);
     let mut conn = Conn::open(options.clone(), clock.clone());
     let mut cursor = store.sink_cursor("delivery").await.unwrap_or(0);
     stats.cursor.store(cursor, Ordering::Relaxed);

@@ -19,8 +19,11 @@
 //! with the rule engine and keeps the alert events it produces;
 //! [`deliver::Deliverer`] publishes them to the doctors their level reaches, and
 //! [`webhook::WebhookDeliverer`] posts them, signed, to the doctors' webhooks.
+//! [`gaps::GapDetector`] requests the batches missing from a gateway's `batch_seq`
+//! with a `backfill` command when a gap does not fill in time (guarantee 6).
 
 pub mod deliver;
+pub mod gaps;
 pub mod intake;
 pub mod pipeline;
 pub mod rules;

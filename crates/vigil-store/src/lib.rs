@@ -21,8 +21,12 @@
 //!   else is quarantined with its reason, a message a person can act on, the raw
 //!   reading and the gateway.
 //! - Readings keep the original value and unit as received beside the canonical form.
+//! - **Gaps are tracked in the commit**: each new envelope updates its gateway's
+//!   `batch_seq` watermark and missing ranges in the same transaction ([`gaps`]), so
+//!   the gap detector reads the open gaps without scanning the envelopes.
 
 pub mod ecg;
+pub mod gaps;
 mod sqlite;
 
 use chrono::{DateTime, FixedOffset, Utc};
@@ -30,6 +34,7 @@ use vigil_model::vocab::QuarantineReason;
 use vigil_model::{DeviceId, GatewayId, PatientId, ReadingIdentity};
 use vigil_rules::validate::Validated;
 
+pub use gaps::{BatchGap, GapTotals, GatewayGaps, SeqMarks};
 pub use sqlite::SqliteStore;
 
 /// A store error. Callers withhold the MQTT ack and retry; nothing was committed.

@@ -125,6 +125,28 @@ const SCHEMA: &[&str] = &[
         detail  TEXT    NOT NULL,
         at_ms   INTEGER NOT NULL
     )",
+    // Gap detection (wire guarantee 6; crate::gaps): each gateway's batch_seq marks and
+    // lifetime counts, and its missing ranges, kept as envelopes are committed.
+    "CREATE TABLE IF NOT EXISTS gateway_seqs (
+        gateway_id         TEXT    PRIMARY KEY,
+        baseline           INTEGER NOT NULL, -- the first batch_seq seen: nothing below it is requested
+        contiguous_through INTEGER NOT NULL, -- the watermark: committed from the baseline up to here
+        highest            INTEGER NOT NULL, -- the highest batch_seq committed
+        gaps_total         INTEGER NOT NULL DEFAULT 0, -- gaps opened
+        missing_total      INTEGER NOT NULL DEFAULT 0, -- batches found missing
+        recovered_total    INTEGER NOT NULL DEFAULT 0, -- of those, batches that arrived later
+        requests_total     INTEGER NOT NULL DEFAULT 0  -- backfill requests made
+    ) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS batch_gaps (
+        gateway_id      TEXT    NOT NULL,
+        from_seq        INTEGER NOT NULL,
+        to_seq          INTEGER NOT NULL, -- inclusive; a request unit (crate::gaps)
+        first_seen_ms   INTEGER NOT NULL, -- receipt of the envelope that revealed it
+        requests        INTEGER NOT NULL, -- backfill requests made for it
+        last_request_ms INTEGER,
+        next_request_ms INTEGER,          -- requested again from then on if still missing
+        PRIMARY KEY (gateway_id, from_seq)
+    ) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS registry_versions (
         id          INTEGER PRIMARY KEY,
         loaded_ms   INTEGER NOT NULL,
@@ -241,7 +263,7 @@ async fn insert_readings(
 /// The clinical store in one SQLite file.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
 }
 
 impl SqliteStore {
@@ -313,6 +335,8 @@ impl SqliteStore {
         )
         .execute(&pool)
         .await?;
+        // Gap tracking starts at each gateway's highest batch in a store from before it.
+        crate::gaps::start_tracking(&pool).await?;
         Ok(SqliteStore { pool })
     }
 
@@ -387,6 +411,7 @@ impl SqliteStore {
             .bind(out.quarantined)
             .execute(&mut *tx)
             .await?;
+            crate::gaps::track(&mut tx, &env.gateway_id, env.batch_seq, received_ms).await?;
             outcomes.push(out);
         }
         tx.commit().await?;
@@ -1483,11 +1508,11 @@ fn alert_event_record(r: &sqlx::sqlite::SqliteRow) -> Result<AlertEventRecord, E
     })
 }
 
-fn corrupt(what: &str, e: impl std::fmt::Display) -> Error {
+pub(crate) fn corrupt(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Corrupt(format!("{what}: {e}"))
 }
 
-fn millis(ms: i64) -> Result<DateTime<Utc>, Error> {
+pub(crate) fn millis(ms: i64) -> Result<DateTime<Utc>, Error> {
     Utc.timestamp_millis_opt(ms)
         .single()
         .ok_or_else(|| corrupt("timestamp", ms))

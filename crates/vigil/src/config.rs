@@ -59,6 +59,13 @@ max_batch = 64
 # Publishes held (received, not yet acknowledged) at which the ingester stops reading
 # from the broker until commits catch up; the broker keeps the backlog.
 max_pending = 256
+# Gaps in a gateway's batch_seq (wire guarantee 6): a gap still open after
+# gap_timeout_s is requested from the gateway with a backfill command on its cmd
+# topic; still open, it is requested again after gap_timeout_s, then twice that, and
+# so on up to gap_max_backoff_s. The clinical store is looked at every gap_poll_ms.
+gap_timeout_s = 60
+gap_max_backoff_s = 3600
+gap_poll_ms = 1000
 
 [tsdb]
 # The time-series database every committed reading is also written to, through the
@@ -236,6 +243,9 @@ pub struct BrokerConfig {
 pub struct IngestConfig {
     pub max_batch: usize,
     pub max_pending: usize,
+    pub gap_timeout_s: u64,
+    pub gap_max_backoff_s: u64,
+    pub gap_poll_ms: u64,
 }
 
 impl Default for Config {
@@ -273,6 +283,9 @@ impl Default for IngestConfig {
         IngestConfig {
             max_batch: 64,
             max_pending: 256,
+            gap_timeout_s: 60,
+            gap_max_backoff_s: 3600,
+            gap_poll_ms: 1000,
         }
     }
 }
@@ -402,6 +415,26 @@ impl Config {
             p.push(format!(
                 "ingest.max_batch is {}; use 1 to 10000",
                 self.ingest.max_batch
+            ));
+        }
+        let i = &self.ingest;
+        for (key, value, range) in [
+            ("gap_timeout_s", i.gap_timeout_s, 1..=86_400),
+            ("gap_max_backoff_s", i.gap_max_backoff_s, 1..=604_800),
+            ("gap_poll_ms", i.gap_poll_ms, 10..=60_000),
+        ] {
+            if !range.contains(&value) {
+                p.push(format!(
+                    "ingest.{key} is {value}; use {} to {}",
+                    range.start(),
+                    range.end()
+                ));
+            }
+        }
+        if i.gap_max_backoff_s < i.gap_timeout_s {
+            p.push(format!(
+                "ingest.gap_max_backoff_s ({}) must be at least ingest.gap_timeout_s ({})",
+                i.gap_max_backoff_s, i.gap_timeout_s
             ));
         }
         if let Err(e) = self.sink() {
@@ -682,6 +715,24 @@ impl Config {
         if p.is_empty() { Ok(Some(c)) } else { Err(p) }
     }
 
+    /// The gap detector's settings for a broker at `host:port` (checked by
+    /// [`Config::validate`]).
+    pub fn gaps(
+        &self,
+        host: &str,
+        port: u16,
+        tls: Option<vigil_ingest::intake::Tls>,
+    ) -> vigil_ingest::gaps::GapConfig {
+        use std::time::Duration;
+        let mut c = vigil_ingest::gaps::GapConfig::new(host, port);
+        c.client_id = format!("{}-gaps", self.broker.client_id);
+        c.tls = tls;
+        c.gap_timeout = Duration::from_secs(self.ingest.gap_timeout_s);
+        c.max_backoff = Duration::from_secs(self.ingest.gap_max_backoff_s);
+        c.poll = Duration::from_millis(self.ingest.gap_poll_ms);
+        c
+    }
+
     /// The subscription filter.
     pub fn subscription(&self) -> String {
         if self.broker.shared_group.is_empty() {
@@ -732,6 +783,35 @@ mod tests {
         c.ingest.max_batch = 0;
         let p = c.validate().unwrap_err();
         assert_eq!(p.len(), 3, "{p:#?}");
+    }
+
+    #[test]
+    fn gap_detection_settings_are_checked_and_reach_the_detector() {
+        let c = Config::parse(
+            "[broker]\nclient_id = \"ing-1\"\n[ingest]\ngap_timeout_s = 30\ngap_poll_ms = 250\n",
+        )
+        .unwrap();
+        let g = c.gaps("broker.example", 1883, None);
+        assert_eq!(g.gap_timeout, std::time::Duration::from_secs(30));
+        assert_eq!(g.max_backoff, std::time::Duration::from_secs(3600));
+        assert_eq!(g.poll, std::time::Duration::from_millis(250));
+        assert_eq!(g.client_id, "ing-1-gaps");
+        let mut c = Config::default();
+        c.ingest.gap_timeout_s = 0;
+        c.ingest.gap_poll_ms = 5;
+        let p = c.validate().unwrap_err();
+        assert_eq!(p.len(), 2, "{p:#?}");
+        assert!(
+            p[0].contains("ingest.gap_timeout_s is 0; use 1 to 86400"),
+            "{p:#?}"
+        );
+        let mut c = Config::default();
+        c.ingest.gap_timeout_s = 7200;
+        let p = c.validate().unwrap_err();
+        assert!(
+            p[0].contains("must be at least ingest.gap_timeout_s"),
+            "{p:#?}"
+        );
     }
 
     #[test]

@@ -179,6 +179,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         delivery: Some(deliverer.stats.clone()),
         // The simulated doctors have no webhooks.
         webhooks: None,
+        // The simulated gateways lose no batches: no gap detector runs.
+        gaps: None,
         registry: Some(intake.current_registry()),
         clock: clock.clone(),
         institutions: Some(intake.institution_lookup()),

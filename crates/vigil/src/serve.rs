@@ -65,6 +65,7 @@ async fn serve(config: Config, registry: Registry, registry_text: String) -> any
         client_id: format!("{}-delivery", config.broker.client_id),
         tls: tls.clone(),
     };
+    let gap_config = config.gaps(&broker.host, broker.port, tls.clone());
     let mut intake_config = IntakeConfig::new(broker.host, broker.port);
     intake_config.tls = tls;
     intake_config.client_id = config.broker.client_id.clone();
@@ -128,6 +129,9 @@ async fn serve(config: Config, registry: Registry, registry_text: String) -> any
         Arc::new(SystemClock),
     )
     .map_err(anyhow::Error::msg)?;
+    // Gaps in the gateways' batch_seq are requested back (wire guarantee 6).
+    let gaps =
+        vigil_ingest::gaps::GapDetector::start(gap_config, store.clone(), Arc::new(SystemClock));
     let sink = match config.sink().map_err(|p| anyhow::anyhow!(p.join("; ")))? {
         Some(sink_config) => {
             let url = sink_config.url.clone();
@@ -155,6 +159,7 @@ async fn serve(config: Config, registry: Registry, registry_text: String) -> any
         rules: Some(rules.stats.clone()),
         delivery: Some(deliverer.stats.clone()),
         webhooks: Some(webhooks.stats.clone()),
+        gaps: Some(gaps.stats.clone()),
         registry: Some(intake.current_registry()),
         clock: Arc::new(SystemClock),
         institutions: Some(intake.institution_lookup()),
@@ -181,6 +186,7 @@ async fn serve(config: Config, registry: Registry, registry_text: String) -> any
     eprintln!("vigil serve: stopping: committing and acknowledging what was taken");
     intake.shutdown().await;
     rules.shutdown().await;
+    gaps.shutdown().await;
     webhooks.shutdown().await;
     deliverer.shutdown().await;
     // What the sink has not had confirmed is written again after the next start.
