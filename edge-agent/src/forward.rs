@@ -192,7 +192,10 @@ impl Forwarder {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Sent {
     Envelope(u64),
-    /// Republished for a backfill, or the status: nothing to do on its PUBACK.
+    /// Republished for a `backfill`: published again on the next connection if this one
+    /// is lost before its PUBACK.
+    Backfill(u64),
+    /// The status: nothing to do on its PUBACK.
     Other,
 }
 
@@ -314,6 +317,8 @@ async fn run(
     let mut last_compact = std::time::Instant::now();
     // The highest batch_seq ever published by this process (republishes are below).
     let mut ever_sent = 0u64;
+    // Batches asked for by `backfill` and not yet acknowledged, across connections.
+    let mut backfills: VecDeque<u64> = VecDeque::new();
     'connections: loop {
         let mut conn = open(&config, &clock);
         stats.connections.fetch_add(1, Ordering::Relaxed);
@@ -323,7 +328,6 @@ async fn run(
         let mut announced = false;
         let mut announced_depth = 0u64;
         let mut announced_at = std::time::Instant::now();
-        let mut backfills: VecDeque<u64> = VecDeque::new();
         let (client, tracker) = (conn.client.clone(), conn.tracker.clone());
         loop {
             if *stopped.borrow() {
@@ -367,6 +371,9 @@ async fn run(
                 Err(_) => Vec::new(),
             };
             for (_, what) in acked {
+                if let Sent::Backfill(_) = what {
+                    stats.backfilled.fetch_add(1, Ordering::Relaxed);
+                }
                 if let Sent::Envelope(seq) = what {
                     let r = blocking(&store, move |s| s.acked(seq)).await;
                     match r {
@@ -484,12 +491,11 @@ async fn run(
                     match blocking(&store, move |s| s.envelope(seq)).await {
                         Ok(Some(env)) => {
                             if let Ok(mut t) = tracker.lock() {
-                                in_flight.insert(t.reserve(), Sent::Other);
+                                in_flight.insert(t.reserve(), Sent::Backfill(seq));
                             }
                             let _ = client
                                 .publish(&readings_topic, QoS::AtLeastOnce, false, env.payload)
                                 .await;
-                            stats.backfilled.fetch_add(1, Ordering::Relaxed);
                         }
                         _ => {
                             stats.backfill_missing.fetch_add(1, Ordering::Relaxed);
@@ -506,7 +512,19 @@ async fn run(
                 r = stopped.changed() => if r.is_err() { break 'connections },
             }
         }
-        // The connection was lost: what was in flight is published again on the next.
+        // The connection was lost: what was in flight is published again on the next
+        // (envelopes from the outbox; backfills from here, in their order).
+        let mut lost_backfills: Vec<u64> = in_flight
+            .values()
+            .filter_map(|w| match w {
+                Sent::Backfill(seq) => Some(*seq),
+                _ => None,
+            })
+            .collect();
+        lost_backfills.sort_unstable();
+        for seq in lost_backfills.into_iter().rev() {
+            backfills.push_front(seq);
+        }
         let mut s = stopped.clone();
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}

@@ -356,15 +356,16 @@ fn run_simulate(args: SimulateArgs) -> ExitCode {
             |done, pending| {
                 eprintln!("vigil-edge simulate: {done}/{target} readings handed to the outboxes, {pending} not yet acknowledged by the broker");
             },
+            |summary| {
+                // The summary as soon as every outbox is empty (also with --stay).
+                println!("{}", serde_json::to_string(summary).unwrap_or_default());
+            },
             stop,
         )
         .await
     });
     match result {
-        Ok(summary) => {
-            println!("{}", serde_json::to_string(&summary).unwrap_or_default());
-            ExitCode::SUCCESS
-        }
+        Ok(_) => ExitCode::SUCCESS,
         Err(e) => fail(e),
     }
 }

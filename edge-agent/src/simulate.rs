@@ -130,11 +130,13 @@ pub fn start_of(options: &SimulateOptions, now: DateTime<Utc>) -> Result<DateTim
 }
 
 /// Runs the fleet until `options.readings` readings are handed over and every outbox
-/// has drained; `progress` is called about once a second.
+/// has drained (then calls `drained`, and with `options.stay` waits for `stop`);
+/// `progress` is called about once a second.
 pub async fn run(
     options: SimulateOptions,
     clock: Arc<dyn Clock>,
     mut progress: impl FnMut(u64, u64),
+    drained: impl FnOnce(&Summary),
     stop: impl Future<Output = ()>,
 ) -> Result<Summary, String> {
     std::fs::create_dir_all(&options.state_dir)
@@ -228,19 +230,20 @@ pub async fn run(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let gateways = forwarders.len();
+    let summary = Summary {
+        readings: generated,
+        gateways: forwarders.len(),
+        via_gatt,
+        pending: 0,
+    };
+    drained(&summary);
     if options.stay {
         stop.await;
     }
     for (_, f) in forwarders {
         f.shutdown().await;
     }
-    Ok(Summary {
-        readings: generated,
-        gateways,
-        via_gatt,
-        pending: 0,
-    })
+    Ok(summary)
 }
 
 async fn pending(forwarders: &HashMap<GatewayId, Forwarder>) -> u64 {

@@ -206,13 +206,18 @@ async fn every_reading_arrives_through_a_broker_outage_and_a_crash_without_a_gap
         let seen = seen.lock().unwrap();
         assert!((1..=3).all(|b| seen[&b].iter().all(|c| c == &seen[&b][0])));
     }
-    assert_eq!(
-        forwarder
-            .stats
-            .backfilled
-            .load(std::sync::atomic::Ordering::Relaxed),
-        3
-    );
+    eventually(
+        "the backfills acknowledged",
+        Duration::from_secs(10),
+        || {
+            forwarder
+                .stats
+                .backfilled
+                .load(std::sync::atomic::Ordering::Relaxed)
+                == 3
+        },
+    )
+    .await;
     // The retained status: online, with the outbox empty.
     eventually("an online status", Duration::from_secs(10), || {
         statuses.lock().unwrap().iter().any(|s| {

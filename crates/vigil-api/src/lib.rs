@@ -169,6 +169,11 @@ async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
         st.readings_duplicate.load(Ordering::Relaxed),
     );
     counter(
+        "vigil_readings_redelivered_total",
+        "Readings of envelopes delivered again after their commit (each was already stored, quarantined or counted a duplicate).",
+        st.readings_redelivered.load(Ordering::Relaxed),
+    );
+    counter(
         "vigil_mqtt_publishes_acked_total",
         "MQTT publishes acknowledged after their commit.",
         st.publishes_acked.load(Ordering::Relaxed),

@@ -113,6 +113,8 @@ pub struct IntakeStats {
     pub readings_stored: AtomicU64,
     pub readings_quarantined: AtomicU64,
     pub readings_duplicate: AtomicU64,
+    /// Readings of envelopes delivered again after their commit (already accounted).
+    pub readings_redelivered: AtomicU64,
     pub payloads_rejected: AtomicU64,
     pub commits: AtomicU64,
     pub store_errors: AtomicU64,
@@ -609,6 +611,9 @@ async fn work<S: ClinicalStore>(
             stats
                 .readings_duplicate
                 .fetch_add(u64::from(o.duplicates), Ordering::Relaxed);
+            stats
+                .readings_redelivered
+                .fetch_add(u64::from(o.redelivered), Ordering::Relaxed);
         }
         // Room in the window first, then the acks, then a wake-up (QoS 0 publishes
         // have no ack to wake the poller with).

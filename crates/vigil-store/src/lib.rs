@@ -93,6 +93,9 @@ pub struct Outcome {
     pub stored: u32,
     pub duplicates: u32,
     pub quarantined: u32,
+    /// Of a redelivered envelope: its readings, each already stored, quarantined or
+    /// counted a duplicate at its first delivery.
+    pub redelivered: u32,
 }
 
 /// Running totals, for accounting (stored + quarantined + duplicates = received).

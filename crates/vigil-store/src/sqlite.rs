@@ -356,6 +356,7 @@ impl SqliteStore {
             if seen.is_some() {
                 outcomes.push(Outcome {
                     already_committed: true,
+                    redelivered: u32::try_from(env.items.len()).unwrap_or(u32::MAX),
                     ..Outcome::default()
                 });
                 continue;

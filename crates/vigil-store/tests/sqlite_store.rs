@@ -84,7 +84,8 @@ async fn valid_readings_are_stored_and_invalid_ones_quarantined_with_a_reason() 
             already_committed: false,
             stored: 2,
             duplicates: 0,
-            quarantined: 1
+            quarantined: 1,
+            redelivered: 0,
         }]
     );
 
@@ -130,6 +131,7 @@ async fn a_redelivered_envelope_changes_nothing_and_is_not_counted_twice() {
         again,
         [Outcome {
             already_committed: true,
+            redelivered: 2,
             ..Outcome::default()
         }]
     );
@@ -161,7 +163,8 @@ async fn the_same_reading_in_another_envelope_is_a_duplicate() {
             already_committed: false,
             stored: 1,
             duplicates: 1,
-            quarantined: 0
+            quarantined: 0,
+            redelivered: 0,
         }
     );
     assert_eq!(
@@ -284,7 +287,8 @@ async fn the_same_reading_twice_in_one_envelope_is_stored_once() {
             already_committed: false,
             stored: 2,
             duplicates: 1,
-            quarantined: 0
+            quarantined: 0,
+            redelivered: 0,
         }
     );
 }
