@@ -46,6 +46,12 @@ pub mod uuid {
     pub const GLUCOSE_CONTEXT: u16 = 0x2A34;
     pub const RACP: u16 = 0x2A52;
     pub const CURRENT_TIME: u16 = 0x2A2B;
+    pub const BLOOD_PRESSURE_MEASUREMENT: u16 = 0x2A35;
+    pub const HEART_RATE_MEASUREMENT: u16 = 0x2A37;
+    pub const PLX_SPOT_CHECK: u16 = 0x2A5E;
+    pub const PLX_CONTINUOUS: u16 = 0x2A5F;
+    pub const TEMPERATURE_MEASUREMENT: u16 = 0x2A1C;
+    pub const WEIGHT_MEASUREMENT: u16 = 0x2A9D;
 }
 
 /// A clock difference below this is not corrected: it is below what a home
@@ -146,16 +152,7 @@ pub async fn glucose_session<L: Link>(
 ) -> Result<GlucoseOutcome, LinkError> {
     let mut out = GlucoseOutcome::default();
     let gateway_local = now.with_timezone(&zone).naive_local();
-    if link.has_characteristic(uuid::CURRENT_TIME) {
-        let raw = link.read(uuid::CURRENT_TIME).await?;
-        let ct = CurrentTime::decode(&raw).map_err(|e| LinkError::Garbled(e.to_string()))?;
-        if let Some(device) = ct.to_naive() {
-            out.clock = Some(ClockCheck {
-                device,
-                gateway: gateway_local,
-            });
-        }
-    }
+    out.clock = clock_check(link, gateway_local).await?;
     for ch in [uuid::GLUCOSE_MEASUREMENT, uuid::GLUCOSE_CONTEXT, uuid::RACP] {
         if ch == uuid::GLUCOSE_CONTEXT && !link.has_characteristic(ch) {
             continue;
@@ -211,14 +208,150 @@ pub async fn glucose_session<L: Link>(
         (Some(seen), Some(known)) => Some(seen.max(known)),
         (seen, known) => seen.or(known),
     };
-    // Set the device's clock when it was off, where the device allows it.
-    if let Some(c) = out.clock
-        && c.correction() != TimeDelta::zero()
-        && let Some(ct) = CurrentTime::at(gateway_local, EXTERNAL_REFERENCE_UPDATE)
-    {
-        out.clock_set = link.write(uuid::CURRENT_TIME, &ct.encode()).await.is_ok();
-    }
+    out.clock_set = set_clock(link, out.clock, gateway_local).await;
     Ok(out)
+}
+
+/// The device's clock against the gateway's, when it offers Current Time.
+async fn clock_check<L: Link>(
+    link: &mut L,
+    gateway_local: NaiveDateTime,
+) -> Result<Option<ClockCheck>, LinkError> {
+    if !link.has_characteristic(uuid::CURRENT_TIME) {
+        return Ok(None);
+    }
+    let raw = link.read(uuid::CURRENT_TIME).await?;
+    let ct = CurrentTime::decode(&raw).map_err(|e| LinkError::Garbled(e.to_string()))?;
+    Ok(ct.to_naive().map(|device| ClockCheck {
+        device,
+        gateway: gateway_local,
+    }))
+}
+
+/// Sets the device's clock to the gateway's when it was off and the device allows it;
+/// returns whether it was set.
+async fn set_clock<L: Link>(
+    link: &mut L,
+    clock: Option<ClockCheck>,
+    gateway_local: NaiveDateTime,
+) -> bool {
+    match clock {
+        Some(c) if c.correction() != TimeDelta::zero() => {
+            match CurrentTime::at(gateway_local, EXTERNAL_REFERENCE_UPDATE) {
+                Some(ct) => link.write(uuid::CURRENT_TIME, &ct.encode()).await.is_ok(),
+                None => false,
+            }
+        }
+        _ => false,
+    }
+}
+
+/// The measurement characteristics a device may send without being asked (a cuff's
+/// stored and new results, an oximeter, a thermometer, a scale, a heart-rate strap).
+pub const MEASUREMENTS: [u16; 6] = [
+    uuid::BLOOD_PRESSURE_MEASUREMENT,
+    uuid::HEART_RATE_MEASUREMENT,
+    uuid::PLX_SPOT_CHECK,
+    uuid::PLX_CONTINUOUS,
+    uuid::TEMPERATURE_MEASUREMENT,
+    uuid::WEIGHT_MEASUREMENT,
+];
+
+/// What a measurement session brought.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MeasurementOutcome {
+    pub readings: Vec<Reading>,
+    /// Values not sent, with why.
+    pub rejected: Vec<String>,
+    pub clock: Option<ClockCheck>,
+    pub clock_set: bool,
+}
+
+/// A session with a device that sends its measurements as notifications or
+/// indications: checks its clock, subscribes to every measurement characteristic it
+/// has, and takes what arrives until it has been quiet for `idle` (or disconnects, as
+/// cuffs do once they have sent their memory). Each value is decoded and mapped; a
+/// timestamped one keeps its raw clock in `device_time` and is corrected by the clock
+/// difference, one without a timestamp takes the gateway's time of receipt.
+pub async fn measurement_session<L: Link>(
+    link: &mut L,
+    device_id: &DeviceId,
+    idle: Duration,
+    now: impl Fn() -> DateTime<Utc>,
+    zone: FixedOffset,
+) -> Result<MeasurementOutcome, LinkError> {
+    let mut out = MeasurementOutcome::default();
+    let gateway_local = now().with_timezone(&zone).naive_local();
+    out.clock = clock_check(link, gateway_local).await?;
+    let correction = out.clock.map_or(TimeDelta::zero(), |c| c.correction());
+    let mut subscribed = 0;
+    for ch in MEASUREMENTS {
+        if link.has_characteristic(ch) {
+            link.subscribe(ch).await?;
+            subscribed += 1;
+        }
+    }
+    if subscribed == 0 {
+        return Err(LinkError::NotSupported(uuid::BLOOD_PRESSURE_MEASUREMENT));
+    }
+    loop {
+        let (ch, value) = match link.notification(idle).await {
+            Ok(n) => n,
+            Err(LinkError::Timeout(_) | LinkError::Disconnected) => break,
+            Err(e) => return Err(e),
+        };
+        let received = now().with_timezone(&zone);
+        match measurement_reading(ch, &value, device_id, received) {
+            Some(Ok(mut r)) => {
+                if let Some(t) = r.device_time
+                    && let Some(corrected) = (t + correction).and_local_timezone(zone).single()
+                {
+                    r.time = corrected;
+                }
+                out.readings.push(r);
+            }
+            Some(Err(e)) => out.rejected.push(e),
+            None => {}
+        }
+    }
+    out.clock_set = set_clock(link, out.clock, gateway_local).await;
+    Ok(out)
+}
+
+/// One measurement value as a reading at `time` (`None`: not a measurement).
+fn measurement_reading(
+    ch: u16,
+    value: &[u8],
+    device_id: &DeviceId,
+    time: DateTime<FixedOffset>,
+) -> Option<Result<Reading, String>> {
+    use vigil_gatt::bpm::BloodPressureMeasurement;
+    use vigil_gatt::hrm::HeartRateMeasurement;
+    use vigil_gatt::plx::{PlxContinuous, PlxSpotCheck};
+    use vigil_gatt::temperature::TemperatureMeasurement;
+    use vigil_gatt::weight::WeightMeasurement;
+    let ctx = ReadingContext::new(device_id.clone(), time);
+    let r = match ch {
+        uuid::BLOOD_PRESSURE_MEASUREMENT => BloodPressureMeasurement::decode(value)
+            .and_then(|m| to_reading::blood_pressure(&m, &ctx)),
+        uuid::HEART_RATE_MEASUREMENT => {
+            HeartRateMeasurement::decode(value).and_then(|m| to_reading::heart_rate(&m, &ctx))
+        }
+        uuid::PLX_SPOT_CHECK => {
+            PlxSpotCheck::decode(value).and_then(|m| to_reading::plx_spot_check(&m, &ctx))
+        }
+        uuid::PLX_CONTINUOUS => {
+            PlxContinuous::decode(value).and_then(|m| to_reading::plx_continuous(&m, &ctx))
+        }
+        uuid::TEMPERATURE_MEASUREMENT => {
+            TemperatureMeasurement::decode(value).and_then(|m| to_reading::temperature(&m, &ctx))
+        }
+        uuid::WEIGHT_MEASUREMENT => {
+            WeightMeasurement::decode(value).and_then(|m| to_reading::weight(&m, &ctx))
+        }
+        _ => return None,
+    };
+    Some(r.map_err(|e| e.to_string()))
 }
 
 type Records = BTreeMap<u16, (GlucoseMeasurement, Option<GlucoseContext>)>;

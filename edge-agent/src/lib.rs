@@ -5,8 +5,10 @@
 
 #[cfg(feature = "bluetooth")]
 pub mod ble;
+pub mod config;
 pub mod device;
 pub mod forward;
+pub mod run;
 pub mod sim;
 pub mod simulate;
 pub mod store;

@@ -44,6 +44,22 @@ enum Command {
     /// again is deduplicated by the platform. `--print-registry` prints the registry the
     /// platform needs for this fleet.
     Simulate(SimulateArgs),
+    /// Run the gateway: read the allowed Bluetooth devices and forward their readings.
+    ///
+    /// Every reading goes into the durable outbox under state_dir before anything else,
+    /// and leaves it only when the broker has acknowledged the envelope that carried it;
+    /// the retained status says online/offline. Settings: a TOML file (see
+    /// `vigil-edge print-default-config`) and VIGIL_EDGE_* variables; every problem is
+    /// reported at once. Stops cleanly on Ctrl-C or SIGTERM. Without the `bluetooth`
+    /// feature (or an adapter) it still forwards what the outbox holds, and says why no
+    /// device is read.
+    Run {
+        /// The configuration file (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: std::path::PathBuf,
+    },
+    /// Print the documented default configuration of `vigil-edge run`.
+    PrintDefaultConfig,
     /// List the Bluetooth health devices in range, for the person installing the gateway.
     ///
     /// Scans for the given seconds and prints each device advertising a health service
@@ -202,6 +218,11 @@ fn main() -> ExitCode {
             compact,
         } => run_decode(direction, &characteristic, &hex.join(" "), compact),
         Command::Simulate(args) => run_simulate(args),
+        Command::Run { config } => run_gateway(&config),
+        Command::PrintDefaultConfig => {
+            print!("{}", vigil_edge::config::DEFAULT_CONFIG);
+            ExitCode::SUCCESS
+        }
         Command::Scan { seconds, json } => run_scan(seconds, json),
     }
 }
@@ -260,6 +281,77 @@ fn run_scan(seconds: u64, json: bool) -> ExitCode {
             eprintln!("vigil-edge scan: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+fn run_gateway(path: &std::path::Path) -> ExitCode {
+    use std::sync::Arc;
+    let report = |problems: Vec<String>| {
+        eprintln!(
+            "vigil-edge: {} has {} problem(s):",
+            path.display(),
+            problems.len()
+        );
+        for p in problems {
+            eprintln!("  - {p}");
+        }
+        ExitCode::from(2)
+    };
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => return report(vec![format!("cannot read it: {e}")]),
+    };
+    let mut config = match vigil_edge::config::EdgeConfig::parse(&text) {
+        Ok(c) => c,
+        Err(p) => return report(p),
+    };
+    if let Err(p) = config.apply_env(std::env::vars()) {
+        return report(p);
+    }
+    let checked = match config.check() {
+        Ok(c) => c,
+        Err(p) => return report(p),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return report(vec![format!("cannot start the runtime: {e}")]),
+    };
+    let result = runtime.block_on(vigil_edge::run::run(
+        checked,
+        config.state_dir.clone(),
+        (
+            config.batch_size,
+            std::time::Duration::from_millis(config.linger_ms),
+        ),
+        Arc::new(vigil_model::clock::SystemClock),
+        shutdown_signal(),
+    ));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vigil-edge: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        } => {}
     }
 }
 
@@ -342,12 +434,7 @@ fn run_simulate(args: SimulateArgs) -> ExitCode {
     let target = options.readings;
     let result = runtime.block_on(async {
         let stop = async {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-            }
+            shutdown_signal().await;
             eprintln!("vigil-edge simulate: stopping");
         };
         vigil_edge::simulate::run(

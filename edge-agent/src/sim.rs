@@ -233,3 +233,116 @@ impl Link for SimGlucometer {
         }
     }
 }
+
+/// A simulated blood-pressure cuff: keeps its results in memory and indicates them all
+/// (Blood Pressure Measurement 0x2A35, timestamped by its own clock) once the gateway
+/// subscribes, as cuffs do at each connection; offers Current Time like the meter.
+#[derive(Debug)]
+pub struct SimCuff {
+    pub address: String,
+    pub clock_offset: TimeDelta,
+    pub current_time: bool,
+    results: Vec<vigil_gatt::bpm::BloodPressureMeasurement>,
+    zone: FixedOffset,
+    clock: Arc<dyn Clock>,
+    queue: VecDeque<(u16, Vec<u8>)>,
+}
+
+impl SimCuff {
+    pub fn new(address: &str, zone: FixedOffset, clock: Arc<dyn Clock>) -> SimCuff {
+        SimCuff {
+            address: address.to_owned(),
+            clock_offset: TimeDelta::zero(),
+            current_time: true,
+            results: Vec::new(),
+            zone,
+            clock,
+            queue: VecDeque::new(),
+        }
+    }
+
+    /// A measurement at true time `at`, stamped by the cuff's clock.
+    pub fn measure(&mut self, at: DateTime<Utc>, systolic: i32, diastolic: i32, pulse: i32) {
+        use vigil_gatt::bpm::{BloodPressureMeasurement, BpOptional, PressureUnit};
+        use vigil_gatt::ieee11073::Kind;
+        let stamp = (at + self.clock_offset)
+            .with_timezone(&self.zone)
+            .naive_local();
+        let n = |v: i32| SFloat::number(v, 0);
+        if let (Some(s), Some(d), Some(p), Some(map)) = (
+            n(systolic),
+            n(diastolic),
+            n(pulse),
+            SFloat::special(Kind::NaN),
+        ) {
+            self.results.push(BloodPressureMeasurement {
+                unit: PressureUnit::MmHg,
+                systolic: s,
+                diastolic: d,
+                mean_arterial_pressure: map,
+                optional: BpOptional {
+                    timestamp: GattDateTime::from_naive(stamp),
+                    pulse_rate: Some(p),
+                    user_id: None,
+                    measurement_status: None,
+                },
+            });
+        }
+    }
+
+    fn device_now(&self) -> chrono::NaiveDateTime {
+        (self.clock.now() + self.clock_offset)
+            .with_timezone(&self.zone)
+            .naive_local()
+    }
+}
+
+impl Link for SimCuff {
+    fn address(&self) -> String {
+        self.address.clone()
+    }
+
+    fn has_characteristic(&self, characteristic: u16) -> bool {
+        characteristic == uuid::BLOOD_PRESSURE_MEASUREMENT
+            || (characteristic == uuid::CURRENT_TIME && self.current_time)
+    }
+
+    async fn read(&mut self, characteristic: u16) -> Result<Vec<u8>, LinkError> {
+        match characteristic {
+            uuid::CURRENT_TIME if self.current_time => CurrentTime::at(self.device_now(), 0)
+                .map(|ct| ct.encode())
+                .ok_or_else(|| LinkError::Refused("the clock is out of range".into())),
+            other => Err(LinkError::NotSupported(other)),
+        }
+    }
+
+    async fn write(&mut self, characteristic: u16, value: &[u8]) -> Result<(), LinkError> {
+        match characteristic {
+            uuid::CURRENT_TIME if self.current_time => {
+                let set = CurrentTime::decode(value)
+                    .ok()
+                    .and_then(|ct| ct.to_naive())
+                    .ok_or_else(|| LinkError::Refused("not a possible time".into()))?;
+                self.clock_offset += set - self.device_now();
+                Ok(())
+            }
+            other => Err(LinkError::NotSupported(other)),
+        }
+    }
+
+    async fn subscribe(&mut self, characteristic: u16) -> Result<(), LinkError> {
+        if characteristic != uuid::BLOOD_PRESSURE_MEASUREMENT {
+            return Err(LinkError::NotSupported(characteristic));
+        }
+        // The whole memory, then the cuff goes quiet (and would disconnect).
+        for r in &self.results {
+            self.queue
+                .push_back((uuid::BLOOD_PRESSURE_MEASUREMENT, r.encode()));
+        }
+        Ok(())
+    }
+
+    async fn notification(&mut self, timeout: Duration) -> Result<(u16, Vec<u8>), LinkError> {
+        self.queue.pop_front().ok_or(LinkError::Timeout(timeout))
+    }
+}

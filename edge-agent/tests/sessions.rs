@@ -197,3 +197,39 @@ async fn readings_reach_the_outbox_before_the_last_sequence_number_is_remembered
     let e = DeviceMemory::load(&dir.path().join("devices.json")).unwrap_err();
     assert!(e.contains("devices.json"), "{e}");
 }
+
+#[tokio::test]
+async fn a_cuff_sends_its_memory_and_its_results_are_timed_by_the_corrected_clock() {
+    use vigil_edge::device::measurement_session;
+    use vigil_edge::sim::SimCuff;
+    let clock = Arc::new(ManualClock::new(t0()));
+    let mut cuff = SimCuff::new("C4:7C:8D:6A:00:09", CHINA, clock.clone());
+    // Its clock reset to 2000-01-01 when the batteries were changed.
+    let offset = "2000-01-01T00:00:00Z".parse::<DateTime<Utc>>().unwrap() - t0();
+    cuff.clock_offset = offset;
+    let times = [t0() - TimeDelta::hours(30), t0() - TimeDelta::hours(6)];
+    cuff.measure(times[0], 152, 96, 70);
+    cuff.measure(times[1], 138, 88, 66);
+    let c = clock.clone();
+    let out = measurement_session(
+        &mut cuff,
+        &"bpm-omron-3f9a21".parse().unwrap(),
+        std::time::Duration::from_millis(10),
+        move || c.now(),
+        CHINA,
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.readings.len(), 2);
+    for (r, t) in out.readings.iter().zip(times) {
+        assert_eq!(r.time, t.with_timezone(&CHINA));
+        // The raw clock as the cuff gave it: around 2000-01-01.
+        let raw = (t + offset).with_timezone(&CHINA).naive_local();
+        assert_eq!(r.device_time, Some(raw));
+        let Measurement::Bp(bp) = &r.measurement else {
+            panic!("{r:?}")
+        };
+        assert!(bp.systolic > 130.0 && bp.pulse.is_some());
+    }
+    assert!(out.clock_set);
+}
