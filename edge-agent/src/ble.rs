@@ -109,8 +109,8 @@ type Notifications = Pin<Box<dyn Stream<Item = ValueNotification> + Send>>;
 /// A GATT connection to one device.
 pub struct BleLink {
     peripheral: Peripheral,
-    /// Its characteristics with 16-bit SIG UUIDs.
-    characteristics: HashMap<u16, Characteristic>,
+    /// Its characteristics, by UUID.
+    characteristics: HashMap<u128, Characteristic>,
     notifications: Notifications,
 }
 
@@ -120,12 +120,6 @@ impl std::fmt::Debug for BleLink {
             .field("address", &self.peripheral.address())
             .finish_non_exhaustive()
     }
-}
-
-/// The 16-bit form of a SIG UUID (one on the Bluetooth base UUID).
-fn short(uuid: &uuid::Uuid) -> Option<u16> {
-    let short = u16::try_from(uuid.as_u128() >> 96).ok()?;
-    (uuid_from_u16(short) == *uuid).then_some(short)
 }
 
 impl BleLink {
@@ -143,7 +137,7 @@ impl BleLink {
         let characteristics = peripheral
             .characteristics()
             .into_iter()
-            .filter_map(|c| short(&c.uuid).map(|s| (s, c)))
+            .map(|c| (c.uuid.as_u128(), c))
             .collect();
         let notifications = peripheral.notifications().await.map_err(refused)?;
         Ok(BleLink {
@@ -153,7 +147,7 @@ impl BleLink {
         })
     }
 
-    fn characteristic(&self, ch: u16) -> Result<&Characteristic, LinkError> {
+    fn characteristic(&self, ch: u128) -> Result<&Characteristic, LinkError> {
         self.characteristics
             .get(&ch)
             .ok_or(LinkError::NotSupported(ch))
@@ -165,11 +159,11 @@ impl Link for BleLink {
         self.peripheral.address().to_string()
     }
 
-    fn has_characteristic(&self, characteristic: u16) -> bool {
+    fn has_characteristic(&self, characteristic: u128) -> bool {
         self.characteristics.contains_key(&characteristic)
     }
 
-    async fn read(&mut self, characteristic: u16) -> Result<Vec<u8>, LinkError> {
+    async fn read(&mut self, characteristic: u128) -> Result<Vec<u8>, LinkError> {
         let c = self.characteristic(characteristic)?.clone();
         self.peripheral
             .read(&c)
@@ -177,7 +171,7 @@ impl Link for BleLink {
             .map_err(|e| LinkError::Refused(e.to_string()))
     }
 
-    async fn write(&mut self, characteristic: u16, value: &[u8]) -> Result<(), LinkError> {
+    async fn write(&mut self, characteristic: u128, value: &[u8]) -> Result<(), LinkError> {
         let c = self.characteristic(characteristic)?.clone();
         self.peripheral
             .write(&c, value, WriteType::WithResponse)
@@ -185,7 +179,7 @@ impl Link for BleLink {
             .map_err(|e| LinkError::Refused(e.to_string()))
     }
 
-    async fn subscribe(&mut self, characteristic: u16) -> Result<(), LinkError> {
+    async fn subscribe(&mut self, characteristic: u128) -> Result<(), LinkError> {
         let c = self.characteristic(characteristic)?.clone();
         self.peripheral
             .subscribe(&c)
@@ -193,17 +187,15 @@ impl Link for BleLink {
             .map_err(|e| LinkError::Refused(e.to_string()))
     }
 
-    async fn notification(&mut self, timeout: Duration) -> Result<(u16, Vec<u8>), LinkError> {
-        loop {
-            match tokio::time::timeout(timeout, self.notifications.next()).await {
-                Err(_) => return Err(LinkError::Timeout(timeout)),
-                Ok(None) => return Err(LinkError::Disconnected),
-                Ok(Some(n)) => {
-                    if let Some(s) = short(&n.uuid) {
-                        return Ok((s, n.value));
-                    }
-                }
-            }
+    async fn notification(&mut self, timeout: Duration) -> Result<(u128, Vec<u8>), LinkError> {
+        match tokio::time::timeout(timeout, self.notifications.next()).await {
+            Err(_) => Err(LinkError::Timeout(timeout)),
+            Ok(None) => Err(LinkError::Disconnected),
+            Ok(Some(n)) => Ok((n.uuid.as_u128(), n.value)),
         }
+    }
+
+    fn mtu(&self) -> u16 {
+        self.peripheral.mtu()
     }
 }

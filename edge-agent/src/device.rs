@@ -38,20 +38,35 @@ use vigil_gatt::racp::{self, Message, Request, RequestOpcode, Response, operator
 use vigil_gatt::to_reading::{self, ReadingContext};
 use vigil_model::{DeviceId, Reading};
 
-/// 16-bit SIG UUIDs the sessions use.
+/// The characteristic UUIDs the sessions use, as 128-bit numbers.
 pub mod uuid {
-    pub const GLUCOSE_SERVICE: u16 = 0x1808;
-    pub const CURRENT_TIME_SERVICE: u16 = 0x1805;
-    pub const GLUCOSE_MEASUREMENT: u16 = 0x2A18;
-    pub const GLUCOSE_CONTEXT: u16 = 0x2A34;
-    pub const RACP: u16 = 0x2A52;
-    pub const CURRENT_TIME: u16 = 0x2A2B;
-    pub const BLOOD_PRESSURE_MEASUREMENT: u16 = 0x2A35;
-    pub const HEART_RATE_MEASUREMENT: u16 = 0x2A37;
-    pub const PLX_SPOT_CHECK: u16 = 0x2A5E;
-    pub const PLX_CONTINUOUS: u16 = 0x2A5F;
-    pub const TEMPERATURE_MEASUREMENT: u16 = 0x2A1C;
-    pub const WEIGHT_MEASUREMENT: u16 = 0x2A9D;
+    /// A 16-bit SIG UUID on the Bluetooth base UUID (0000xxxx-0000-1000-8000-00805F9B34FB).
+    pub const fn sig(short: u16) -> u128 {
+        ((short as u128) << 96) | 0x0000_1000_8000_0080_5F9B_34FB
+    }
+    pub const GLUCOSE_MEASUREMENT: u128 = sig(0x2A18);
+    pub const GLUCOSE_CONTEXT: u128 = sig(0x2A34);
+    pub const RACP: u128 = sig(0x2A52);
+    pub const CURRENT_TIME: u128 = sig(0x2A2B);
+    pub const BLOOD_PRESSURE_MEASUREMENT: u128 = sig(0x2A35);
+    pub const HEART_RATE_MEASUREMENT: u128 = sig(0x2A37);
+    pub const PLX_SPOT_CHECK: u128 = sig(0x2A5E);
+    pub const PLX_CONTINUOUS: u128 = sig(0x2A5F);
+    pub const TEMPERATURE_MEASUREMENT: u128 = sig(0x2A1C);
+    pub const WEIGHT_MEASUREMENT: u128 = sig(0x2A9D);
+    /// Polar PMD control point and data (vendor UUIDs).
+    pub const PMD_CONTROL_POINT: u128 = 0xFB00_5C81_02E7_F387_1CAD_8ACD_2D8D_F0C8;
+    pub const PMD_DATA: u128 = 0xFB00_5C82_02E7_F387_1CAD_8ACD_2D8D_F0C8;
+
+    /// How a UUID is shown in messages: `0x2A18` for a SIG one, in full otherwise.
+    pub fn show(uuid: u128) -> String {
+        let short = (uuid >> 96) as u16;
+        if sig(short) == uuid {
+            format!("0x{short:04X}")
+        } else {
+            format!("{uuid:032X}")
+        }
+    }
 }
 
 /// A clock difference below this is not corrected: it is below what a home
@@ -68,8 +83,8 @@ pub enum LinkError {
     Disconnected,
     #[error("the device did not answer within {0:?}")]
     Timeout(Duration),
-    #[error("the device does not offer characteristic 0x{0:04X}")]
-    NotSupported(u16),
+    #[error("the device does not offer characteristic {}", uuid::show(*.0))]
+    NotSupported(u128),
     #[error("the device refused: {0}")]
     Refused(String),
     #[error("the device sent what cannot be decoded: {0}")]
@@ -80,27 +95,29 @@ pub enum LinkError {
 pub trait Link: Send {
     /// The device's Bluetooth address (or the simulator's name for it).
     fn address(&self) -> String;
-    fn has_characteristic(&self, characteristic: u16) -> bool;
+    fn has_characteristic(&self, characteristic: u128) -> bool;
     fn read(
         &mut self,
-        characteristic: u16,
+        characteristic: u128,
     ) -> impl Future<Output = Result<Vec<u8>, LinkError>> + Send;
     /// A write with response.
     fn write(
         &mut self,
-        characteristic: u16,
+        characteristic: u128,
         value: &[u8],
     ) -> impl Future<Output = Result<(), LinkError>> + Send;
     /// Enables notifications or indications.
     fn subscribe(
         &mut self,
-        characteristic: u16,
+        characteristic: u128,
     ) -> impl Future<Output = Result<(), LinkError>> + Send;
     /// The next notification or indication: (characteristic, value).
     fn notification(
         &mut self,
         timeout: Duration,
-    ) -> impl Future<Output = Result<(u16, Vec<u8>), LinkError>> + Send;
+    ) -> impl Future<Output = Result<(u128, Vec<u8>), LinkError>> + Send;
+    /// The ATT MTU agreed for the connection.
+    fn mtu(&self) -> u16;
 }
 
 /// The device's clock against the gateway's, at one connection.
@@ -248,7 +265,7 @@ async fn set_clock<L: Link>(
 
 /// The measurement characteristics a device may send without being asked (a cuff's
 /// stored and new results, an oximeter, a thermometer, a scale, a heart-rate strap).
-pub const MEASUREMENTS: [u16; 6] = [
+pub const MEASUREMENTS: [u128; 6] = [
     uuid::BLOOD_PRESSURE_MEASUREMENT,
     uuid::HEART_RATE_MEASUREMENT,
     uuid::PLX_SPOT_CHECK,
@@ -320,7 +337,7 @@ pub async fn measurement_session<L: Link>(
 
 /// One measurement value as a reading at `time` (`None`: not a measurement).
 fn measurement_reading(
-    ch: u16,
+    ch: u128,
     value: &[u8],
     device_id: &DeviceId,
     time: DateTime<FixedOffset>,
@@ -457,4 +474,152 @@ impl DeviceMemory {
         };
         write().map_err(|e| format!("{}: {e}", self.path.display()))
     }
+}
+
+/// The ATT MTU a Polar ECG stream needs: a frame of 73 samples is 10 + 73 × 3 bytes,
+/// plus 3 of ATT header.
+pub const PMD_MIN_MTU: u16 = 232;
+
+/// What an ECG session brought.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EcgOutcome {
+    /// One `ecg_waveform` reading per data frame.
+    pub readings: Vec<Reading>,
+    pub sample_rate_hz: u16,
+    /// Added to the device's frame times (its clock was off by a minute or more, as an
+    /// H10 whose clock was never set, which counts from 2019-01-01).
+    pub correction: Option<TimeDelta>,
+    pub samples: usize,
+}
+
+/// Streams ECG from a Polar device through its PMD service for `seconds` of signal
+/// (by the frames' own times): checks the MTU, asks the ECG settings, starts the
+/// stream at the device's sample rate, turns each data frame into an `ecg_waveform`
+/// reading (timed at its first sample, corrected when the device clock is off; the
+/// raw time kept in `device_time`), then stops the stream.
+pub async fn ecg_session<L: Link>(
+    link: &mut L,
+    device_id: &DeviceId,
+    seconds: f64,
+    now: impl Fn() -> DateTime<Utc>,
+    zone: FixedOffset,
+) -> Result<EcgOutcome, LinkError> {
+    use vigil_gatt::pmd::{
+        Command as Pmd, ControlPoint, DataFrame, MEASUREMENT_TYPE_ECG, Setting, Settings,
+    };
+    for ch in [uuid::PMD_CONTROL_POINT, uuid::PMD_DATA] {
+        if !link.has_characteristic(ch) {
+            return Err(LinkError::NotSupported(ch));
+        }
+    }
+    if link.mtu() < PMD_MIN_MTU {
+        return Err(LinkError::Refused(format!(
+            "the connection's MTU is {}, below the {PMD_MIN_MTU} an ECG frame needs",
+            link.mtu()
+        )));
+    }
+    link.subscribe(uuid::PMD_CONTROL_POINT).await?;
+    link.subscribe(uuid::PMD_DATA).await?;
+    let garbled = |e: vigil_gatt::Error| LinkError::Garbled(e.to_string());
+    let encode = |c: Pmd| c.encode().map_err(garbled);
+    // The answer to a control-point command (data frames meanwhile are not ours yet).
+    async fn answer<L: Link>(link: &mut L) -> Result<vigil_gatt::pmd::Response, LinkError> {
+        loop {
+            let (ch, value) = link.notification(NOTIFICATION_TIMEOUT).await?;
+            if ch != uuid::PMD_CONTROL_POINT {
+                continue;
+            }
+            match ControlPoint::decode(&value, Some(vigil_gatt::Direction::ServerToClient)) {
+                Ok(ControlPoint::Response(r)) => return Ok(r),
+                Ok(_) => continue, // a notice
+                Err(e) => return Err(LinkError::Garbled(e.to_string())),
+            }
+        }
+    }
+    link.write(
+        uuid::PMD_CONTROL_POINT,
+        &encode(Pmd::GetSettings {
+            type_byte: MEASUREMENT_TYPE_ECG,
+        })?,
+    )
+    .await?;
+    let settings = answer(link).await?;
+    if settings.status != 0 {
+        return Err(LinkError::Refused(format!(
+            "the ECG settings were refused: {}",
+            settings.status_name()
+        )));
+    }
+    let rate = settings
+        .settings()
+        .and_then(|s| s.sample_rate_hz())
+        .unwrap_or(vigil_gatt::pmd::H10_ECG_SAMPLE_RATE_HZ);
+    link.write(
+        uuid::PMD_CONTROL_POINT,
+        &encode(Pmd::Start {
+            type_byte: MEASUREMENT_TYPE_ECG,
+            settings: Settings(vec![
+                Setting::SampleRateHz(vec![rate]),
+                Setting::ResolutionBits(vec![14]),
+            ]),
+        })?,
+    )
+    .await?;
+    let started = answer(link).await?;
+    if started.status != 0 {
+        return Err(LinkError::Refused(format!(
+            "the ECG stream did not start: {}",
+            started.status_name()
+        )));
+    }
+    let mut out = EcgOutcome {
+        sample_rate_hz: rate,
+        ..EcgOutcome::default()
+    };
+    let wanted = (seconds * f64::from(rate)).ceil() as usize;
+    while out.samples < wanted {
+        let (ch, value) = link.notification(NOTIFICATION_TIMEOUT).await?;
+        if ch != uuid::PMD_DATA {
+            if let Ok(ControlPoint::Notice(_)) =
+                ControlPoint::decode(&value, Some(vigil_gatt::Direction::ServerToClient))
+            {
+                break; // the device stopped the stream itself
+            }
+            continue;
+        }
+        let frame = DataFrame::decode(&value).map_err(garbled)?;
+        let mut r = to_reading::ecg_waveform(&frame, rate, device_id, zone).map_err(garbled)?;
+        // The device clock against the gateway's, at the first frame (its last sample
+        // was taken just now).
+        let correction = *out.correction.get_or_insert_with(|| {
+            let last = r.time
+                + TimeDelta::nanoseconds(
+                    ((frame.samples_uv.len().saturating_sub(1)) as i64) * 1_000_000_000
+                        / i64::from(rate),
+                );
+            let d = now().with_timezone(&zone) - last;
+            if d.abs() < CLOCK_TOLERANCE {
+                TimeDelta::zero()
+            } else {
+                d
+            }
+        });
+        if correction != TimeDelta::zero() {
+            r.device_time = Some(r.time.naive_local());
+            r.time += correction;
+        }
+        out.samples += frame.samples_uv.len();
+        out.readings.push(r);
+    }
+    if out.correction == Some(TimeDelta::zero()) {
+        out.correction = None;
+    }
+    link.write(
+        uuid::PMD_CONTROL_POINT,
+        &encode(Pmd::Stop {
+            type_byte: MEASUREMENT_TYPE_ECG,
+        })?,
+    )
+    .await?;
+    Ok(out)
 }

@@ -1,8 +1,8 @@
 //! `vigil-edge run`: the gateway. The forwarder publishes the outbox (`<state_dir>/outbox`)
 //! whatever else happens; the Bluetooth loop (cargo feature `bluetooth`) finds the
-//! allowed devices, runs a session with each as it comes in range (the glucometer
-//! session for devices with a Record Access Control Point, the measurement session for
-//! the others), puts the readings in the outbox and only then remembers what it read
+//! allowed devices, runs a session with each as it comes in range (the ECG session,
+//! a minute at a time, for Polar straps; the glucometer session for devices with a
+//! Record Access Control Point; the measurement session for the others), puts the readings in the outbox and only then remembers what it read
 //! (`<state_dir>/devices.json`). Platform commands about devices act on that memory
 //! (`backfill` by record: the next connection re-reads from that record) or are
 //! reported (`remeasure`).
@@ -221,11 +221,34 @@ async fn session(
     clock: &Arc<dyn Clock>,
     zone: chrono::FixedOffset,
 ) -> Result<usize, String> {
-    use crate::device::{Link, Remembered, glucose_session, measurement_session, uuid};
+    use crate::device::{
+        Link, Remembered, ecg_session, glucose_session, measurement_session, uuid,
+    };
     use btleplug::api::Peripheral as _;
     let mut link = crate::ble::BleLink::connect(p.clone(), Duration::from_secs(20))
         .await
         .map_err(|e| e.to_string())?;
+    if link.has_characteristic(uuid::PMD_CONTROL_POINT) {
+        // An ECG strap streams while worn: a minute at a time into the outbox, until it
+        // goes away.
+        let mut total = 0;
+        loop {
+            let c = clock.clone();
+            match ecg_session(&mut link, device_id, 60.0, move || c.now(), zone).await {
+                Ok(out) => {
+                    total += out.readings.len();
+                    handle
+                        .add(out.readings)
+                        .await
+                        .map_err(|e| format!("outbox: {e}"))?;
+                }
+                Err(_) if total > 0 => break,
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        let _ = p.disconnect().await;
+        return Ok(total);
+    }
     let remembered = memory.lock().map(|m| m.get(device_id)).unwrap_or_default();
     let (readings, last_seq, correction) = if link.has_characteristic(uuid::RACP)
         && link.has_characteristic(uuid::GLUCOSE_MEASUREMENT)

@@ -35,8 +35,8 @@ pub struct SimGlucometer {
     next_seq: u16,
     zone: FixedOffset,
     clock: Arc<dyn Clock>,
-    subscribed: HashSet<u16>,
-    queue: VecDeque<(u16, Vec<u8>)>,
+    subscribed: HashSet<u128>,
+    queue: VecDeque<(u128, Vec<u8>)>,
     /// Every RACP request written to it, as bytes.
     pub racp_requests: Vec<Vec<u8>>,
     /// Glucose Measurement notifications sent.
@@ -178,7 +178,11 @@ impl Link for SimGlucometer {
         self.address.clone()
     }
 
-    fn has_characteristic(&self, characteristic: u16) -> bool {
+    fn mtu(&self) -> u16 {
+        23
+    }
+
+    fn has_characteristic(&self, characteristic: u128) -> bool {
         match characteristic {
             uuid::GLUCOSE_MEASUREMENT | uuid::RACP => true,
             uuid::CURRENT_TIME => self.current_time,
@@ -186,7 +190,7 @@ impl Link for SimGlucometer {
         }
     }
 
-    async fn read(&mut self, characteristic: u16) -> Result<Vec<u8>, LinkError> {
+    async fn read(&mut self, characteristic: u128) -> Result<Vec<u8>, LinkError> {
         match characteristic {
             uuid::CURRENT_TIME if self.current_time => {
                 let ct = CurrentTime::at(self.device_now(), 0)
@@ -197,7 +201,7 @@ impl Link for SimGlucometer {
         }
     }
 
-    async fn write(&mut self, characteristic: u16, value: &[u8]) -> Result<(), LinkError> {
+    async fn write(&mut self, characteristic: u128, value: &[u8]) -> Result<(), LinkError> {
         match characteristic {
             uuid::RACP => self.racp(value),
             uuid::CURRENT_TIME if self.current_time && self.clock_writable => {
@@ -213,7 +217,7 @@ impl Link for SimGlucometer {
         }
     }
 
-    async fn subscribe(&mut self, characteristic: u16) -> Result<(), LinkError> {
+    async fn subscribe(&mut self, characteristic: u128) -> Result<(), LinkError> {
         if self.has_characteristic(characteristic) {
             self.subscribed.insert(characteristic);
             Ok(())
@@ -222,7 +226,7 @@ impl Link for SimGlucometer {
         }
     }
 
-    async fn notification(&mut self, timeout: Duration) -> Result<(u16, Vec<u8>), LinkError> {
+    async fn notification(&mut self, timeout: Duration) -> Result<(u128, Vec<u8>), LinkError> {
         loop {
             let Some((ch, value)) = self.queue.pop_front() else {
                 return Err(LinkError::Timeout(timeout));
@@ -245,7 +249,7 @@ pub struct SimCuff {
     results: Vec<vigil_gatt::bpm::BloodPressureMeasurement>,
     zone: FixedOffset,
     clock: Arc<dyn Clock>,
-    queue: VecDeque<(u16, Vec<u8>)>,
+    queue: VecDeque<(u128, Vec<u8>)>,
 }
 
 impl SimCuff {
@@ -302,12 +306,16 @@ impl Link for SimCuff {
         self.address.clone()
     }
 
-    fn has_characteristic(&self, characteristic: u16) -> bool {
+    fn mtu(&self) -> u16 {
+        23
+    }
+
+    fn has_characteristic(&self, characteristic: u128) -> bool {
         characteristic == uuid::BLOOD_PRESSURE_MEASUREMENT
             || (characteristic == uuid::CURRENT_TIME && self.current_time)
     }
 
-    async fn read(&mut self, characteristic: u16) -> Result<Vec<u8>, LinkError> {
+    async fn read(&mut self, characteristic: u128) -> Result<Vec<u8>, LinkError> {
         match characteristic {
             uuid::CURRENT_TIME if self.current_time => CurrentTime::at(self.device_now(), 0)
                 .map(|ct| ct.encode())
@@ -316,7 +324,7 @@ impl Link for SimCuff {
         }
     }
 
-    async fn write(&mut self, characteristic: u16, value: &[u8]) -> Result<(), LinkError> {
+    async fn write(&mut self, characteristic: u128, value: &[u8]) -> Result<(), LinkError> {
         match characteristic {
             uuid::CURRENT_TIME if self.current_time => {
                 let set = CurrentTime::decode(value)
@@ -330,7 +338,7 @@ impl Link for SimCuff {
         }
     }
 
-    async fn subscribe(&mut self, characteristic: u16) -> Result<(), LinkError> {
+    async fn subscribe(&mut self, characteristic: u128) -> Result<(), LinkError> {
         if characteristic != uuid::BLOOD_PRESSURE_MEASUREMENT {
             return Err(LinkError::NotSupported(characteristic));
         }
@@ -342,7 +350,124 @@ impl Link for SimCuff {
         Ok(())
     }
 
-    async fn notification(&mut self, timeout: Duration) -> Result<(u16, Vec<u8>), LinkError> {
+    async fn notification(&mut self, timeout: Duration) -> Result<(u128, Vec<u8>), LinkError> {
         self.queue.pop_front().ok_or(LinkError::Timeout(timeout))
+    }
+}
+
+/// A simulated Polar ECG strap (H10-like): the PMD service with its control point and
+/// data characteristic, ECG at 130 Hz in frames of 73 samples taken from the real
+/// recording embedded in `vigil-sim` (resampled), timestamped by its own clock, which
+/// counts from 2019-01-01 when it was never set.
+#[derive(Debug)]
+pub struct SimEcgPatch {
+    pub address: String,
+    pub mtu: u16,
+    /// The device clock, ns since 2000-01-01, at the first sample.
+    start_ns: u64,
+    streaming: bool,
+    sent_samples: usize,
+    queue: VecDeque<(u128, Vec<u8>)>,
+    subscribed: HashSet<u128>,
+}
+
+impl SimEcgPatch {
+    pub const SAMPLES_PER_FRAME: usize = 73;
+
+    /// A strap whose clock reads `device_now_ns` (ns since 2000-01-01) now.
+    pub fn new(address: &str, device_now_ns: u64) -> SimEcgPatch {
+        SimEcgPatch {
+            address: address.to_owned(),
+            mtu: 232,
+            start_ns: device_now_ns,
+            streaming: false,
+            sent_samples: 0,
+            queue: VecDeque::new(),
+            subscribed: HashSet::new(),
+        }
+    }
+
+    fn respond(&mut self, opcode: u8, status: u8, parameters: Vec<u8>) {
+        let r = vigil_gatt::pmd::Response {
+            opcode,
+            type_byte: vigil_gatt::pmd::MEASUREMENT_TYPE_ECG,
+            status,
+            more: (!parameters.is_empty()).then_some(0),
+            parameters,
+        };
+        self.queue.push_back((uuid::PMD_CONTROL_POINT, r.encode()));
+    }
+
+    /// The next data frame of the stream.
+    fn frame(&mut self) -> Vec<u8> {
+        let rate = f64::from(vigil_gatt::pmd::H10_ECG_SAMPLE_RATE_HZ);
+        let n = Self::SAMPLES_PER_FRAME;
+        let samples = vigil_sim::ecg::strip(self.sent_samples as f64 / rate, n as f64 / rate, rate);
+        let last = self.sent_samples + n - 1;
+        let ts = self.start_ns + (last as f64 / rate * 1e9).round() as u64;
+        self.sent_samples += n;
+        vigil_gatt::pmd::DataFrame::ecg(ts, samples)
+            .encode()
+            .unwrap_or_default()
+    }
+}
+
+impl Link for SimEcgPatch {
+    fn address(&self) -> String {
+        self.address.clone()
+    }
+
+    fn mtu(&self) -> u16 {
+        self.mtu
+    }
+
+    fn has_characteristic(&self, characteristic: u128) -> bool {
+        characteristic == uuid::PMD_CONTROL_POINT || characteristic == uuid::PMD_DATA
+    }
+
+    async fn read(&mut self, characteristic: u128) -> Result<Vec<u8>, LinkError> {
+        Err(LinkError::NotSupported(characteristic))
+    }
+
+    async fn write(&mut self, characteristic: u128, value: &[u8]) -> Result<(), LinkError> {
+        use vigil_gatt::pmd::{Command as Pmd, ControlPoint, Settings};
+        if characteristic != uuid::PMD_CONTROL_POINT {
+            return Err(LinkError::NotSupported(characteristic));
+        }
+        match ControlPoint::decode(value, Some(vigil_gatt::Direction::ClientToServer)) {
+            Ok(ControlPoint::Command(Pmd::GetSettings { .. })) => {
+                let params = Settings::h10_ecg().encode().unwrap_or_default();
+                self.respond(1, 0, params);
+            }
+            Ok(ControlPoint::Command(Pmd::Start { .. })) => {
+                self.streaming = true;
+                self.respond(2, 0, Vec::new());
+            }
+            Ok(ControlPoint::Command(Pmd::Stop { .. })) => {
+                self.streaming = false;
+                self.respond(3, 0, Vec::new());
+            }
+            _ => self.respond(value.first().copied().unwrap_or(0), 1, Vec::new()),
+        }
+        Ok(())
+    }
+
+    async fn subscribe(&mut self, characteristic: u128) -> Result<(), LinkError> {
+        if self.has_characteristic(characteristic) {
+            self.subscribed.insert(characteristic);
+            Ok(())
+        } else {
+            Err(LinkError::NotSupported(characteristic))
+        }
+    }
+
+    async fn notification(&mut self, timeout: Duration) -> Result<(u128, Vec<u8>), LinkError> {
+        if let Some(n) = self.queue.pop_front() {
+            return Ok(n);
+        }
+        if self.streaming && self.subscribed.contains(&uuid::PMD_DATA) {
+            return Ok((uuid::PMD_DATA, self.frame()));
+        }
+        Err(LinkError::Timeout(timeout))
     }
 }

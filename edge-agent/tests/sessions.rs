@@ -233,3 +233,61 @@ async fn a_cuff_sends_its_memory_and_its_results_are_timed_by_the_corrected_cloc
     }
     assert!(out.clock_set);
 }
+
+#[tokio::test]
+async fn an_ecg_strap_streams_the_real_recording_timed_by_the_gateway_clock() {
+    use vigil_edge::device::ecg_session;
+    use vigil_edge::sim::SimEcgPatch;
+    let clock = Arc::new(ManualClock::new(t0()));
+    // A strap whose clock was never set: it counts from 2019-01-01.
+    let mut strap = SimEcgPatch::new(
+        "A0:9E:1A:00:00:01",
+        vigil_gatt::pmd::H10_UNSET_CLOCK_EPOCH_NS,
+    );
+    let c = clock.clone();
+    let out = ecg_session(
+        &mut strap,
+        &"ecg-polar-h10-0001".parse().unwrap(),
+        10.0,
+        move || c.now(),
+        CHINA,
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.sample_rate_hz, 130);
+    assert!(out.samples >= 1300, "{}", out.samples);
+    let correction = out.correction.unwrap();
+    assert!(correction > TimeDelta::days(365 * 7), "{correction}");
+    // Frames follow each other at the sample rate, the first near the gateway's now.
+    let first = &out.readings[0];
+    assert!((first.time - clock.now().with_timezone(&CHINA)).abs() < TimeDelta::seconds(1));
+    assert_eq!(
+        first.device_time.unwrap().format("%Y").to_string(),
+        "2019",
+        "the raw clock is kept"
+    );
+    let step = out.readings[1].time - out.readings[0].time;
+    let nominal = TimeDelta::nanoseconds(73 * 1_000_000_000 / 130);
+    assert!(
+        (step - nominal).abs() < TimeDelta::microseconds(1),
+        "{step}"
+    );
+    let Measurement::EcgWaveform(w) = &first.measurement else {
+        panic!("{first:?}")
+    };
+    assert_eq!(w.sample_rate_hz, 130.0);
+    // A connection with a small MTU is refused with the reason.
+    let mut small = SimEcgPatch::new("A0:9E:1A:00:00:02", 0);
+    small.mtu = 23;
+    let c = clock.clone();
+    let e = ecg_session(
+        &mut small,
+        &"ecg-polar-h10-0002".parse().unwrap(),
+        1.0,
+        move || c.now(),
+        CHINA,
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("MTU is 23"), "{e}");
+}
