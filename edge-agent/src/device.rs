@@ -130,6 +130,18 @@ pub struct ClockCheck {
 }
 
 impl ClockCheck {
+    /// The corrected time of a record the device stamped `stamp`, or `None` when the
+    /// stamp is later than the device's clock at the check: it was stamped by a clock
+    /// since changed (a record kept from before a reset) and the difference measured
+    /// now does not apply to it.
+    pub fn correct(&self, stamp: NaiveDateTime) -> Option<NaiveDateTime> {
+        if stamp > self.device + CLOCK_TOLERANCE {
+            None
+        } else {
+            Some(stamp + self.correction())
+        }
+    }
+
     /// How much to add to the device's timestamps (zero under [`CLOCK_TOLERANCE`]).
     pub fn correction(&self) -> TimeDelta {
         let d = self.gateway - self.device;
@@ -181,7 +193,7 @@ pub async fn glucose_session<L: Link>(
         _ => Request::report_all_records(),
     };
     out.request = request.encode();
-    let mut records = collect(link, &request).await?;
+    let (mut records, mut garbled) = collect(link, &request).await?;
     if records.is_empty()
         && let Some(known) = last_seq
     {
@@ -190,36 +202,28 @@ pub async fn glucose_session<L: Link>(
             operator: operator::LAST_RECORD,
             operand: racp::Operand::None,
         };
-        let newest = collect(link, &last).await?;
+        let (newest, _) = collect(link, &last).await?;
         if newest.keys().next_back().is_some_and(|&seq| seq < known) {
             out.reset = true;
-            records = collect(link, &Request::report_all_records()).await?;
+            (records, garbled) = collect(link, &Request::report_all_records()).await?;
         }
     }
-    let correction = out.clock.map_or(TimeDelta::zero(), |c| c.correction());
     for (seq, (m, context)) in &records {
         let device_time = m
             .time_offset_min
             .map_or(Some(m.base_time), |o| m.base_time.plus_minutes(o))
             .and_then(|t| t.to_naive());
-        let time = match device_time {
-            Some(t) => (t + correction)
-                .and_local_timezone(zone)
-                .single()
-                .unwrap_or_else(|| now.with_timezone(&zone)),
-            None => now.with_timezone(&zone),
-        };
+        let (time, flag) = timed(device_time, out.clock, now, zone);
         let ctx = ReadingContext::new(device_id.clone(), time);
         match to_reading::glucose(m, context.as_ref(), &ctx) {
             Ok(mut r) => {
-                if device_time.is_none() {
-                    r.status.push("device_time_unknown".to_owned());
-                }
+                r.status.extend(flag);
                 out.readings.push(r);
             }
             Err(e) => out.rejected.push((*seq, e.to_string())),
         }
     }
+    out.rejected.extend(garbled.into_iter().map(|e| (0, e)));
     out.last_seq = match (records.keys().next_back().copied(), last_seq) {
         (Some(seen), _) if out.reset => Some(seen),
         (Some(seen), Some(known)) => Some(seen.max(known)),
@@ -237,12 +241,20 @@ async fn clock_check<L: Link>(
     if !link.has_characteristic(uuid::CURRENT_TIME) {
         return Ok(None);
     }
-    let raw = link.read(uuid::CURRENT_TIME).await?;
-    let ct = CurrentTime::decode(&raw).map_err(|e| LinkError::Garbled(e.to_string()))?;
-    Ok(ct.to_naive().map(|device| ClockCheck {
-        device,
-        gateway: gateway_local,
-    }))
+    // Best effort: a clock that cannot be read (or read sense from) leaves the records
+    // uncorrected; the session goes on. A lost link is still a lost link.
+    let raw = match link.read(uuid::CURRENT_TIME).await {
+        Ok(raw) => raw,
+        Err(LinkError::Disconnected) => return Err(LinkError::Disconnected),
+        Err(_) => return Ok(None),
+    };
+    Ok(CurrentTime::decode(&raw)
+        .ok()
+        .and_then(|ct| ct.to_naive())
+        .map(|device| ClockCheck {
+            device,
+            gateway: gateway_local,
+        }))
 }
 
 /// Sets the device's clock to the gateway's when it was off and the device allows it;
@@ -287,20 +299,21 @@ pub struct MeasurementOutcome {
 /// A session with a device that sends its measurements as notifications or
 /// indications: checks its clock, subscribes to every measurement characteristic it
 /// has, and takes what arrives until it has been quiet for `idle` (or disconnects, as
-/// cuffs do once they have sent their memory). Each value is decoded and mapped; a
-/// timestamped one keeps its raw clock in `device_time` and is corrected by the clock
-/// difference, one without a timestamp takes the gateway's time of receipt.
+/// cuffs do once they have sent their memory), at most for `max` (a streaming device is
+/// never quiet). Each value is decoded and mapped; a timestamped one keeps its raw
+/// clock in `device_time` and is corrected by the clock difference (not when its stamp
+/// is later than the device clock: a record from before a clock reset), one without a
+/// timestamp takes the gateway's time of receipt.
 pub async fn measurement_session<L: Link>(
     link: &mut L,
     device_id: &DeviceId,
-    idle: Duration,
+    (idle, max): (Duration, Duration),
     now: impl Fn() -> DateTime<Utc>,
     zone: FixedOffset,
 ) -> Result<MeasurementOutcome, LinkError> {
     let mut out = MeasurementOutcome::default();
     let gateway_local = now().with_timezone(&zone).naive_local();
     out.clock = clock_check(link, gateway_local).await?;
-    let correction = out.clock.map_or(TimeDelta::zero(), |c| c.correction());
     let mut subscribed = 0;
     for ch in MEASUREMENTS {
         if link.has_characteristic(ch) {
@@ -311,7 +324,10 @@ pub async fn measurement_session<L: Link>(
     if subscribed == 0 {
         return Err(LinkError::NotSupported(uuid::BLOOD_PRESSURE_MEASUREMENT));
     }
-    loop {
+    // A streaming device (a heart-rate strap, a continuous oximeter) is never quiet:
+    // the session ends after `max`, and the caller puts what it took in the outbox.
+    let until = tokio::time::Instant::now() + max;
+    while tokio::time::Instant::now() < until {
         let (ch, value) = match link.notification(idle).await {
             Ok(n) => n,
             Err(LinkError::Timeout(_) | LinkError::Disconnected) => break,
@@ -320,10 +336,10 @@ pub async fn measurement_session<L: Link>(
         let received = now().with_timezone(&zone);
         match measurement_reading(ch, &value, device_id, received) {
             Some(Ok(mut r)) => {
-                if let Some(t) = r.device_time
-                    && let Some(corrected) = (t + correction).and_local_timezone(zone).single()
-                {
-                    r.time = corrected;
+                if r.device_time.is_some() {
+                    let (time, flag) = timed(r.device_time, out.clock, now(), zone);
+                    r.time = time;
+                    r.status.extend(flag);
                 }
                 out.readings.push(r);
             }
@@ -331,7 +347,8 @@ pub async fn measurement_session<L: Link>(
             None => {}
         }
     }
-    out.clock_set = set_clock(link, out.clock, gateway_local).await;
+    let at_end = now().with_timezone(&zone).naive_local();
+    out.clock_set = set_clock(link, out.clock, at_end).await;
     Ok(out)
 }
 
@@ -373,33 +390,76 @@ fn measurement_reading(
 
 type Records = BTreeMap<u16, (GlucoseMeasurement, Option<GlucoseContext>)>;
 
+/// When a record happened: its stamp corrected by the clock check, and a status flag
+/// when it could not be (no stamp: the time of receipt; a stamp from a clock since
+/// changed: taken as it is).
+fn timed(
+    device_time: Option<NaiveDateTime>,
+    clock: Option<ClockCheck>,
+    now: DateTime<Utc>,
+    zone: FixedOffset,
+) -> (DateTime<FixedOffset>, Option<String>) {
+    let local = |t: NaiveDateTime| t.and_local_timezone(zone).single();
+    match (device_time, clock) {
+        (None, _) => (
+            now.with_timezone(&zone),
+            Some("device_time_unknown".to_owned()),
+        ),
+        (Some(t), None) => (local(t).unwrap_or_else(|| now.with_timezone(&zone)), None),
+        (Some(t), Some(c)) => match c.correct(t) {
+            Some(corrected) => (
+                local(corrected).unwrap_or_else(|| now.with_timezone(&zone)),
+                None,
+            ),
+            None => (
+                local(t).unwrap_or_else(|| now.with_timezone(&zone)),
+                Some("device_clock_changed".to_owned()),
+            ),
+        },
+    }
+}
+
 /// Sends an RACP request and gathers the records it reports until the RACP's answer.
-async fn collect<L: Link>(link: &mut L, request: &Request) -> Result<Records, LinkError> {
+/// A record that cannot be decoded is reported (second list) and skipped; a transfer
+/// cut off after some records keeps them (the next session asks from the last one).
+async fn collect<L: Link>(
+    link: &mut L,
+    request: &Request,
+) -> Result<(Records, Vec<String>), LinkError> {
     link.write(uuid::RACP, &request.encode()).await?;
     let mut records = Records::new();
-    let garbled = |e: vigil_gatt::Error| LinkError::Garbled(e.to_string());
+    let mut garbled = Vec::new();
     loop {
-        let (ch, value) = link.notification(NOTIFICATION_TIMEOUT).await?;
-        match ch {
-            uuid::GLUCOSE_MEASUREMENT => {
-                let m = GlucoseMeasurement::decode(&value).map_err(garbled)?;
-                records.insert(m.sequence_number, (m, None));
+        let (ch, value) = match link.notification(NOTIFICATION_TIMEOUT).await {
+            Ok(n) => n,
+            Err(LinkError::Timeout(_) | LinkError::Disconnected) if !records.is_empty() => {
+                return Ok((records, garbled));
             }
+            Err(e) => return Err(e),
+        };
+        match ch {
+            uuid::GLUCOSE_MEASUREMENT => match GlucoseMeasurement::decode(&value) {
+                Ok(m) => {
+                    records.insert(m.sequence_number, (m, None));
+                }
+                Err(e) => garbled.push(format!("an unreadable record: {e}")),
+            },
             uuid::GLUCOSE_CONTEXT => {
-                let c = GlucoseContext::decode(&value).map_err(garbled)?;
-                if let Some(slot) = records.get_mut(&c.sequence_number) {
+                if let Ok(c) = GlucoseContext::decode(&value)
+                    && let Some(slot) = records.get_mut(&c.sequence_number)
+                {
                     slot.1 = Some(c);
                 }
             }
             uuid::RACP => {
                 match Message::decode(&value, Some(vigil_gatt::Direction::ServerToClient))
-                    .map_err(garbled)?
+                    .map_err(|e| LinkError::Garbled(e.to_string()))?
                 {
                     Message::Response(Response::ResponseCode { response_code, .. })
                         if response_code == response_code::SUCCESS
                             || response_code == response_code::NO_RECORDS_FOUND =>
                     {
-                        return Ok(records);
+                        return Ok((records, garbled));
                     }
                     Message::Response(Response::ResponseCode { response_code, .. }) => {
                         return Err(LinkError::Refused(format!(

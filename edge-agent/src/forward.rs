@@ -230,7 +230,9 @@ fn open(config: &ForwarderConfig, clock: &Arc<dyn Clock>) -> Conn {
     options.set_keep_alive(Duration::from_secs(30));
     // Commands sent while the gateway was away are kept for it by the broker.
     options.set_clean_session(false);
-    options.set_max_packet_size(16 * 1024 * 1024, 1024 * 1024);
+    // Envelopes are at most 1 MiB of readings (store::MAX_ENVELOPE_BYTES), but one
+    // large reading (a 12-lead ECG strip) goes alone: the ingester takes 16 MiB.
+    options.set_max_packet_size(16 * 1024 * 1024, 16 * 1024 * 1024);
     options.set_last_will(LastWill::new(
         Topic::Status(gw.clone()).to_string(),
         status(config, GatewayState::Offline, 0, clock.as_ref()),
@@ -254,6 +256,7 @@ fn open(config: &ForwarderConfig, clock: &Arc<dyn Clock>) -> Conn {
     let (c, clk) = (client.clone(), clock.clone());
     let poller = tokio::spawn(async move {
         let mut up = false;
+        let mut retry = Duration::from_millis(200);
         loop {
             match eventloop.poll().await {
                 Ok(Event::Outgoing(rumqttc::Outgoing::Publish(pkid))) => {
@@ -280,7 +283,11 @@ fn open(config: &ForwarderConfig, clock: &Arc<dyn Clock>) -> Conn {
                     rung.notify_one();
                 }
                 Ok(_) => {}
-                Err(_) if !up => tokio::time::sleep(Duration::from_millis(200)).await,
+                Err(_) if !up => {
+                    // Not connected yet: try again, backing off up to 5 s.
+                    tokio::time::sleep(retry).await;
+                    retry = (retry * 2).min(Duration::from_secs(5));
+                }
                 Err(_) => {
                     if let Ok(mut t) = t.lock() {
                         t.connected = false;
@@ -441,8 +448,16 @@ async fn run(
                             from_batch_seq,
                             to_batch_seq,
                         }) => {
-                            let to = to_batch_seq.min(from_batch_seq.saturating_add(10_000));
-                            backfills.extend(from_batch_seq..=to);
+                            // At most 10 000 batches queued; one asked twice goes once.
+                            let room = 10_000usize.saturating_sub(backfills.len()) as u64;
+                            let to = to_batch_seq
+                                .min(from_batch_seq.saturating_add(room.saturating_sub(1)));
+                            if room > 0 && from_batch_seq <= to {
+                                let queued: std::collections::HashSet<u64> =
+                                    backfills.iter().copied().collect();
+                                backfills
+                                    .extend((from_batch_seq..=to).filter(|b| !queued.contains(b)));
+                            }
                         }
                         Ok(other) => {
                             if device_commands.try_send(other).is_err() {
@@ -508,7 +523,7 @@ async fn run(
             tokio::select! {
                 _ = conn.events.notified() => {}
                 _ = handle.wake.notified() => {}
-                _ = tokio::time::sleep(config.linger.min(Duration::from_millis(250))) => {}
+                _ = tokio::time::sleep(config.linger.clamp(Duration::from_millis(1), Duration::from_millis(250))) => {}
                 r = stopped.changed() => if r.is_err() { break 'connections },
             }
         }

@@ -174,6 +174,17 @@ struct SimulateArgs {
     /// commands, such as backfill) until Ctrl-C or SIGTERM.
     #[arg(long)]
     stay: bool,
+    /// Fault injection, as a chance per reading (0 to 1): a device clock reset to 2000
+    /// (the platform keeps the raw clock as device_time).
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    fault_clock_reset: f64,
+    /// Chance per envelope that the gateway sends a device's last readings again (the
+    /// platform counts them as duplicates).
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    fault_resend_memory: f64,
+    /// Chance per reading of an impossible value (quarantined by the platform).
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    fault_out_of_range: f64,
 }
 
 /// `--direction` values.
@@ -410,6 +421,11 @@ fn run_simulate(args: SimulateArgs) -> ExitCode {
         batch_size: args.batch_size.clamp(1, 10_000),
         linger: std::time::Duration::from_millis(args.linger_ms),
         stay: args.stay,
+        faults: vigil_edge::simulate::Faults {
+            clock_reset: args.fault_clock_reset.clamp(0.0, 1.0),
+            resend_memory: args.fault_resend_memory.clamp(0.0, 1.0),
+            out_of_range: args.fault_out_of_range.clamp(0.0, 1.0),
+        },
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     if args.print_registry {

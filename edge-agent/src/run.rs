@@ -266,7 +266,7 @@ async fn session(
         let out = measurement_session(
             &mut link,
             device_id,
-            Duration::from_secs(10),
+            (Duration::from_secs(10), Duration::from_secs(60)),
             move || c.now(),
             zone,
         )

@@ -11,6 +11,9 @@
 //! symptoms entered on the gateway) is carried over. The other types are handed over as
 //! readings (their encoders exist in `vigil-gatt`; their simulated devices come next).
 //!
+//! Faults can be injected ([`Faults`]): device clocks reset to 2000, memories read and
+//! sent again, impossible values.
+//!
 //! The run is resumable: `sim.json` in the state directory records the fleet's start
 //! and how many readings were handed to the outboxes, written after the outboxes have
 //! them. A run killed at any point and started again with the same options continues
@@ -58,6 +61,70 @@ pub struct SimulateOptions {
     /// After the readings are all acknowledged, stay connected (answering commands such
     /// as `backfill`) until `stop` says so.
     pub stay: bool,
+    pub faults: Faults,
+}
+
+/// Fault injection: the chance, per reading (per envelope for `resend_memory`), of
+/// what real devices do. Decided by the seed and the reading's place in the run, so a
+/// resumed run injects the same faults.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Faults {
+    /// The device clock restarted at 2000-01-01 (a battery change): `device_time` says
+    /// 2000, `time` stays right (the gateway corrected it).
+    pub clock_reset: f64,
+    /// The gateway re-reads a device's memory and sends its last readings again (the
+    /// platform counts them as duplicates).
+    pub resend_memory: f64,
+    /// An impossible value (a systolic of 400 mmHg, a glucose of 99 mmol/L): quarantined.
+    pub out_of_range: f64,
+}
+
+/// How many faults were injected.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct Injected {
+    pub clock_reset: u64,
+    pub out_of_range: u64,
+    /// Readings sent again.
+    pub resent: u64,
+}
+
+/// A number in [0, 1) from the seed, the reading's place and the fault (SplitMix64).
+fn draw(seed: u64, index: u64, fault: u64) -> f64 {
+    let mut z = seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ fault.rotate_left(17);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Applies the per-reading faults to reading number `index`.
+fn inject(mut r: Reading, index: u64, seed: u64, faults: &Faults, n: &mut Injected) -> Reading {
+    if draw(seed, index, 1) < faults.out_of_range {
+        let hit = match &mut r.measurement {
+            Measurement::Bp(bp) => {
+                bp.systolic = 400.0;
+                true
+            }
+            Measurement::Glucose(g) if g.value.is_some() => {
+                g.value = Some(match g.unit {
+                    GlucoseUnit::MmolPerL => 99.0,
+                    GlucoseUnit::MgPerDl => 1800.0,
+                });
+                true
+            }
+            _ => false,
+        };
+        n.out_of_range += u64::from(hit);
+    }
+    if draw(seed, index, 2) < faults.clock_reset
+        && let Some(t) = r.device_time
+        && let Some(epoch) = chrono::NaiveDate::from_ymd_opt(2000, 1, 1)
+    {
+        // As if the clock restarted at 2000-01-01 00:00 at the start of that day.
+        r.device_time = Some(epoch.and_time(t.time()));
+        n.clock_reset += 1;
+    }
+    r
 }
 
 /// What `sim.json` keeps.
@@ -71,6 +138,7 @@ struct Progress {
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Summary {
     pub readings: u64,
+    pub faults: Injected,
     pub gateways: usize,
     /// Readings that went through GATT bytes (the others were handed over as readings).
     pub via_gatt: u64,
@@ -173,6 +241,10 @@ pub async fn run(
     let mut generated = state.handed_over;
     let mut via_gatt = 0u64;
     let mut sim_now = fleet.now();
+    let mut injected = Injected::default();
+    // Per gateway, the last readings handed over (what a memory re-read sends again).
+    let mut recent: HashMap<GatewayId, std::collections::VecDeque<Reading>> = HashMap::new();
+    let mut envelopes = 0u64;
     let mut last_report = std::time::Instant::now();
     while generated < options.readings {
         let real_now = clock.now();
@@ -189,6 +261,8 @@ pub async fn run(
                 if generated + batch.len() as u64 >= options.readings {
                     break;
                 }
+                let index = generated + batch.len() as u64;
+                let r = inject(r, index, options.seed, &options.faults, &mut injected);
                 let (r, gatt) = through_gatt(r);
                 via_gatt += u64::from(gatt);
                 batch.push(r);
@@ -197,11 +271,30 @@ pub async fn run(
                 continue;
             }
             let n = batch.len() as u64;
+            envelopes += 1;
+            let memory = recent.entry(gateway.clone()).or_default();
+            let mut again: Vec<Reading> = Vec::new();
+            if draw(options.seed, envelopes, 3) < options.faults.resend_memory {
+                again.extend(memory.iter().cloned());
+                injected.resent += again.len() as u64;
+            }
+            for r in &batch {
+                memory.push_back(r.clone());
+                if memory.len() > 20 {
+                    memory.pop_front();
+                }
+            }
             if let Some(f) = forwarders.get(&gateway) {
                 f.handle()
                     .add(batch)
                     .await
                     .map_err(|e| format!("gateway {gateway}: {e}"))?;
+                if !again.is_empty() {
+                    f.handle()
+                        .add(again)
+                        .await
+                        .map_err(|e| format!("gateway {gateway}: {e}"))?;
+                }
             }
             generated += n;
             state.handed_over = generated;
@@ -232,6 +325,7 @@ pub async fn run(
     }
     let summary = Summary {
         readings: generated,
+        faults: injected,
         gateways: forwarders.len(),
         via_gatt,
         pending: 0,
@@ -383,6 +477,46 @@ fn conc_unit(u: GlucoseUnit) -> ConcentrationUnit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn faults_are_the_same_for_the_same_reading_and_do_what_they_say() {
+        let start: DateTime<Utc> = "2026-11-20T00:00:00Z".parse().unwrap_or_default();
+        let mut f = Fleet::new(FleetConfig {
+            patients: 10,
+            seed: 3,
+            start,
+            incident_every: None,
+        });
+        let readings: Vec<Reading> = f
+            .advance(start + TimeDelta::days(1))
+            .into_iter()
+            .flat_map(|p| p.envelope.readings)
+            .collect();
+        let all = Faults {
+            clock_reset: 1.0,
+            resend_memory: 0.0,
+            out_of_range: 1.0,
+        };
+        let mut n = Injected::default();
+        for (i, r) in readings.iter().enumerate() {
+            let a = inject(r.clone(), i as u64, 3, &all, &mut n);
+            let b = inject(r.clone(), i as u64, 3, &all, &mut Injected::default());
+            assert_eq!(a, b, "deterministic");
+            if let Measurement::Bp(bp) = &a.measurement {
+                assert_eq!(bp.systolic, 400.0);
+            }
+            if let Some(t) = a.device_time {
+                assert_eq!(t.format("%Y-%m-%d").to_string(), "2000-01-01");
+                assert_eq!(a.time, r.time, "the corrected time stays right");
+            }
+        }
+        assert!(n.out_of_range > 0 && n.clock_reset > 0, "{n:?}");
+        let none = inject(readings[0].clone(), 0, 3, &Faults::default(), &mut n);
+        assert_eq!(none, readings[0]);
+        // About the asked share.
+        let hits = (0..10_000).filter(|i| draw(9, *i, 1) < 0.1).count();
+        assert!((800..1200).contains(&hits), "{hits}");
+    }
 
     #[test]
     fn blood_pressure_and_glucose_go_through_their_gatt_bytes_unchanged() {

@@ -25,6 +25,9 @@ use vigil_model::{GatewayId, Reading};
 use vigil_outbox::{Config, Error, OpenReport, Outbox};
 use vigil_wire::envelope::{ReadingJson, format_instant};
 
+/// The most readings' bytes an envelope takes (a single larger reading goes alone).
+pub const MAX_ENVELOPE_BYTES: usize = 1024 * 1024;
+
 /// The bytes before an envelope record's envelope: its first and last reading id.
 const RANGE: usize = 16;
 
@@ -47,8 +50,13 @@ pub struct Formed {
 impl Store {
     /// Opens (or creates) the state in `dir`; reports what a crash left torn.
     pub fn open(dir: &Path, config: Config) -> Result<(Store, [OpenReport; 2]), Error> {
-        let (readings, r1) = Outbox::open(&dir.join("readings"), config.clone())?;
-        let (envelopes, r2) = Outbox::open(&dir.join("envelopes"), config)?;
+        // The cap is shared: half for the readings, half for the envelopes made of them.
+        let half = Config {
+            max_bytes: config.max_bytes / 2,
+            ..config
+        };
+        let (readings, r1) = Outbox::open(&dir.join("readings"), half.clone())?;
+        let (envelopes, r2) = Outbox::open(&dir.join("envelopes"), half)?;
         let last = envelopes.next_id() - 1;
         let formed_through = match envelopes.get(last)? {
             Some(rec) => range_of(&rec.payload).map_or(0, |r| *r.end()),
@@ -89,7 +97,8 @@ impl Store {
         Ok((count, first.first().map(|r| r.at_ms)))
     }
 
-    /// Forms one envelope of at most `max` unformed readings, durably, with the next
+    /// Forms one envelope of at most `max` unformed readings and at most
+    /// [`MAX_ENVELOPE_BYTES`] (one reading at least), durably, with the next
     /// `batch_seq`; `None` when there is nothing to form.
     pub fn form(
         &mut self,
@@ -98,7 +107,17 @@ impl Store {
         now: DateTime<Utc>,
         offset: FixedOffset,
     ) -> Result<Option<Formed>, Error> {
-        let readings = self.readings.pending(self.formed_through, max)?;
+        let mut readings = self.readings.pending(self.formed_through, max)?;
+        let mut size = 0;
+        let fit = readings
+            .iter()
+            .take_while(|r| {
+                size += r.payload.len() + 1;
+                size <= MAX_ENVELOPE_BYTES
+            })
+            .count()
+            .max(1);
+        readings.truncate(fit);
         let (Some(first), Some(last)) = (readings.first(), readings.last()) else {
             return Ok(None);
         };

@@ -214,7 +214,10 @@ async fn a_cuff_sends_its_memory_and_its_results_are_timed_by_the_corrected_cloc
     let out = measurement_session(
         &mut cuff,
         &"bpm-omron-3f9a21".parse().unwrap(),
-        std::time::Duration::from_millis(10),
+        (
+            std::time::Duration::from_millis(10),
+            std::time::Duration::from_secs(60),
+        ),
         move || c.now(),
         CHINA,
     )
@@ -290,4 +293,37 @@ async fn an_ecg_strap_streams_the_real_recording_timed_by_the_gateway_clock() {
     .await
     .unwrap_err();
     assert!(e.to_string().contains("MTU is 23"), "{e}");
+}
+
+#[tokio::test]
+async fn records_stamped_before_a_clock_reset_are_not_pushed_into_the_future() {
+    use vigil_edge::device::measurement_session;
+    use vigil_edge::sim::SimCuff;
+    let clock = Arc::new(ManualClock::new(t0()));
+    let mut cuff = SimCuff::new("C4:7C:8D:6A:00:0A", CHINA, clock.clone());
+    let before = t0() - TimeDelta::hours(20);
+    cuff.measure(before, 141, 90, 70); // stamped by a right clock
+    // Then the batteries: the clock restarts at 2000-01-01.
+    cuff.clock_offset = "2000-01-01T00:00:00Z".parse::<DateTime<Utc>>().unwrap() - t0();
+    let after = t0() - TimeDelta::hours(2);
+    cuff.measure(after, 136, 85, 68);
+    let c = clock.clone();
+    let out = measurement_session(
+        &mut cuff,
+        &"bpm-omron-3f9a21".parse().unwrap(),
+        (
+            std::time::Duration::from_millis(10),
+            std::time::Duration::from_secs(60),
+        ),
+        move || c.now(),
+        CHINA,
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.readings.len(), 2);
+    // The old record keeps its own (right) stamp, flagged; the new one is corrected.
+    assert_eq!(out.readings[0].time, before.with_timezone(&CHINA));
+    assert_eq!(out.readings[0].status, ["device_clock_changed"]);
+    assert_eq!(out.readings[1].time, after.with_timezone(&CHINA));
+    assert!(out.readings[1].status.is_empty());
 }

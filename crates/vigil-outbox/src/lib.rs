@@ -196,6 +196,14 @@ impl Ranges {
         self.0.insert(from, to);
     }
 
+    /// The end of the acknowledged run holding `id`, if it is acknowledged.
+    fn end_of(&self, id: u64) -> Option<u64> {
+        self.0
+            .range(..=id)
+            .next_back()
+            .and_then(|(_, &e)| (id <= e).then_some(e))
+    }
+
     fn contains(&self, id: u64) -> bool {
         self.0
             .range(..=id)
@@ -215,6 +223,22 @@ impl Ranges {
             }
         }
         n
+    }
+
+    /// Forgets the ids from `end` on.
+    fn clip_from(&mut self, end: u64) {
+        let above: Vec<(u64, u64)> = self
+            .0
+            .range(..)
+            .filter(|(_, e)| **e >= end)
+            .map(|(&s, &e)| (s, e))
+            .collect();
+        for (s, _) in above {
+            self.0.remove(&s);
+            if s < end {
+                self.0.insert(s, end - 1);
+            }
+        }
     }
 
     /// Forgets the ids below `first`.
@@ -239,6 +263,8 @@ pub struct Outbox {
     acked: Ranges,
     acks: File,
     stats: Stats,
+    /// A failed write could not be rolled back: appends refused until reopened.
+    broken: bool,
 }
 
 fn crc(parts: &[&[u8]]) -> u32 {
@@ -257,32 +283,70 @@ fn sync_dir(dir: &Path) -> Result<(), Error> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
 
-/// Reads the records of a segment file: (offsets, valid length, last time), and
-/// whether a bad record was met before the end.
-fn scan(path: &Path, first: u64) -> Result<(Vec<u32>, u64, i64, bool), Error> {
-    let data = std::fs::read(path).map_err(io(path))?;
-    let (mut offsets, mut at, mut last_at) = (Vec::new(), 0usize, 0i64);
-    while at < data.len() {
-        let Some(head) = data.get(at..at + HEADER) else {
-            return Ok((offsets, at as u64, last_at, true));
-        };
-        let word = |i: usize| u32::from_le_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
-        let len = word(0) as usize;
-        let sum = word(4);
-        let id = u64::from_le_bytes(head[8..16].try_into().unwrap_or_default());
-        let rec_at = i64::from_le_bytes(head[16..24].try_into().unwrap_or_default());
-        let body = data.get(at + HEADER..at + HEADER + len);
-        let valid = len <= MAX_RECORD
-            && id == first + offsets.len() as u64
-            && body.is_some_and(|b| crc(&[&head[8..24], b]) == sum);
-        if !valid {
-            return Ok((offsets, at as u64, last_at, true));
-        }
-        offsets.push(at as u32);
-        last_at = rec_at;
-        at += HEADER + len;
+/// What [`scan`] found in a segment file.
+struct Scanned {
+    offsets: Vec<u32>,
+    /// The length up to the end of the last good record.
+    valid: u64,
+    last_at_ms: i64,
+    /// A bad record was met before the end.
+    bad: bool,
+    /// The highest id of a good record found after the bad one: the bad record was not
+    /// a torn tail (a crash tears only the last write) but damage in the middle.
+    later: Option<u64>,
+}
+
+/// Whether a good record of id above `min_id` starts at `at`: (its id, its end).
+fn record_at(data: &[u8], at: usize, min_id: u64) -> Option<(u64, usize)> {
+    let head = data.get(at..at + HEADER)?;
+    let len = u32::from_le_bytes(head[0..4].try_into().ok()?) as usize;
+    let sum = u32::from_le_bytes(head[4..8].try_into().ok()?);
+    let id = u64::from_le_bytes(head[8..16].try_into().ok()?);
+    if len > MAX_RECORD || id < min_id || id > min_id.saturating_add(1 << 32) {
+        return None;
     }
-    Ok((offsets, at as u64, last_at, false))
+    let body = data.get(at + HEADER..at + HEADER + len)?;
+    (crc(&[&head[8..24], body]) == sum).then_some((id, at + HEADER + len))
+}
+
+/// Reads the records of a segment file.
+fn scan(path: &Path, first: u64) -> Result<Scanned, Error> {
+    let data = std::fs::read(path).map_err(io(path))?;
+    let mut out = Scanned {
+        offsets: Vec::new(),
+        valid: 0,
+        last_at_ms: 0,
+        bad: false,
+        later: None,
+    };
+    let mut at = 0usize;
+    while at < data.len() {
+        let expected = first + out.offsets.len() as u64;
+        match record_at(&data, at, expected) {
+            Some((id, end)) if id == expected => {
+                out.offsets.push(at as u32);
+                out.last_at_ms =
+                    i64::from_le_bytes(data[at + 16..at + 24].try_into().unwrap_or_default());
+                at = end;
+                out.valid = at as u64;
+            }
+            _ => {
+                out.bad = true;
+                // Look for any good record further on.
+                let mut probe = at + 1;
+                while probe + HEADER <= data.len() {
+                    if let Some((id, end)) = record_at(&data, probe, expected) {
+                        out.later = Some(out.later.map_or(id, |l: u64| l.max(id)));
+                        probe = end;
+                    } else {
+                        probe += 1;
+                    }
+                }
+                return Ok(out);
+            }
+        }
+    }
+    Ok(out)
 }
 
 impl Outbox {
@@ -300,29 +364,50 @@ impl Outbox {
             .collect();
         firsts.sort_unstable();
         let mut segments = Vec::new();
+        // A newest segment damaged in the middle is kept as it is; appends go on in a
+        // new segment after the highest id it still shows, so no id is used twice.
+        let mut resume_after: Option<u64> = None;
         for (i, &first) in firsts.iter().enumerate() {
             let path = segment_path(dir, first);
-            let (offsets, valid, last_at_ms, bad) = scan(&path, first)?;
+            let found = scan(&path, first)?;
             let newest = i + 1 == firsts.len();
             let size = std::fs::metadata(&path).map_err(io(&path))?.len();
-            if bad && newest {
+            let mut bytes = size;
+            if found.bad && newest && found.later.is_none() {
                 // A torn tail: never confirmed. Cut it off so appends follow valid data.
                 let f = OpenOptions::new()
                     .write(true)
                     .open(&path)
                     .map_err(io(&path))?;
-                f.set_len(valid).map_err(io(&path))?;
+                f.set_len(found.valid).map_err(io(&path))?;
                 f.sync_all().map_err(io(&path))?;
-                report.torn_bytes = size - valid;
-            } else if bad {
-                report.corrupt.push((path.clone(), valid));
+                report.torn_bytes = size - found.valid;
+                bytes = found.valid;
+            } else if found.bad {
+                report.corrupt.push((path.clone(), found.valid));
+                if newest {
+                    resume_after = Some(found.later.unwrap_or(first));
+                }
             }
             segments.push(Segment {
                 first,
                 path,
-                offsets,
-                bytes: if newest { valid } else { size },
-                last_at_ms,
+                offsets: found.offsets,
+                bytes,
+                last_at_ms: found.last_at_ms,
+            });
+        }
+        if let Some(last) = resume_after {
+            let first = last + 1;
+            let path = segment_path(dir, first);
+            File::create(&path).map_err(io(&path))?;
+            sync_dir(dir)?;
+            segments.push(Segment {
+                first,
+                path,
+                offsets: Vec::new(),
+                bytes: 0,
+                last_at_ms: 0,
             });
         }
         if segments.is_empty() {
@@ -374,6 +459,9 @@ impl Outbox {
         if let Some(first) = segments.first().map(|s| s.first) {
             acked.clip_below(first);
         }
+        // Acknowledgements of ids never confirmed (beyond the last record) mean nothing.
+        let next = segments.last().map_or(1, Segment::end);
+        acked.clip_from(next);
         let mut outbox = Outbox {
             dir: dir.to_owned(),
             config,
@@ -382,6 +470,7 @@ impl Outbox {
             acked,
             acks,
             stats: Stats::default(),
+            broken: false,
         };
         outbox.recount();
         Ok((outbox, report))
@@ -419,6 +508,14 @@ impl Outbox {
         at_ms: i64,
     ) -> Result<RangeInclusive<u64>, Error> {
         let first_id = self.next_id();
+        if self.broken {
+            return Err(Error::Io {
+                path: self.dir.clone(),
+                source: std::io::Error::other(
+                    "an earlier write could not be undone; open the outbox again",
+                ),
+            });
+        }
         if payloads.is_empty() {
             return Ok(first_id..=first_id.saturating_sub(1));
         }
@@ -426,7 +523,30 @@ impl Outbox {
             return Err(Error::TooLarge { len: p.len() });
         }
         let needed: u64 = payloads.iter().map(|p| (HEADER + p.len()) as u64).sum();
+        // A segment is closed past its size (at most an eighth of the cap, so closed,
+        // acknowledged segments can always make room), or where an offset would not
+        // fit the index's 32 bits.
+        let segment_bytes = self
+            .config
+            .segment_bytes
+            .min(self.config.max_bytes / 8)
+            .max(1);
+        let full = |s: &Segment| {
+            !s.offsets.is_empty()
+                && (s.bytes >= segment_bytes || s.bytes + needed > u64::from(u32::MAX))
+        };
+        if self.segments.last().is_some_and(full) {
+            self.rotate()?;
+        }
         if self.stats.bytes + needed > self.config.max_bytes {
+            // Only closed segments are deleted: close the newest when it is all
+            // acknowledged, so it can go too.
+            if self.segments.last().is_some_and(|s| {
+                !s.offsets.is_empty()
+                    && self.acked.count_in(s.first, s.end()) == s.offsets.len() as u64
+            }) {
+                self.rotate()?;
+            }
             self.reclaim(at_ms, true)?;
             if self.stats.bytes + needed > self.config.max_bytes {
                 self.stats.refused_records += payloads.len() as u64;
@@ -435,13 +555,6 @@ impl Outbox {
                     cap: self.config.max_bytes,
                 });
             }
-        }
-        // Past its size, or where an offset would not fit the index's 32 bits.
-        if self.segments.last().is_some_and(|s| {
-            !s.offsets.is_empty()
-                && (s.bytes >= self.config.segment_bytes || s.bytes + needed > u64::from(u32::MAX))
-        }) {
-            self.rotate()?;
         }
         let mut buf = Vec::with_capacity(needed as usize);
         let mut offsets = Vec::with_capacity(payloads.len());
@@ -461,13 +574,26 @@ impl Outbox {
             return Err(no_segment());
         };
         let path = active.path.clone();
-        if let Err(e) = self.writer.write_all(&buf) {
-            // Whatever part was written is cut, so the file ends at a record boundary.
-            let _ = self.writer.set_len(active.bytes);
+        let written = self.writer.write_all(&buf).and_then(|()| {
+            if self.config.fsync == Fsync::Always {
+                self.writer.sync_data()
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = written {
+            // Not confirmed: whatever part was written is cut, so the file ends where
+            // the index does. If even that fails, the outbox refuses further appends
+            // until it is opened again (which finds the file's real end).
+            if self
+                .writer
+                .set_len(active.bytes)
+                .and_then(|()| self.writer.sync_data())
+                .is_err()
+            {
+                self.broken = true;
+            }
             return Err(io(&path)(e));
-        }
-        if self.config.fsync == Fsync::Always {
-            self.writer.sync_data().map_err(io(&path))?;
         }
         active.offsets.extend(offsets);
         active.bytes += needed;
@@ -520,9 +646,18 @@ impl Outbox {
         let sum = crc(&[&entry[..16]]);
         entry[16..].copy_from_slice(&sum.to_le_bytes());
         let path = self.dir.join(ACKS);
-        self.acks.write_all(&entry).map_err(io(&path))?;
-        if self.config.fsync == Fsync::Always {
-            self.acks.sync_data().map_err(io(&path))?;
+        let before = self.acks.metadata().map_err(io(&path))?.len();
+        let written = self.acks.write_all(&entry).and_then(|()| {
+            if self.config.fsync == Fsync::Always {
+                self.acks.sync_data()
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = written {
+            // Not confirmed: cut the partial entry, so later ones stay readable.
+            let _ = self.acks.set_len(before);
+            return Err(io(&path)(e));
         }
         let first = self.segments.first().map_or(1, |s| s.first);
         if to >= first {
@@ -545,11 +680,13 @@ impl Outbox {
                 continue;
             }
             let mut file = None;
-            for id in (after + 1).max(s.first)..s.end() {
+            let mut id = (after + 1).max(s.first);
+            while id < s.end() {
                 if out.len() >= limit {
                     return Ok(out);
                 }
-                if self.acked.contains(id) {
+                if let Some(end) = self.acked.end_of(id) {
+                    id = end + 1; // past the acknowledged run at once
                     continue;
                 }
                 if file.is_none() {
@@ -558,6 +695,7 @@ impl Outbox {
                 if let Some(f) = &file {
                     out.push(read_record(f, s, id)?);
                 }
+                id += 1;
             }
         }
         Ok(out)
@@ -586,6 +724,7 @@ impl Outbox {
     /// Deletes fully acknowledged front segments (never the newest): those past
     /// retention at `now_ms`, or, under `pressure`, any.
     fn reclaim(&mut self, now_ms: i64, pressure: bool) -> Result<u64, Error> {
+        let mut failed = None;
         let mut removed = 0u64;
         let mut gone = 0;
         while gone + 1 < self.segments.len() {
@@ -595,7 +734,10 @@ impl Outbox {
             if !all_acked || !(expired || pressure) {
                 break;
             }
-            std::fs::remove_file(&s.path).map_err(io(&s.path))?;
+            if let Err(e) = std::fs::remove_file(&s.path) {
+                failed = Some(io(&s.path)(e));
+                break;
+            }
             if pressure && !expired {
                 self.stats.evicted_records += s.offsets.len() as u64;
             }
@@ -603,14 +745,16 @@ impl Outbox {
             gone += 1;
         }
         if gone == 0 {
-            return Ok(0);
+            return failed.map_or(Ok(0), Err);
         }
         self.segments.drain(..gone);
+        // The deletions are durable before the acknowledgements they make moot go.
+        sync_dir(&self.dir)?;
         let first = self.first_kept();
         self.acked.clip_below(first);
         self.rewrite_acks()?;
         self.recount();
-        Ok(removed)
+        failed.map_or(Ok(removed), Err)
     }
 
     /// Rewrites `acks.log` with the ranges still relevant (atomically: a new file,

@@ -262,3 +262,55 @@ fn a_corrupt_record_inside_an_older_segment_is_reported_not_hidden() {
     assert!(!ids.contains(&1), "{ids:?}");
     assert_eq!(o.next_id(), 7);
 }
+
+#[test]
+fn damage_inside_the_newest_segment_is_not_taken_for_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = Config {
+        fsync: Fsync::Never,
+        ..Config::default()
+    };
+    let (mut o, _) = Outbox::open(dir.path(), cfg.clone()).unwrap();
+    for i in 0..10u8 {
+        o.append(&[i; 40], 0).unwrap();
+    }
+    o.ack(1, 10).unwrap();
+    drop(o);
+    // Flip a byte of record 5's payload: records 6 to 10 are still good after it.
+    let seg = dir.path().join(format!("{:020}.seg", 1));
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[4 * 64 + 30] ^= 0xFF;
+    std::fs::write(&seg, bytes).unwrap();
+    let (mut o, report) = Outbox::open(dir.path(), cfg).unwrap();
+    assert_eq!(report.torn_bytes, 0, "not cut");
+    assert_eq!(report.corrupt.len(), 1);
+    // No id is used twice: the next one follows the highest still on disk.
+    assert_eq!(o.next_id(), 11);
+    assert_eq!(o.append(b"new", 0).unwrap(), 11);
+    assert!(!o.is_acked(11));
+    let pending: Vec<u64> = o.pending(0, 100).unwrap().iter().map(|r| r.id).collect();
+    assert_eq!(pending, [11]);
+}
+
+#[test]
+fn a_small_cap_with_everything_acknowledged_still_takes_new_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = Config {
+        max_bytes: 3_000,
+        retention_ms: 1_000_000,
+        fsync: Fsync::Never,
+        ..Config::default() // 4 MiB segments: bounded by the cap
+    };
+    let (mut o, _) = Outbox::open(dir.path(), cfg).unwrap();
+    let payload = [7u8; 476];
+    for round in 0..5 {
+        for _ in 0..5 {
+            o.append(&payload, 0).unwrap();
+        }
+        let last = o.next_id() - 1;
+        o.ack(1, last).unwrap();
+        assert!(o.stats().bytes <= 3_000, "round {round}: {:?}", o.stats());
+    }
+    assert_eq!(o.next_id(), 26);
+    assert_eq!(o.stats().refused_records, 0);
+}
