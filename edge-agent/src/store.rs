@@ -13,6 +13,8 @@
 //! acknowledged envelope never has pending readings. Acknowledged envelopes are
 //! retained (7 days by default, within the cap) to answer `backfill`.
 //!
+//! The outbox cap is shared: half for the readings, half for the envelopes.
+//!
 //! Readings not yet in an envelope are those after the last envelope's range (or, when
 //! that envelope was acknowledged and compacted away, every pending reading: by the
 //! ordering above, its readings were acknowledged before it).

@@ -35,9 +35,10 @@
 //!
 //! # The disk cap
 //!
-//! [`Config::max_bytes`] bounds the segments' size. When an append would pass it, the
-//! oldest fully-acknowledged segments are deleted first, retention or not (counted in
-//! [`Stats::evicted_records`]). If that is not enough, the append is refused with
+//! [`Config::max_bytes`] bounds the segments' size (a segment is at most an eighth of
+//! it). When an append would pass it, the newest segment is closed if it is all
+//! acknowledged, and the oldest fully-acknowledged segments are deleted, retention or
+//! not (counted in [`Stats::evicted_records`]). If that is not enough, the append is refused with
 //! [`Error::Full`] and counted in [`Stats::refused_records`]: what is pending is never
 //! dropped to make room. The caller decides what refusal means: a glucometer or a
 //! blood-pressure cuff keeps its own memory and is read again later (by sequence
@@ -45,7 +46,14 @@
 //!
 //! A corrupt record in the middle of the log (a disk fault, not a crash) cannot be
 //! skipped safely: the rest of that segment is reported in [`OpenReport`] and left on
-//! disk for inspection, and the ids it held are missing from `pending`.
+//! disk for inspection, and the ids it held are missing from `pending`. A bad record is
+//! taken for a torn tail (and cut) only when it is in the newest segment and no good
+//! record follows it; otherwise appends go on in a new segment after the highest id
+//! still readable, so no id is ever used twice.
+//!
+//! A write or an acknowledgement whose sync fails is rolled back (the file cut back to
+//! where the index ends); if even that fails, the outbox refuses appends until it is
+//! opened again.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
