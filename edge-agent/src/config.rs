@@ -47,6 +47,9 @@ client_key = ""
 # [[device]]
 # id = "bpm-omron-3f9a21"
 # name = "BLESmart_*"
+# service = "blood_pressure"   # optional: it must advertise this service (glucose,
+#                              # blood_pressure, heart_rate, pulse_oximeter,
+#                              # thermometer, weight_scale, polar_pmd)
 "#;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -94,7 +97,21 @@ pub struct DeviceSettings {
     pub address: Option<String>,
     #[serde(default)]
     pub name: Option<String>,
+    /// The health service it must advertise, by name (see [`SERVICES`]).
+    #[serde(default)]
+    pub service: Option<String>,
 }
+
+/// The services a device can be required to advertise: (name, UUID).
+pub const SERVICES: [(&str, u128); 7] = [
+    ("glucose", crate::device::uuid::sig(0x1808)),
+    ("blood_pressure", crate::device::uuid::sig(0x1810)),
+    ("heart_rate", crate::device::uuid::sig(0x180D)),
+    ("pulse_oximeter", crate::device::uuid::sig(0x1822)),
+    ("thermometer", crate::device::uuid::sig(0x1809)),
+    ("weight_scale", crate::device::uuid::sig(0x181D)),
+    ("polar_pmd", 0xFB00_5C80_02E7_F387_1CAD_8ACD_2D8D_F0C8),
+];
 
 impl Default for EdgeConfig {
     fn default() -> Self {
@@ -130,11 +147,17 @@ pub struct AllowedDevice {
     pub id: DeviceId,
     pub address: Option<String>,
     pub name: Option<String>,
+    /// A service it must advertise, when set.
+    pub service: Option<u128>,
 }
 
 impl AllowedDevice {
-    /// Whether a device seen with `address` and `name` is this one.
-    pub fn matches(&self, address: &str, name: Option<&str>) -> bool {
+    /// Whether a device seen with `address`, `name` and advertising `services` is
+    /// this one.
+    pub fn matches(&self, address: &str, name: Option<&str>, services: &[u128]) -> bool {
+        if self.service.is_some_and(|s| !services.contains(&s)) {
+            return false;
+        }
         self.address
             .as_deref()
             .is_some_and(|a| a.eq_ignore_ascii_case(address))
@@ -301,11 +324,26 @@ impl EdgeConfig {
         };
         let mut devices = Vec::new();
         for (i, d) in self.devices.iter().enumerate() {
+            let service = match &d.service {
+                None => None,
+                Some(name) => match SERVICES.iter().find(|(n, _)| n == name) {
+                    Some((_, uuid)) => Some(*uuid),
+                    None => {
+                        p.push(format!(
+                            "device {}: service {name:?} is not one of {}",
+                            d.id,
+                            SERVICES.map(|(n, _)| n).join(", ")
+                        ));
+                        None
+                    }
+                },
+            };
             match DeviceId::parse(&d.id) {
                 Ok(id) if d.address.is_some() || d.name.is_some() => devices.push(AllowedDevice {
                     id,
                     address: d.address.clone(),
                     name: d.name.clone(),
+                    service,
                 }),
                 Ok(id) => p.push(format!(
                     "device {id}: give its address or a name pattern, so it can be recognised"
@@ -380,15 +418,24 @@ mod tests {
 
     #[test]
     fn devices_match_by_address_or_name_pattern() {
-        let d = AllowedDevice {
+        let mut d = AllowedDevice {
             id: "bpm-1".parse().unwrap(),
             address: Some("C4:7C:8D:6A:00:01".into()),
             name: Some("BLESmart_*_BP".into()),
+            service: None,
         };
-        assert!(d.matches("c4:7c:8d:6a:00:01", None));
-        assert!(d.matches("00:00:00:00:00:00", Some("BLESmart_0001_BP")));
-        assert!(!d.matches("00:00:00:00:00:00", Some("BLESmart_0001")));
-        assert!(!d.matches("00:00:00:00:00:00", None));
+        assert!(d.matches("c4:7c:8d:6a:00:01", None, &[]));
+        assert!(d.matches("00:00:00:00:00:00", Some("BLESmart_0001_BP"), &[]));
+        assert!(!d.matches("00:00:00:00:00:00", Some("BLESmart_0001"), &[]));
+        assert!(!d.matches("00:00:00:00:00:00", None, &[]));
+        // Required to advertise Blood Pressure.
+        d.service = Some(crate::device::uuid::sig(0x1810));
+        assert!(!d.matches("c4:7c:8d:6a:00:01", None, &[]));
+        assert!(d.matches(
+            "c4:7c:8d:6a:00:01",
+            None,
+            &[crate::device::uuid::sig(0x1810)]
+        ));
         assert!(glob("*", "anything") && glob("a*b*c", "aXbYc") && !glob("a*b*c", "aXcYb"));
     }
 }

@@ -96,15 +96,32 @@ pub struct Handle {
     store: Arc<Mutex<Store>>,
     wake: Arc<Notify>,
     clock: Arc<dyn Clock>,
+    refused: Arc<AtomicU64>,
 }
 
 impl Handle {
     /// Adds readings to the outbox durably (returns once they are on disk).
+    ///
+    /// When the outbox is full of readings the broker has not acknowledged, they are
+    /// refused: the refusal is counted ([`Handle::refused`]) and said on stderr, and
+    /// the error returned (a meter keeps them and is read again; a stream loses them).
     pub async fn add(&self, readings: Vec<Reading>) -> Result<(), vigil_outbox::Error> {
         let now = self.clock.now();
+        let n = readings.len() as u64;
         let r = blocking(&self.store, move |s| s.add(&readings, now)).await;
         self.wake.notify_one();
+        if let Err(vigil_outbox::Error::Full { .. }) = &r {
+            let total = self.refused.fetch_add(n, Ordering::Relaxed) + n;
+            eprintln!(
+                "vigil-edge: the outbox is full of readings the broker has not acknowledged: {n} refused ({total} since the start)"
+            );
+        }
         r.map(|_| ())
+    }
+
+    /// Readings refused because the outbox was full, since the start.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
     }
 
     /// Readings not yet acknowledged by the broker.
@@ -154,7 +171,12 @@ impl Forwarder {
         let stats = Arc::new(ForwardStats::default());
         let (stop, stopped) = watch::channel(false);
         let (tx, rx) = mpsc::channel(64);
-        let handle = Handle { store, wake, clock };
+        let handle = Handle {
+            store,
+            wake,
+            clock,
+            refused: Arc::default(),
+        };
         let task = tokio::spawn(run(config, handle.clone(), stats.clone(), tx, stopped));
         Forwarder {
             stats,

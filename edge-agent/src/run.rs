@@ -162,33 +162,20 @@ async fn bluetooth(
             tokio::time::sleep(Duration::from_secs(30)).await;
             continue;
         }
+        // Several devices at once: a session per device, each its own task.
+        let mut sessions: tokio::task::JoinSet<(
+            String,
+            vigil_model::DeviceId,
+            Result<usize, String>,
+        )> = tokio::task::JoinSet::new();
+        let mut busy: std::collections::HashSet<String> = std::collections::HashSet::new();
         loop {
             tokio::time::sleep(Duration::from_secs(5)).await;
-            let Ok(peripherals) = adapter.peripherals().await else {
-                break; // the adapter went away: look for it again
-            };
-            for p in peripherals {
-                let Ok(Some(props)) = p.properties().await else {
-                    continue;
-                };
-                let address = props.address.to_string();
-                let Some(device) = checked
-                    .devices
-                    .iter()
-                    .find(|d| d.matches(&address, props.local_name.as_deref()))
-                else {
-                    continue;
-                };
-                if not_before
-                    .get(&address)
-                    .is_some_and(|t| *t > tokio::time::Instant::now())
-                {
-                    continue;
-                }
-                let result = session(p, &device.id, &handle, &memory, &clock, checked.offset).await;
+            while let Some(Ok((address, id, result))) = sessions.try_join_next() {
+                busy.remove(&address);
                 let wait = match result {
                     Ok(n) => {
-                        eprintln!("vigil-edge: {}: {n} reading(s) taken", device.id);
+                        eprintln!("vigil-edge: {id}: {n} reading(s) taken");
                         backoff.remove(&address);
                         Duration::from_secs(30)
                     }
@@ -197,15 +184,47 @@ async fn bluetooth(
                             (*b * 2).min(Duration::from_secs(300))
                         });
                         backoff.insert(address.clone(), b);
-                        eprintln!(
-                            "vigil-edge: {}: {e}; trying again in {} s",
-                            device.id,
-                            b.as_secs()
-                        );
+                        eprintln!("vigil-edge: {id}: {e}; trying again in {} s", b.as_secs());
                         b
                     }
                 };
                 not_before.insert(address, tokio::time::Instant::now() + wait);
+            }
+            let Ok(peripherals) = adapter.peripherals().await else {
+                break; // the adapter went away: look for it again
+            };
+            for p in peripherals {
+                let Ok(Some(props)) = p.properties().await else {
+                    continue;
+                };
+                let address = props.address.to_string();
+                let services: Vec<u128> = props.services.iter().map(|u| u.as_u128()).collect();
+                let Some(device) = checked
+                    .devices
+                    .iter()
+                    .find(|d| d.matches(&address, props.local_name.as_deref(), &services))
+                else {
+                    continue;
+                };
+                if busy.contains(&address)
+                    || not_before
+                        .get(&address)
+                        .is_some_and(|t| *t > tokio::time::Instant::now())
+                {
+                    continue;
+                }
+                busy.insert(address.clone());
+                let (id, handle, memory, clock, zone) = (
+                    device.id.clone(),
+                    handle.clone(),
+                    memory.clone(),
+                    clock.clone(),
+                    checked.offset,
+                );
+                sessions.spawn(async move {
+                    let r = session(p, &id, &handle, &memory, &clock, zone).await;
+                    (address, id, r)
+                });
             }
         }
     }

@@ -235,3 +235,41 @@ async fn every_reading_arrives_through_a_broker_outage_and_a_crash_without_a_gap
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_outbox_refuses_readings_counts_them_and_keeps_what_it_holds() {
+    // No broker at all: nothing is acknowledged, so the small cap fills.
+    let port = vigil_testkit::free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(
+        dir.path(),
+        vigil_outbox::Config {
+            max_bytes: 40_000, // 20 000 for the readings
+            ..vigil_outbox::Config::default()
+        },
+    )
+    .unwrap();
+    let gw: GatewayId = "gw-0042".parse().unwrap();
+    let forwarder = Forwarder::start(
+        ForwarderConfig::new(gw, "127.0.0.1", port),
+        store,
+        Arc::new(SystemClock),
+    );
+    let handle = forwarder.handle();
+    let mut taken = 0u64;
+    let mut refusals = 0;
+    for n in 0..200 {
+        match handle.add(vec![reading(n)]).await {
+            Ok(()) => taken += 1,
+            Err(vigil_outbox::Error::Full { .. }) => refusals += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(
+        taken > 0 && refusals > 0,
+        "{taken} taken, {refusals} refused"
+    );
+    assert_eq!(handle.refused(), refusals);
+    assert_eq!(handle.depth().await, taken, "what it took, it keeps");
+    forwarder.abort().await;
+}

@@ -156,7 +156,8 @@ fn make_certificates(dir: &std::path::Path) {
 
 pub mod tsdb;
 
-fn free_port() -> u16 {
+/// A TCP port nothing listens on now (the OS picks it).
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
