@@ -207,6 +207,7 @@ async fn run(load: Load) {
         seed: 7,
         start: SystemClock.now() - TimeDelta::days(1),
         incident_every: None,
+        devices_per_patient: None,
     });
     let cuffs = cuffs(&fleet);
     let total = load.rate * load.seconds;

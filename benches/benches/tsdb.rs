@@ -51,6 +51,7 @@ fn tsdb(c: &mut Criterion) {
         seed: 3,
         start,
         incident_every: Some(TimeDelta::minutes(30)),
+        devices_per_patient: None,
     });
     let registry = Arc::new(Registry::parse(&fleet.registry_toml()).unwrap());
     let commits: Vec<_> = fleet

@@ -146,6 +146,10 @@ struct SimulateArgs {
     /// Patients, one gateway each (1 to 10000).
     #[arg(long, default_value_t = 20)]
     patients: usize,
+    /// At most this many devices per patient (1 to 3); without it, the kit their
+    /// conditions call for (a cuff, a meter, an oximeter, a scale, an ECG patch, ...).
+    #[arg(long, value_name = "N")]
+    devices_per_patient: Option<usize>,
     /// The same seed gives the same fleet and the same readings.
     #[arg(long, default_value_t = 2026)]
     seed: u64,
@@ -421,6 +425,7 @@ fn run_simulate(args: SimulateArgs) -> ExitCode {
         batch_size: args.batch_size.clamp(1, 10_000),
         linger: std::time::Duration::from_millis(args.linger_ms),
         stay: args.stay,
+        devices_per_patient: args.devices_per_patient.map(|n| n.clamp(1, 3)),
         faults: vigil_edge::simulate::Faults {
             clock_reset: args.fault_clock_reset.clamp(0.0, 1.0),
             resend_memory: args.fault_resend_memory.clamp(0.0, 1.0),

@@ -67,6 +67,8 @@ pub struct SimulateOptions {
     /// as `backfill`) until `stop` says so.
     pub stay: bool,
     pub faults: Faults,
+    /// At most this many devices per patient; `None`: the kit their conditions call for.
+    pub devices_per_patient: Option<usize>,
 }
 
 /// Fault injection: the chance, per reading (per envelope for `resend_memory`), of
@@ -179,6 +181,7 @@ pub fn fleet(options: &SimulateOptions, start: DateTime<Utc>) -> Fleet {
         seed: options.seed,
         start,
         incident_every: Some(TimeDelta::minutes(30)),
+        devices_per_patient: options.devices_per_patient,
     })
 }
 
@@ -579,6 +582,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn devices_per_patient_bounds_each_patients_kit() {
+        let start: DateTime<Utc> = "2026-11-20T00:00:00Z".parse().unwrap_or_default();
+        let options = |n| SimulateOptions {
+            host: String::new(),
+            port: 0,
+            state_dir: PathBuf::new(),
+            patients: 16,
+            seed: 5,
+            readings: 0,
+            speed: 1.0,
+            history: TimeDelta::zero(),
+            drop_batches: Vec::new(),
+            batch_size: 1,
+            linger: Duration::ZERO,
+            stay: false,
+            faults: Faults::default(),
+            devices_per_patient: n,
+        };
+        let kit = |n| {
+            fleet(&options(n), start)
+                .patients()
+                .iter()
+                .map(|p| p.devices.len())
+                .max()
+                .unwrap_or(0)
+        };
+        assert_eq!(kit(None), 3);
+        assert_eq!(kit(Some(1)), 1);
+        assert_eq!(kit(Some(2)), 2);
+    }
+
+    #[test]
     fn faults_are_the_same_for_the_same_reading_and_do_what_they_say() {
         let start: DateTime<Utc> = "2026-11-20T00:00:00Z".parse().unwrap_or_default();
         let mut f = Fleet::new(FleetConfig {
@@ -586,6 +621,7 @@ mod tests {
             seed: 3,
             start,
             incident_every: None,
+            devices_per_patient: None,
         });
         let readings: Vec<Reading> = f
             .advance(start + TimeDelta::days(1))
@@ -626,6 +662,7 @@ mod tests {
             seed: 7,
             start,
             incident_every: Some(TimeDelta::minutes(30)),
+            devices_per_patient: None,
         });
         let (mut bp, mut glucose, mut other, mut via_other) = (0, 0, 0, 0);
         for p in f.advance(start + TimeDelta::days(2)) {

@@ -44,6 +44,9 @@ pub struct FleetConfig {
     /// Simulated time between incidents (a hypertensive crisis, a hypoglycaemic night,
     /// a bad reading, ...). `None`: routine measurements only.
     pub incident_every: Option<TimeDelta>,
+    /// At most this many devices per patient (the first of the kit their conditions
+    /// call for); `None`: the whole kit (two or three devices).
+    pub devices_per_patient: Option<usize>,
 }
 
 impl FleetConfig {
@@ -54,6 +57,7 @@ impl FleetConfig {
             seed: 2026,
             start,
             incident_every: Some(TimeDelta::minutes(30)),
+            devices_per_patient: None,
         }
     }
 }
@@ -301,7 +305,10 @@ impl Fleet {
             .map_or(config.start - TimeDelta::days(365), |t| {
                 t.with_timezone(&Utc)
             });
-        let patients = (0..patients_n).map(|i| make_patient(i, &mut rng)).collect();
+        let kit = config.devices_per_patient.unwrap_or(usize::MAX).max(1);
+        let patients = (0..patients_n)
+            .map(|i| make_patient(i, kit, &mut rng))
+            .collect();
         let guest = SimDevice {
             id: id("bpm-guest-0001"),
             kind: DeviceKind::BpCuff,
@@ -1091,7 +1098,7 @@ where
 
 /// Who the `i`th patient is: a mix that gives every device kind and every incident a
 /// patient in any fleet of eight or more.
-fn make_patient(i: usize, rng: &mut Rng) -> SimPatient {
+fn make_patient(i: usize, kit: usize, rng: &mut Rng) -> SimPatient {
     use Condition as C;
     use DeviceKind as K;
     let n = i + 1;
@@ -1125,6 +1132,7 @@ fn make_patient(i: usize, rng: &mut Rng) -> SimPatient {
     };
     let devices = kinds
         .into_iter()
+        .take(kit)
         .map(|kind| {
             // Some homes have devices that display other units (all legitimate).
             let unit = match kind {

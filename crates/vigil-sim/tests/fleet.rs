@@ -282,7 +282,7 @@ proptest! {
     /// Any seed and fleet size: every reading ends as the simulator says.
     #[test]
     fn any_fleet_accounts_for_every_reading(seed in any::<u64>(), patients in 1usize..30, hours in 1i64..36) {
-        let config = FleetConfig { patients, seed, start: start(), incident_every: Some(TimeDelta::minutes(20)) };
+        let config = FleetConfig { patients, seed, start: start(), incident_every: Some(TimeDelta::minutes(20)), devices_per_patient: None };
         let (fleet, publishes) = run(config, TimeDelta::hours(hours));
         check_accounting(&fleet, &publishes);
     }

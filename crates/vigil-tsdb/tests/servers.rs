@@ -34,6 +34,7 @@ fn fleet(patients: usize, hours: i64) -> Fleetful {
         seed: 11,
         start,
         incident_every: Some(TimeDelta::minutes(30)),
+        devices_per_patient: None,
     });
     let registry = Registry::parse(&fleet.registry_toml()).unwrap();
     let envelopes = fleet

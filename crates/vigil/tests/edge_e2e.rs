@@ -128,6 +128,7 @@ async fn a_simulated_fleet_arrives_exactly_once_through_an_outage_a_killed_gatew
         seed: SEED.parse().unwrap(),
         start,
         incident_every: Some(TimeDelta::minutes(30)),
+        devices_per_patient: None,
     });
     let expected: Vec<Expect> = fleet
         .advance(vigil_model::clock::Clock::now(
@@ -287,6 +288,7 @@ fn fleet_readings_per_week(start: DateTime<Utc>) -> u64 {
         seed: SEED.parse().unwrap(),
         start,
         incident_every: Some(TimeDelta::minutes(30)),
+        devices_per_patient: None,
     });
     fleet
         .advance(start + TimeDelta::days(7))

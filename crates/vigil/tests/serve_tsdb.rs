@@ -38,6 +38,7 @@ async fn an_ingester_killed_while_writing_to_the_database_leaves_no_point_missin
         seed: 5,
         start,
         incident_every: Some(TimeDelta::minutes(20)),
+        devices_per_patient: None,
     });
     let registry_text = fleet.registry_toml();
     std::fs::write(dir.path().join("registry.toml"), &registry_text).unwrap();
