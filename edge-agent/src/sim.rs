@@ -22,19 +22,63 @@ use vigil_model::clock::Clock;
 
 use crate::device::{Link, LinkError, uuid};
 
+/// A device's own clock: the gateway's clock (true time) plus an offset, shown in the
+/// device's zone; readable and settable through Current Time (0x2A2B).
+#[derive(Debug)]
+pub struct SimClock {
+    /// The device clock minus true time.
+    pub offset: TimeDelta,
+    zone: FixedOffset,
+    clock: Arc<dyn Clock>,
+}
+
+impl SimClock {
+    pub fn new(zone: FixedOffset, clock: Arc<dyn Clock>) -> SimClock {
+        SimClock {
+            offset: TimeDelta::zero(),
+            zone,
+            clock,
+        }
+    }
+
+    /// What the device's clock says now.
+    pub fn now(&self) -> chrono::NaiveDateTime {
+        self.stamp(self.clock.now())
+    }
+
+    /// What the device's clock said at true time `at`.
+    pub fn stamp(&self, at: DateTime<Utc>) -> chrono::NaiveDateTime {
+        (at + self.offset).with_timezone(&self.zone).naive_local()
+    }
+
+    /// The Current Time value the device answers with.
+    fn read(&self) -> Result<Vec<u8>, LinkError> {
+        CurrentTime::at(self.now(), 0)
+            .map(|ct| ct.encode())
+            .ok_or_else(|| LinkError::Refused("the clock is out of range".into()))
+    }
+
+    /// Sets the clock from a written Current Time value.
+    fn write(&mut self, value: &[u8]) -> Result<(), LinkError> {
+        let set = CurrentTime::decode(value)
+            .ok()
+            .and_then(|ct| ct.to_naive())
+            .ok_or_else(|| LinkError::Refused("not a possible time".into()))?;
+        self.offset += set - self.now();
+        Ok(())
+    }
+}
+
 /// A simulated Bluetooth glucometer.
 #[derive(Debug)]
 pub struct SimGlucometer {
     pub address: String,
-    /// The device clock minus true time.
-    pub clock_offset: TimeDelta,
+    pub clock: SimClock,
     /// Whether it offers the Current Time Service, and lets the clock be written.
     pub current_time: bool,
     pub clock_writable: bool,
     records: Vec<GlucoseMeasurement>,
     next_seq: u16,
-    zone: FixedOffset,
-    clock: Arc<dyn Clock>,
     subscribed: HashSet<u128>,
     queue: VecDeque<(u128, Vec<u8>)>,
     /// Every RACP request written to it, as bytes.
@@ -47,13 +91,11 @@ impl SimGlucometer {
     pub fn new(address: &str, zone: FixedOffset, clock: Arc<dyn Clock>) -> SimGlucometer {
         SimGlucometer {
             address: address.to_owned(),
-            clock_offset: TimeDelta::zero(),
+            clock: SimClock::new(zone, clock),
             current_time: true,
             clock_writable: true,
             records: Vec::new(),
             next_seq: 1,
-            zone,
-            clock,
             subscribed: HashSet::new(),
             queue: VecDeque::new(),
             racp_requests: Vec::new(),
@@ -61,19 +103,10 @@ impl SimGlucometer {
         }
     }
 
-    /// What the device's clock says now (its local time).
-    pub fn device_now(&self) -> chrono::NaiveDateTime {
-        (self.clock.now() + self.clock_offset)
-            .with_timezone(&self.zone)
-            .naive_local()
-    }
-
     /// A test taken at true time `at`, of `mmol_per_l` (to 0.1), stamped by the device
     /// clock; returns its sequence number.
     pub fn measure(&mut self, at: DateTime<Utc>, mmol_per_l: f64) -> u16 {
-        let stamp = (at + self.clock_offset)
-            .with_timezone(&self.zone)
-            .naive_local();
+        let stamp = self.clock.stamp(at);
         let seq = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1);
         // mmol/L to mol/L: tenths of mmol/L are 10^-4 mol/L.
@@ -192,11 +225,7 @@ impl Link for SimGlucometer {
 
     async fn read(&mut self, characteristic: u128) -> Result<Vec<u8>, LinkError> {
         match characteristic {
-            uuid::CURRENT_TIME if self.current_time => {
-                let ct = CurrentTime::at(self.device_now(), 0)
-                    .ok_or_else(|| LinkError::Refused("the clock is out of range".into()))?;
-                Ok(ct.encode())
-            }
+            uuid::CURRENT_TIME if self.current_time => self.clock.read(),
             other => Err(LinkError::NotSupported(other)),
         }
     }
@@ -205,13 +234,7 @@ impl Link for SimGlucometer {
         match characteristic {
             uuid::RACP => self.racp(value),
             uuid::CURRENT_TIME if self.current_time && self.clock_writable => {
-                let ct =
-                    CurrentTime::decode(value).map_err(|e| LinkError::Refused(e.to_string()))?;
-                let set = ct
-                    .to_naive()
-                    .ok_or_else(|| LinkError::Refused("not a possible time".into()))?;
-                self.clock_offset += set - self.device_now();
-                Ok(())
+                self.clock.write(value)
             }
             other => Err(LinkError::NotSupported(other)),
         }
@@ -244,11 +267,9 @@ impl Link for SimGlucometer {
 #[derive(Debug)]
 pub struct SimCuff {
     pub address: String,
-    pub clock_offset: TimeDelta,
+    pub clock: SimClock,
     pub current_time: bool,
     results: Vec<vigil_gatt::bpm::BloodPressureMeasurement>,
-    zone: FixedOffset,
-    clock: Arc<dyn Clock>,
     queue: VecDeque<(u128, Vec<u8>)>,
 }
 
@@ -256,11 +277,9 @@ impl SimCuff {
     pub fn new(address: &str, zone: FixedOffset, clock: Arc<dyn Clock>) -> SimCuff {
         SimCuff {
             address: address.to_owned(),
-            clock_offset: TimeDelta::zero(),
+            clock: SimClock::new(zone, clock),
             current_time: true,
             results: Vec::new(),
-            zone,
-            clock,
             queue: VecDeque::new(),
         }
     }
@@ -269,9 +288,7 @@ impl SimCuff {
     pub fn measure(&mut self, at: DateTime<Utc>, systolic: i32, diastolic: i32, pulse: i32) {
         use vigil_gatt::bpm::{BloodPressureMeasurement, BpOptional, PressureUnit};
         use vigil_gatt::ieee11073::Kind;
-        let stamp = (at + self.clock_offset)
-            .with_timezone(&self.zone)
-            .naive_local();
+        let stamp = self.clock.stamp(at);
         let n = |v: i32| SFloat::number(v, 0);
         if let (Some(s), Some(d), Some(p), Some(map)) = (
             n(systolic),
@@ -293,12 +310,6 @@ impl SimCuff {
             });
         }
     }
-
-    fn device_now(&self) -> chrono::NaiveDateTime {
-        (self.clock.now() + self.clock_offset)
-            .with_timezone(&self.zone)
-            .naive_local()
-    }
 }
 
 impl Link for SimCuff {
@@ -317,23 +328,14 @@ impl Link for SimCuff {
 
     async fn read(&mut self, characteristic: u128) -> Result<Vec<u8>, LinkError> {
         match characteristic {
-            uuid::CURRENT_TIME if self.current_time => CurrentTime::at(self.device_now(), 0)
-                .map(|ct| ct.encode())
-                .ok_or_else(|| LinkError::Refused("the clock is out of range".into())),
+            uuid::CURRENT_TIME if self.current_time => self.clock.read(),
             other => Err(LinkError::NotSupported(other)),
         }
     }
 
     async fn write(&mut self, characteristic: u128, value: &[u8]) -> Result<(), LinkError> {
         match characteristic {
-            uuid::CURRENT_TIME if self.current_time => {
-                let set = CurrentTime::decode(value)
-                    .ok()
-                    .and_then(|ct| ct.to_naive())
-                    .ok_or_else(|| LinkError::Refused("not a possible time".into()))?;
-                self.clock_offset += set - self.device_now();
-                Ok(())
-            }
+            uuid::CURRENT_TIME if self.current_time => self.clock.write(value),
             other => Err(LinkError::NotSupported(other)),
         }
     }

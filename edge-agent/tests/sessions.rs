@@ -106,7 +106,7 @@ async fn a_meter_whose_memory_was_reset_is_read_from_its_start() {
 async fn a_meter_three_years_behind_gives_readings_at_the_right_time_and_is_set_right() {
     let clock = Arc::new(ManualClock::new(t0()));
     let mut m = SimGlucometer::new("C4:7C:8D:6A:00:02", CHINA, clock.clone());
-    m.clock_offset = -TimeDelta::days(3 * 365 + 1);
+    m.clock.offset = -TimeDelta::days(3 * 365 + 1);
     let true_times: Vec<DateTime<Utc>> = (1..=3).map(|h| t0() - TimeDelta::hours(h)).collect();
     for t in &true_times {
         m.measure(*t, 7.2);
@@ -129,7 +129,7 @@ async fn a_meter_three_years_behind_gives_readings_at_the_right_time_and_is_set_
     // The meter's clock was set: the next test is stamped with the true time.
     assert!(out.clock_set);
     assert!(
-        (m.device_now() - clock.now().with_timezone(&CHINA).naive_local()).abs()
+        (m.clock.now() - clock.now().with_timezone(&CHINA).naive_local()).abs()
             < TimeDelta::seconds(1)
     );
     clock.advance(TimeDelta::minutes(30));
@@ -206,7 +206,7 @@ async fn a_cuff_sends_its_memory_and_its_results_are_timed_by_the_corrected_cloc
     let mut cuff = SimCuff::new("C4:7C:8D:6A:00:09", CHINA, clock.clone());
     // Its clock reset to 2000-01-01 when the batteries were changed.
     let offset = "2000-01-01T00:00:00Z".parse::<DateTime<Utc>>().unwrap() - t0();
-    cuff.clock_offset = offset;
+    cuff.clock.offset = offset;
     let times = [t0() - TimeDelta::hours(30), t0() - TimeDelta::hours(6)];
     cuff.measure(times[0], 152, 96, 70);
     cuff.measure(times[1], 138, 88, 66);
@@ -304,7 +304,7 @@ async fn records_stamped_before_a_clock_reset_are_not_pushed_into_the_future() {
     let before = t0() - TimeDelta::hours(20);
     cuff.measure(before, 141, 90, 70); // stamped by a right clock
     // Then the batteries: the clock restarts at 2000-01-01.
-    cuff.clock_offset = "2000-01-01T00:00:00Z".parse::<DateTime<Utc>>().unwrap() - t0();
+    cuff.clock.offset = "2000-01-01T00:00:00Z".parse::<DateTime<Utc>>().unwrap() - t0();
     let after = t0() - TimeDelta::hours(2);
     cuff.measure(after, 136, 85, 68);
     let c = clock.clone();

@@ -770,15 +770,7 @@ impl SqliteStore {
         }
         for (name, value) in [("rules", cursor), ("rules:actions", actions)] {
             if let Some(c) = value {
-                sqlx::query(
-                    "INSERT INTO sink_cursors (sink, last_id, updated_ms) VALUES (?, ?, ?)
-                     ON CONFLICT (sink) DO UPDATE SET last_id = MAX(last_id, excluded.last_id), updated_ms = excluded.updated_ms",
-                )
-                .bind(name)
-                .bind(c)
-                .bind(at.timestamp_millis())
-                .execute(&mut *tx)
-                .await?;
+                advance_cursor(&mut *tx, name, c, at).await?;
             }
         }
         tx.commit().await?;
@@ -1043,14 +1035,7 @@ impl SqliteStore {
             }
         }
         if let Some(c) = cursor {
-            sqlx::query(
-                "INSERT INTO sink_cursors (sink, last_id, updated_ms) VALUES ('delivery', ?, ?)
-                 ON CONFLICT (sink) DO UPDATE SET last_id = MAX(last_id, excluded.last_id), updated_ms = excluded.updated_ms",
-            )
-            .bind(c)
-            .bind(at.timestamp_millis())
-            .execute(&mut *tx)
-            .await?;
+            advance_cursor(&mut *tx, "delivery", c, at).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -1134,15 +1119,7 @@ impl SqliteStore {
             .await?;
         }
         if let Some(c) = cursor {
-            sqlx::query(
-                "INSERT INTO sink_cursors (sink, last_id, updated_ms) VALUES (?, ?, ?)
-                 ON CONFLICT (sink) DO UPDATE SET last_id = MAX(last_id, excluded.last_id), updated_ms = excluded.updated_ms",
-            )
-            .bind(cursor_name)
-            .bind(c)
-            .bind(at.timestamp_millis())
-            .execute(&mut *tx)
-            .await?;
+            advance_cursor(&mut *tx, cursor_name, c, at).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -1347,16 +1324,7 @@ impl SqliteStore {
         id: i64,
         at: DateTime<Utc>,
     ) -> Result<(), Error> {
-        sqlx::query(
-            "INSERT INTO sink_cursors (sink, last_id, updated_ms) VALUES (?, ?, ?)
-             ON CONFLICT (sink) DO UPDATE SET last_id = MAX(last_id, excluded.last_id), updated_ms = excluded.updated_ms",
-        )
-        .bind(sink)
-        .bind(id)
-        .bind(at.timestamp_millis())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        advance_cursor(&self.pool, sink, id, at).await
     }
 
     /// Keeps a point the sink's server refused for good, with the server's reason.
@@ -1511,6 +1479,24 @@ fn alert_event_record(r: &sqlx::sqlite::SqliteRow) -> Result<AlertEventRecord, E
 
 pub(crate) fn corrupt(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Corrupt(format!("{what}: {e}"))
+}
+
+/// Moves the cursor `name` forward to `id` (never back), in `e` (a transaction, or the
+/// pool on its own).
+async fn advance_cursor<'e, E>(e: E, name: &str, id: i64, at: DateTime<Utc>) -> Result<(), Error>
+where
+    E: sqlx::Executor<'e, Database = Sqlite>,
+{
+    sqlx::query(
+        "INSERT INTO sink_cursors (sink, last_id, updated_ms) VALUES (?, ?, ?)
+         ON CONFLICT (sink) DO UPDATE SET last_id = MAX(last_id, excluded.last_id), updated_ms = excluded.updated_ms",
+    )
+    .bind(name)
+    .bind(id)
+    .bind(at.timestamp_millis())
+    .execute(e)
+    .await?;
+    Ok(())
 }
 
 pub(crate) fn millis(ms: i64) -> Result<DateTime<Utc>, Error> {

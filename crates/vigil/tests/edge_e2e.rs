@@ -123,13 +123,7 @@ async fn a_simulated_fleet_arrives_exactly_once_through_an_outage_a_killed_gatew
     let sim: serde_json::Value =
         serde_json::from_slice(&std::fs::read(state.join("sim.json")).unwrap()).unwrap();
     let start: DateTime<Utc> = sim["start"].as_str().unwrap().parse().unwrap();
-    let mut fleet = Fleet::new(FleetConfig {
-        patients: PATIENTS.parse().unwrap(),
-        seed: SEED.parse().unwrap(),
-        start,
-        incident_every: Some(TimeDelta::minutes(30)),
-        devices_per_patient: None,
-    });
+    let mut fleet = fleet_from(start);
     let expected: Vec<Expect> = fleet
         .advance(vigil_model::clock::Clock::now(
             &vigil_model::clock::SystemClock,
@@ -281,16 +275,20 @@ fn progress(state: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// The fleet's readings over its first week.
-fn fleet_readings_per_week(start: DateTime<Utc>) -> u64 {
-    let mut fleet = Fleet::new(FleetConfig {
+/// The fleet `vigil-edge simulate` runs with the test's options.
+fn fleet_from(start: DateTime<Utc>) -> Fleet {
+    Fleet::new(FleetConfig {
         patients: PATIENTS.parse().unwrap(),
         seed: SEED.parse().unwrap(),
         start,
         incident_every: Some(TimeDelta::minutes(30)),
         devices_per_patient: None,
-    });
-    fleet
+    })
+}
+
+/// The fleet's readings over its first week.
+fn fleet_readings_per_week(start: DateTime<Utc>) -> u64 {
+    fleet_from(start)
         .advance(start + TimeDelta::days(7))
         .iter()
         .map(|p| p.expect.len() as u64)
