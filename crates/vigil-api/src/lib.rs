@@ -22,6 +22,8 @@
 //! `{"error": "..."}` that names what the client can fix and never carries internal
 //! detail or patient data.
 
+pub mod access;
+
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -62,6 +64,8 @@ pub struct AppState {
     pub clock: Arc<dyn vigil_model::clock::Clock>,
     /// A patient's institution (for per-institution figures), when a registry is loaded.
     pub institutions: Option<vigil_ingest::intake::InstitutionLookup>,
+    /// API tokens required, and access by care relationship ([`access`]).
+    pub auth: bool,
 }
 
 /// The router.
@@ -79,6 +83,11 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/alerts/stream", get(alert_stream))
         .route("/api/v1/alerts/{id}/deliveries", get(alert_deliveries))
         .route("/api/v1/ops/alerts", get(ops_alerts))
+        .route("/api/v1/audit", get(audit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            access::guard,
+        ))
         .with_state(state)
 }
 
@@ -320,6 +329,34 @@ async fn alert_deliveries(
         })
         .collect();
     Ok(Json(json!({ "alert_id": id, "deliveries": rows })))
+}
+
+#[derive(Debug, Deserialize)]
+struct AuditQuery {
+    after: Option<i64>,
+    limit: Option<u32>,
+}
+
+/// `GET /api/v1/audit?after=&limit=`: the audit trail, oldest first from `after`, with
+/// each entry's place in the hash chain (platform admins only when `auth` is on).
+async fn audit(
+    State(s): State<AppState>,
+    Query(q): Query<AuditQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let rows = s
+        .store
+        .audit_entries(q.after.unwrap_or(0), q.limit.unwrap_or(100).clamp(1, 1000))
+        .await?;
+    let rows: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            json!({"id": r.id, "at": r.entry.at.to_rfc3339(), "actor": r.entry.actor,
+                   "action": r.entry.action, "resource": r.entry.resource,
+                   "patient_id": r.entry.patient, "from": r.entry.origin,
+                   "outcome": r.entry.outcome, "prev_hash": r.prev_hash, "hash": r.hash})
+        })
+        .collect();
+    Ok(Json(json!({ "audit": rows })))
 }
 
 #[derive(Debug, Deserialize)]

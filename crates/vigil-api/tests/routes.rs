@@ -53,6 +53,7 @@ async fn state() -> AppState {
         registry: None,
         clock: Arc::new(vigil_model::clock::SystemClock),
         institutions: None,
+        auth: false,
     }
 }
 

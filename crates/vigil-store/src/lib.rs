@@ -25,6 +25,7 @@
 //!   `batch_seq` watermark and missing ranges in the same transaction ([`gaps`]), so
 //!   the gap detector reads the open gaps without scanning the envelopes.
 
+pub mod access;
 pub mod ecg;
 pub mod gaps;
 mod sqlite;

@@ -296,7 +296,7 @@ impl SqliteStore {
                 path: name.to_owned(),
                 source,
             })?;
-        for statement in SCHEMA {
+        for statement in SCHEMA.iter().chain(crate::access::SCHEMA) {
             sqlx::query(*statement).execute(&pool).await?;
         }
         // Columns added after a table was first shipped: added to older stores.

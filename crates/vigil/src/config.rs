@@ -11,7 +11,7 @@ pub const DEFAULT_CONFIG: &str = r#"# Vigil ingester configuration (vigil serve 
 # Environment variables override the file: VIGIL_DATA_DIR, VIGIL_REGISTRY,
 # VIGIL_BROKER_URL, VIGIL_BROKER_CA_FILE, VIGIL_BROKER_CLIENT_CERT, VIGIL_BROKER_CLIENT_KEY,
 # VIGIL_BROKER_EMBEDDED, VIGIL_BROKER_EMBEDDED_LISTEN, VIGIL_BROKER_CLIENT_ID,
-# VIGIL_BROKER_SHARED_GROUP, VIGIL_HTTP_LISTEN, VIGIL_INGEST_MAX_BATCH, VIGIL_TSDB_URL,
+# VIGIL_BROKER_SHARED_GROUP, VIGIL_HTTP_LISTEN, VIGIL_HTTP_AUTH, VIGIL_INGEST_MAX_BATCH, VIGIL_TSDB_URL,
 # VIGIL_TSDB_TOKEN (the token itself: never in the file), VIGIL_TSDB_TOKEN_FILE,
 # VIGIL_WEBHOOK_SECRET (the secret itself: never in the file), VIGIL_WEBHOOK_SECRET_FILE.
 
@@ -49,9 +49,14 @@ client_id = "vigil-ingester"
 shared_group = ""
 
 [http]
-# Health, readiness, Prometheus metrics and the read API. The API has no
-# authentication yet (it arrives with the dashboards): keep it on loopback.
+# Health, readiness, Prometheus metrics and the API.
 listen = "127.0.0.1:8080"
+# true: every /api/v1/ request needs an API token (Authorization: Bearer <token>; make
+# users and tokens with `vigil users add`), and a doctor sees a patient only through a
+# care relationship. false (for now the default, until the dashboards' login arrives):
+# nothing is checked, so keep the API on loopback. Every request is recorded in the
+# audit trail either way (`vigil audit verify` checks it).
+auth = false
 
 [ingest]
 # Most publishes committed in one transaction. Larger batches amortise the fsync.
@@ -215,12 +220,14 @@ impl Default for TsdbConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     pub listen: String,
+    pub auth: bool,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: "127.0.0.1:8080".to_owned(),
+            auth: false,
         }
     }
 }
@@ -330,6 +337,11 @@ impl Config {
                 "VIGIL_BROKER_CLIENT_ID" => self.broker.client_id = value,
                 "VIGIL_BROKER_SHARED_GROUP" => self.broker.shared_group = value,
                 "VIGIL_HTTP_LISTEN" => self.http.listen = value,
+                "VIGIL_HTTP_AUTH" => match value.as_str() {
+                    "true" | "1" => self.http.auth = true,
+                    "false" | "0" => self.http.auth = false,
+                    _ => problems.push(format!("VIGIL_HTTP_AUTH={value:?} must be true or false")),
+                },
                 "VIGIL_TSDB_URL" => self.tsdb.url = value,
                 "VIGIL_TSDB_TOKEN" => self.tsdb.token = Some(vigil_tsdb::Secret(value)),
                 "VIGIL_TSDB_TOKEN_FILE" => self.tsdb.token_file = value.into(),

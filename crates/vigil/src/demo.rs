@@ -184,14 +184,19 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         registry: Some(intake.current_registry()),
         clock: clock.clone(),
         institutions: Some(intake.institution_lookup()),
+        // The demo's API is open (on loopback), its requests recorded all the same.
+        auth: false,
     });
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = http_stopped.await;
-            })
-            .await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = http_stopped.await;
+        })
+        .await
     });
 
     // First what a person or a client needs: the addresses.

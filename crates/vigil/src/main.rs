@@ -12,6 +12,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use vigil_wire::DecodeLimits;
 
+mod access_cli;
 #[cfg(feature = "embedded-broker")]
 mod broker;
 mod config;
@@ -60,6 +61,12 @@ enum Command {
     Serve(ServeArgs),
     /// Print the documented default configuration of `vigil serve`.
     PrintDefaultConfig,
+    /// The API's users: add one, with a first API token (printed once).
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// The audit trail of API access.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Print the key a doctor's webhook receiver verifies signatures with.
     ///
     /// Each receiver in Vigil's format has its own key, derived from the deployment's
@@ -81,6 +88,43 @@ enum Command {
     /// The clinical rules: replay a scenario through the engine.
     #[command(subcommand)]
     Rules(RulesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum UsersCommand {
+    /// Add a user (doctor, institution_admin or platform_admin) to the clinical store of
+    /// the configuration, and print its first API token on stdout; only the token's
+    /// SHA-256 is kept, so it cannot be shown again.
+    Add {
+        #[command(flatten)]
+        args: ServeArgs,
+        /// The user's id (letters, digits, '.', '_', '-').
+        #[arg(long)]
+        id: String,
+        /// doctor, institution_admin or platform_admin.
+        #[arg(long)]
+        role: String,
+        /// A doctor's registry id (for role doctor).
+        #[arg(long)]
+        doctor: Option<String>,
+        /// The institution (for role institution_admin).
+        #[arg(long)]
+        institution: Option<String>,
+        /// A name for the token (where it is used).
+        #[arg(long, default_value = "first")]
+        token_name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check the audit trail's hash chain: exit 0 when every entry is intact and
+    /// linked to the one before, 1 with the first broken entry otherwise (an entry
+    /// edited, deleted or inserted).
+    Verify {
+        #[command(flatten)]
+        args: ServeArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -209,6 +253,37 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     Ok(ExitCode::from(1))
                 }
             }
+        }
+        Command::Users(UsersCommand::Add {
+            args,
+            id,
+            role,
+            doctor,
+            institution,
+            token_name,
+        }) => {
+            let (config, registry, _) = match load(&args) {
+                Ok(loaded) => loaded,
+                Err(problems) => return Ok(report_problems(&problems)),
+            };
+            access_cli::add_user(
+                &config,
+                &registry,
+                (
+                    &id,
+                    &role,
+                    doctor.as_deref(),
+                    institution.as_deref(),
+                    &token_name,
+                ),
+            )
+        }
+        Command::Audit(AuditCommand::Verify { args }) => {
+            let (config, _, _) = match load(&args) {
+                Ok(loaded) => loaded,
+                Err(problems) => return Ok(report_problems(&problems)),
+            };
+            access_cli::verify_audit(&config)
         }
         Command::PrintDefaultConfig => {
             print!("{}", config::DEFAULT_CONFIG);

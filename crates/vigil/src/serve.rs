@@ -163,14 +163,18 @@ async fn serve(config: Config, registry: Registry, registry_text: String) -> any
         registry: Some(intake.current_registry()),
         clock: Arc::new(SystemClock),
         institutions: Some(intake.institution_lookup()),
+        auth: config.http.auth,
     });
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = http_stopped.await;
-            })
-            .await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = http_stopped.await;
+        })
+        .await
     });
     eprintln!("vigil serve: HTTP on http://{http_addr} (/healthz /readyz /metrics /api/v1/...)");
     let stop = shutdown_signal();

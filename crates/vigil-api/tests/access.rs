@@ -1,0 +1,218 @@
+//! Access by care relationship, with API tokens and the audit trail, through `oneshot`
+//! and over a real socket: the responsible doctor reads their patient; a doctor outside
+//! the care team gets 403 and the attempt is audited; an escalation target may read
+//! the patient while the alert is open and no longer once it is resolved; no token is
+//! 401; the audit trail is for platform admins, and every request is in it, chained.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed assertion
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use chrono::{DateTime, Utc};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use vigil_api::{AppState, app};
+use vigil_ingest::intake::IntakeStats;
+use vigil_registry::Registry;
+use vigil_store::SqliteStore;
+use vigil_store::access::{Role, User, sha256_hex};
+
+const PATIENT: &str = "/api/v1/patients/p-000123/readings";
+
+fn now() -> DateTime<Utc> {
+    "2026-12-01T08:00:00Z".parse().unwrap()
+}
+
+/// A store with four users (token = "tok-<id>") and the example registry: d-0001 is
+/// p-000123's responsible doctor, d-0100 the specialist, d-duty-01 the duty desk.
+async fn state() -> AppState {
+    let store = SqliteStore::in_memory().await.unwrap();
+    let registry = Arc::new(Registry::parse(&vigil_testkit::example_registry()).unwrap());
+    for (id, role, doctor) in [
+        ("wang", Role::Doctor, Some("d-0001")),
+        ("duty", Role::Doctor, Some("d-duty-01")),
+        ("hospital", Role::InstitutionAdmin, None),
+        ("root", Role::PlatformAdmin, None),
+    ] {
+        let user = User {
+            id: id.into(),
+            role,
+            doctor_id: doctor.map(Into::into),
+            institution_id: (role == Role::InstitutionAdmin).then(|| "hub-tongji".into()),
+        };
+        store.add_user(&user, now()).await.unwrap();
+        let token = format!("tok-{id}");
+        store
+            .add_token(id, &sha256_hex(token.as_bytes()), "test", now())
+            .await
+            .unwrap();
+    }
+    AppState {
+        store,
+        stats: Arc::new(IntakeStats::default()),
+        sink: None,
+        rules: None,
+        delivery: None,
+        webhooks: None,
+        gaps: None,
+        registry: Some(Arc::new(move || registry.clone())),
+        clock: Arc::new(vigil_model::clock::ManualClock::new(now())),
+        institutions: None,
+        auth: true,
+    }
+}
+
+async fn get(state: &AppState, uri: &str, token: Option<&str>) -> (StatusCode, Value) {
+    let mut req = Request::get(uri);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let res = app(state.clone())
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = res.status();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+async fn audit(state: &AppState) -> Vec<Value> {
+    let (status, body) = get(state, "/api/v1/audit?limit=1000", Some("tok-root")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["audit"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn a_doctor_reads_a_patient_only_through_a_care_relationship() {
+    let s = state().await;
+    // The responsible doctor: allowed.
+    let (status, body) = get(&s, PATIENT, Some("tok-wang")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // The duty desk, outside the care team, with no open alert: 403, said why.
+    let (status, body) = get(&s, PATIENT, Some("tok-duty")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("care relationship"),
+        "{body}"
+    );
+    // An institution admin sees aggregates, not a patient.
+    assert_eq!(
+        get(&s, PATIENT, Some("tok-hospital")).await.0,
+        StatusCode::FORBIDDEN
+    );
+    // No token, or a wrong one: 401.
+    assert_eq!(get(&s, PATIENT, None).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        get(&s, PATIENT, Some("tok-nobody")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    // The audit trail: every attempt, with who, what, which patient and the outcome.
+    let entries = audit(&s).await;
+    let line = |e: &Value| {
+        (
+            e["actor"].as_str().unwrap().to_owned(),
+            e["outcome"].as_str().unwrap().to_owned(),
+        )
+    };
+    let seen: Vec<_> = entries.iter().map(line).collect();
+    assert_eq!(
+        seen[..5],
+        [
+            ("wang".into(), "allowed".into()),
+            ("duty".into(), "refused: 403".into()),
+            ("hospital".into(), "refused: 403".into()),
+            ("-".into(), "refused: 401".into()),
+            ("-".into(), "refused: 401".into()),
+        ]
+    );
+    assert!(entries[..5].iter().all(|e| e["patient_id"] == "p-000123"
+        && e["action"] == "read"
+        && e["resource"] == format!("GET {PATIENT}")));
+    // Chained: each entry links to the one before.
+    assert!(
+        entries
+            .windows(2)
+            .all(|w| w[1]["prev_hash"] == w[0]["hash"])
+    );
+    // (The audit request itself is the last entry: recorded before it is answered.)
+    assert_eq!(entries.last().unwrap()["resource"], "GET /api/v1/audit");
+    assert_eq!(
+        s.store.verify_audit().await.unwrap(),
+        Ok(entries.len() as u64)
+    );
+    // The audit trail itself is for platform admins.
+    assert_eq!(
+        get(&s, "/api/v1/audit", Some("tok-wang")).await.0,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn an_escalation_target_reads_the_patient_while_the_alert_is_open() {
+    let s = state().await;
+    let event = |change: &str, level: u8| vigil_store::AlertEventRecord {
+        alert_id: "00000000000000c1".into(),
+        patient_id: "p-000123".parse().unwrap(),
+        family: "bp_crisis".into(),
+        opened_at: now(),
+        ordinal: 0,
+        display: "192/112 mmHg".into(),
+        evidence: json!([]),
+        change: change.into(),
+        rule: "bp_crisis".into(),
+        severity: "CRITICAL".into(),
+        level,
+        at: now(),
+        deliver_at: None,
+    };
+    // Escalated to level 3: the duty desk is now a target.
+    s.store
+        .keep_alert_events(
+            &[event("opened", 1), event("escalated", 3)],
+            None,
+            None,
+            now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(get(&s, PATIENT, Some("tok-duty")).await.0, StatusCode::OK);
+    // Resolved: no longer.
+    s.store
+        .keep_alert_events(&[event("resolved", 3)], None, None, now())
+        .await
+        .unwrap();
+    assert_eq!(
+        get(&s, PATIENT, Some("tok-duty")).await.0,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_a_real_socket_the_clients_address_is_recorded() {
+    let s = state().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = app(s.clone());
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
+    let http = addr.to_string();
+    let (status, _) = vigil_testkit::http_get_any(&http, PATIENT);
+    assert_eq!(status, 401);
+    let entries = audit(&s).await;
+    assert_eq!(entries[0]["from"], "127.0.0.1");
+    assert_eq!(entries[0]["outcome"], "refused: 401");
+    // Health and metrics are not API requests: not audited, no token needed.
+    let (status, _) = vigil_testkit::http_get_any(&http, "/healthz");
+    assert_eq!(status, 200);
+}
