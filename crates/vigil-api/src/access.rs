@@ -5,10 +5,13 @@
 //!   token's SHA-256 names a user (`vigil users add` makes them). No or an unknown
 //!   token: 401.
 //! - **What they may see**: a platform admin, everything; a doctor, a patient's data
-//!   only while on the patient's care team (responsible doctor or specialist) or while
-//!   an escalation target of one of the patient's open alerts (the doctors its level
-//!   reaches now); an institution admin, no single patient's data (aggregates come
-//!   with the dashboards). Refused: 403. The audit trail is for platform admins only.
+//!   (`/patients/{id}/...`, `alert-events?patient=`, acting on an alert) only while on
+//!   the patient's care team (responsible doctor or specialist) or while an escalation
+//!   target of one of the patient's open alerts (the doctors its level reaches now),
+//!   their own alert stream, and acknowledgements and resolutions only as themselves;
+//!   an institution admin, no single patient's data (aggregates come with the
+//!   dashboards). What spans patients (the quarantine, the register, operational
+//!   alerts, delivery states, the audit trail) is for platform admins. Refused: 403.
 //! - **Recorded**: every request to `/api/v1/`, allowed or refused, in the tamper-evident
 //!   audit trail (`vigil_store::access`): who, when, what, which patient pseudonym,
 //!   from where, and the outcome.
@@ -92,6 +95,86 @@ pub async fn may_see_patient(s: &AppState, user: &User, patient: &str) -> bool {
     }
 }
 
+const NO_CARE: &str = "no care relationship with this patient: not on the care team, not an escalation target of an open alert";
+
+/// The value of `key` in a query string.
+fn query_value<'q>(query: Option<&'q str>, key: &str) -> Option<&'q str> {
+    query?
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+}
+
+/// Whether `user` may make this request (`None`) or why not. `patient` is set to the
+/// patient the request turns out to concern (for the audit).
+async fn authorize(
+    s: &AppState,
+    u: &User,
+    path: &str,
+    query: Option<&str>,
+    patient: &mut Option<String>,
+) -> Option<(StatusCode, &'static str)> {
+    if u.role == Role::PlatformAdmin {
+        return None;
+    }
+    let forbidden = |why| Some((StatusCode::FORBIDDEN, why));
+    let no_care = Some((StatusCode::FORBIDDEN, NO_CARE));
+    // A patient's data: only through a care relationship.
+    if let Some(p) = patient.clone() {
+        return if may_see_patient(s, u, &p).await {
+            None
+        } else {
+            no_care
+        };
+    }
+    let rest = path.strip_prefix("/api/v1/").unwrap_or("");
+    match rest.split('/').collect::<Vec<_>>().as_slice() {
+        // Alert events: of one patient the doctor may see.
+        ["alert-events"] => match query_value(query, "patient") {
+            Some(p) => {
+                *patient = Some(p.to_owned());
+                if may_see_patient(s, u, p).await {
+                    None
+                } else {
+                    no_care
+                }
+            }
+            None => forbidden(
+                "name the patient (?patient=): a doctor sees the alert events of their patients only",
+            ),
+        },
+        // A doctor's own live stream.
+        ["alerts", "stream"] => {
+            let own = u
+                .doctor_id
+                .as_deref()
+                .is_some_and(|d| query_value(query, "doctor") == Some(d));
+            if own {
+                None
+            } else {
+                forbidden("a doctor opens their own alert stream only (?doctor=<their id>)")
+            }
+        }
+        // Acting on an alert: of a patient the doctor may see (and as themselves: the
+        // handler checks `by`).
+        ["alerts", id, "ack" | "resolve"] => {
+            let Ok(Some(e)) = s.store.latest_alert_event(id).await else {
+                return None; // the handler says it does not exist
+            };
+            *patient = Some(e.patient_id.to_string());
+            if may_see_patient(s, u, e.patient_id.as_str()).await {
+                None
+            } else {
+                no_care
+            }
+        }
+        // Everything else (the quarantine, the register, operational alerts, delivery
+        // states, the audit trail) spans patients: platform admins only for now.
+        _ => forbidden("this part of the API is for platform admins"),
+    }
+}
+
 fn refuse(status: StatusCode, message: &str) -> Response {
     (
         status,
@@ -111,7 +194,8 @@ pub async fn guard(State(s): State<AppState>, mut req: Request, next: Next) -> R
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or("-".to_owned(), |c| c.0.ip().to_string());
-    let patient = patient_of(&path);
+    let mut patient = patient_of(&path);
+    let query = req.uri().query().map(str::to_owned);
     let action = action_of(req.method(), &path, req.uri().query());
     let resource = format!("{} {}", req.method(), path);
     let user = if s.auth {
@@ -133,6 +217,15 @@ pub async fn guard(State(s): State<AppState>, mut req: Request, next: Next) -> R
     } else {
         None
     };
+    // Who, and whether they may.
+    let refusal = match (&user, s.auth) {
+        (None, true) => Some((
+            StatusCode::UNAUTHORIZED,
+            "a valid API token is required: Authorization: Bearer <token> (vigil users add makes one)",
+        )),
+        (Some(u), true) => authorize(&s, u, &path, query.as_deref(), &mut patient).await,
+        (_, false) => None,
+    };
     let record = |actor: &str, outcome: String| AuditEntry {
         at: s.clock.now(),
         actor: actor.to_owned(),
@@ -141,30 +234,6 @@ pub async fn guard(State(s): State<AppState>, mut req: Request, next: Next) -> R
         patient: patient.clone(),
         origin: origin.clone(),
         outcome,
-    };
-    // Who, and whether they may.
-    let refusal = match (&user, s.auth) {
-        (None, true) => Some((
-            StatusCode::UNAUTHORIZED,
-            "a valid API token is required: Authorization: Bearer <token> (vigil users add makes one)",
-        )),
-        (Some(u), true) => {
-            if path.starts_with("/api/v1/audit") && u.role != Role::PlatformAdmin {
-                Some((
-                    StatusCode::FORBIDDEN,
-                    "the audit trail is for platform admins",
-                ))
-            } else {
-                match &patient {
-                    Some(p) if !may_see_patient(&s, u, p).await => Some((
-                        StatusCode::FORBIDDEN,
-                        "no care relationship with this patient: not on the care team, not an escalation target of an open alert",
-                    )),
-                    _ => None,
-                }
-            }
-        }
-        (_, false) => None,
     };
     let actor = user.as_ref().map_or("-", |u| u.id.as_str()).to_owned();
     if let Some((status, message)) = refusal {

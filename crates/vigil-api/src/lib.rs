@@ -110,6 +110,8 @@ pub enum ApiError {
     NotFound(String),
     /// Understood, and refused (a read-back that does not match).
     Refused(String),
+    /// Not this user's to do.
+    Forbidden(String),
     /// The store failed; details stay in the server.
     Unavailable,
 }
@@ -120,6 +122,7 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
             ApiError::Refused(m) => (StatusCode::UNPROCESSABLE_ENTITY, m),
+            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
             ApiError::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the clinical store is unavailable; retry shortly".to_owned(),
@@ -528,9 +531,11 @@ fn doctor(by: &str) -> Result<vigil_model::DoctorId, ApiError> {
 async fn acknowledge(
     State(s): State<AppState>,
     Path(id): Path<String>,
+    user: Option<axum::Extension<Option<vigil_store::access::User>>>,
     Json(body): Json<AckBody>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let by = doctor(&body.by)?;
+    acting_as(user, &by)?;
     let alert = s
         .store
         .latest_alert_event(&id)
@@ -558,12 +563,32 @@ async fn acknowledge(
 }
 
 /// `POST /api/v1/alerts/{id}/resolve` with `{"note", "by"}`: closes the episode.
+/// A doctor acts as themselves: `by` must be the signed-in doctor (admins act for any).
+fn acting_as(
+    user: Option<axum::Extension<Option<vigil_store::access::User>>>,
+    by: &vigil_model::DoctorId,
+) -> Result<(), ApiError> {
+    match user.and_then(|u| u.0) {
+        Some(u)
+            if u.role == vigil_store::access::Role::Doctor
+                && u.doctor_id.as_deref() != Some(by.as_str()) =>
+        {
+            Err(ApiError::Forbidden(format!(
+                "'by' is {by}: a doctor acknowledges and resolves as themselves"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 async fn resolve(
     State(s): State<AppState>,
     Path(id): Path<String>,
+    user: Option<axum::Extension<Option<vigil_store::access::User>>>,
     Json(body): Json<ResolveBody>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let by = doctor(&body.by)?;
+    acting_as(user, &by)?;
     if body.note.trim().is_empty() {
         return Err(ApiError::BadRequest(
             "'note' is empty: say what was done (called the patient, adjusted the dose, ...)"

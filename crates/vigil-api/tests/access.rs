@@ -216,3 +216,116 @@ async fn over_a_real_socket_the_clients_address_is_recorded() {
     let (status, _) = vigil_testkit::http_get_any(&http, "/healthz");
     assert_eq!(status, 200);
 }
+
+/// The status only (the body of a stream never ends).
+async fn status_of(state: &AppState, req: Request<Body>) -> StatusCode {
+    app(state.clone()).oneshot(req).await.unwrap().status()
+}
+
+#[tokio::test]
+async fn what_spans_patients_is_for_admins_and_doctors_act_as_themselves() {
+    let s = state().await;
+    let with = |uri: &str, token: &str| {
+        Request::get(uri)
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    // Alert events: of a patient the doctor may see, named.
+    assert_eq!(
+        get(&s, "/api/v1/alert-events", Some("tok-wang")).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        get(
+            &s,
+            "/api/v1/alert-events?patient=p-000123",
+            Some("tok-wang")
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(
+            &s,
+            "/api/v1/alert-events?patient=p-000123",
+            Some("tok-duty")
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+    // Across patients: platform admins only.
+    for uri in [
+        "/api/v1/quarantine",
+        "/api/v1/critical-values",
+        "/api/v1/ops/alerts",
+    ] {
+        assert_eq!(
+            get(&s, uri, Some("tok-wang")).await.0,
+            StatusCode::FORBIDDEN,
+            "{uri}"
+        );
+        assert_eq!(
+            get(&s, uri, Some("tok-root")).await.0,
+            StatusCode::OK,
+            "{uri}"
+        );
+    }
+    // A doctor's own stream only.
+    assert_eq!(
+        status_of(&s, with("/api/v1/alerts/stream?doctor=d-0100", "tok-wang")).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        status_of(&s, with("/api/v1/alerts/stream?doctor=d-0001", "tok-wang")).await,
+        StatusCode::OK
+    );
+    // Acknowledging as someone else is refused; as themselves it goes to the read-back.
+    let event = vigil_store::AlertEventRecord {
+        alert_id: "00000000000000c2".into(),
+        patient_id: "p-000123".parse().unwrap(),
+        family: "bp_crisis".into(),
+        opened_at: now(),
+        ordinal: 0,
+        display: "192/112 mmHg".into(),
+        evidence: json!([]),
+        change: "opened".into(),
+        rule: "bp_crisis".into(),
+        severity: "CRITICAL".into(),
+        level: 1,
+        at: now(),
+        deliver_at: None,
+    };
+    s.store
+        .keep_alert_events(&[event], None, None, now())
+        .await
+        .unwrap();
+    let ack = |by: &str, token: &str| {
+        Request::post("/api/v1/alerts/00000000000000c2/ack")
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(Body::from(
+                json!({"read_back": "192/112 mmHg", "by": by}).to_string(),
+            ))
+            .unwrap()
+    };
+    assert_eq!(
+        status_of(&s, ack("d-0100", "tok-wang")).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        status_of(&s, ack("d-0001", "tok-duty")).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        status_of(&s, ack("d-0001", "tok-wang")).await,
+        StatusCode::ACCEPTED
+    );
+    let entries = audit(&s).await;
+    assert!(entries.iter().any(|e| e["action"] == "ack"
+        && e["actor"] == "wang"
+        && e["outcome"] == "allowed"
+        && e["patient_id"] == "p-000123"));
+}
