@@ -187,7 +187,8 @@ fn refuse(status: StatusCode, message: &str) -> Response {
 /// The middleware: identifies, authorizes and records every `/api/v1/` request.
 pub async fn guard(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
-    if !path.starts_with("/api/v1/") {
+    // The API's own description is public and not a data access.
+    if !path.starts_with("/api/v1/") || path == "/api/v1/openapi.json" {
         return next.run(req).await;
     }
     let origin = req

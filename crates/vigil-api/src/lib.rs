@@ -68,6 +68,28 @@ pub struct AppState {
     pub auth: bool,
 }
 
+/// The OpenAPI 3.1 description of this API, served at `/api/v1/openapi.json`.
+pub const OPENAPI: &str = include_str!("../openapi/openapi.json");
+
+/// Every route: (method, path), as the OpenAPI document names them. A test checks the
+/// document and the router against it.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("get", "/api/v1/openapi.json"),
+    ("get", "/api/v1/patients/{id}/readings"),
+    ("get", "/api/v1/quarantine"),
+    ("get", "/api/v1/alert-events"),
+    ("get", "/api/v1/alerts/stream"),
+    ("post", "/api/v1/alerts/{id}/ack"),
+    ("post", "/api/v1/alerts/{id}/resolve"),
+    ("get", "/api/v1/alerts/{id}/deliveries"),
+    ("get", "/api/v1/critical-values"),
+    ("get", "/api/v1/ops/alerts"),
+    ("get", "/api/v1/audit"),
+];
+
 /// The router.
 pub fn app(state: AppState) -> Router {
     Router::new()
@@ -84,6 +106,10 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/alerts/{id}/deliveries", get(alert_deliveries))
         .route("/api/v1/ops/alerts", get(ops_alerts))
         .route("/api/v1/audit", get(audit))
+        .route(
+            "/api/v1/openapi.json",
+            get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
+        )
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             access::guard,
