@@ -169,8 +169,13 @@ async fn authorize(
                 no_care
             }
         }
+        // The staff directory and the institutions: anyone signed in. The patient list:
+        // anyone, filtered to their care teams' patients by the handler (an
+        // institution admin sees none yet).
+        ["institutions"] | ["doctors"] | ["patients"] => None,
         // Everything else (the quarantine, the register, operational alerts, delivery
-        // states, the audit trail) spans patients: platform admins only for now.
+        // states, the audit trail, gateways and devices) spans patients: platform
+        // admins only for now.
         _ => forbidden("this part of the API is for platform admins"),
     }
 }

@@ -23,6 +23,7 @@
 //! detail or patient data.
 
 pub mod access;
+mod registry_api;
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -88,6 +89,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/critical-values"),
     ("get", "/api/v1/ops/alerts"),
     ("get", "/api/v1/audit"),
+    ("get", "/api/v1/institutions"),
+    ("get", "/api/v1/doctors"),
+    ("get", "/api/v1/patients"),
+    ("get", "/api/v1/patients/{id}"),
+    ("get", "/api/v1/gateways"),
+    ("get", "/api/v1/devices"),
 ];
 
 /// The router.
@@ -106,6 +113,12 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/alerts/{id}/deliveries", get(alert_deliveries))
         .route("/api/v1/ops/alerts", get(ops_alerts))
         .route("/api/v1/audit", get(audit))
+        .route("/api/v1/institutions", get(registry_api::institutions))
+        .route("/api/v1/doctors", get(registry_api::doctors))
+        .route("/api/v1/patients", get(registry_api::patients))
+        .route("/api/v1/patients/{id}", get(registry_api::patient))
+        .route("/api/v1/gateways", get(registry_api::gateways))
+        .route("/api/v1/devices", get(registry_api::devices))
         .route(
             "/api/v1/openapi.json",
             get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),

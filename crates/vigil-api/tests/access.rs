@@ -329,3 +329,68 @@ async fn what_spans_patients_is_for_admins_and_doctors_act_as_themselves() {
         && e["outcome"] == "allowed"
         && e["patient_id"] == "p-000123"));
 }
+
+#[tokio::test]
+async fn the_registry_reads_follow_the_same_rules_and_show_whether_overrides_apply() {
+    let s = state().await;
+    let ids = |v: &Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // The patient list: a doctor's care teams; an admin all; others none.
+    assert_eq!(
+        ids(&get(&s, "/api/v1/patients", Some("tok-wang")).await.1),
+        ["p-000123"]
+    );
+    assert!(ids(&get(&s, "/api/v1/patients", Some("tok-duty")).await.1).is_empty());
+    assert!(ids(&get(&s, "/api/v1/patients", Some("tok-hospital")).await.1).is_empty());
+    assert_eq!(
+        ids(&get(&s, "/api/v1/patients", Some("tok-root")).await.1),
+        ["p-000123"]
+    );
+    // The patient's page, through the care relationship, with the overrides.
+    let (status, page) = get(&s, "/api/v1/patients/p-000123", Some("tok-wang")).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["care_team"]["responsible"], "d-0001");
+    let o = &page["overrides"][0];
+    assert_eq!(o["rule"], "hr_brady");
+    assert_eq!(o["active"], true, "{o}");
+    assert_eq!(
+        get(&s, "/api/v1/patients/p-000123", Some("tok-duty"))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    // The staff directory is for anyone signed in; paged by id.
+    let (status, first) = get(&s, "/api/v1/doctors?limit=1", Some("tok-wang")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ids(&first), ["d-0001"]);
+    assert_eq!(first["next"], "d-0001");
+    let (_, second) = get(&s, "/api/v1/doctors?limit=1&after=d-0001", Some("tok-wang")).await;
+    assert_eq!(ids(&second), ["d-0100"]);
+    assert_eq!(
+        get(&s, "/api/v1/doctors?limit=0", Some("tok-wang")).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    // Gateways and devices: platform admins.
+    assert_eq!(
+        get(&s, "/api/v1/gateways", Some("tok-wang")).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        ids(&get(&s, "/api/v1/gateways", Some("tok-root")).await.1),
+        ["gw-0042"]
+    );
+
+    // Once its `until` has passed, an override no longer applies, and says so.
+    let mut later = state().await;
+    later.clock = Arc::new(vigil_model::clock::ManualClock::new(
+        "2027-02-01T00:00:00Z".parse().unwrap(),
+    ));
+    let (_, page) = get(&later, "/api/v1/patients/p-000123", Some("tok-wang")).await;
+    assert_eq!(page["overrides"][0]["active"], false, "{page}");
+}

@@ -1,0 +1,237 @@
+//! The registry, read through the API (issue 9's registry API, its reading half):
+//! institutions, doctors, patients (a doctor lists the patients of their care teams;
+//! a patient's page, with the per-patient rule overrides and whether each still
+//! applies, through the care relationship), gateways and devices (platform admins).
+//! Lists are paged by id: `?after=<last id seen>&limit=` (1 to 500, 100 by default),
+//! with `next` naming the `after` of the next page while there is one.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use vigil_registry::Registry;
+use vigil_store::access::{Role, User};
+
+use crate::{ApiError, AppState};
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct Page {
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+fn registry(s: &AppState) -> Result<std::sync::Arc<Registry>, ApiError> {
+    s.registry
+        .as_ref()
+        .map(|r| r())
+        .ok_or_else(|| ApiError::BadRequest("no registry is loaded".to_owned()))
+}
+
+/// One page of `items` (already in id order) after `page.after`.
+fn paged(items: Vec<(String, Value)>, page: &Page) -> Result<Json<Value>, ApiError> {
+    let limit = match page.limit {
+        None => 100,
+        Some(n @ 1..=500) => n as usize,
+        Some(n) => {
+            return Err(ApiError::BadRequest(format!(
+                "'limit' is {n}; use 1 to 500"
+            )));
+        }
+    };
+    let mut rest = items
+        .into_iter()
+        .filter(|(id, _)| page.after.as_ref().is_none_or(|a| id > a));
+    let page_items: Vec<(String, Value)> = rest.by_ref().take(limit).collect();
+    let next = if rest.next().is_some() {
+        page_items.last().map(|(id, _)| id.clone())
+    } else {
+        None
+    };
+    Ok(Json(json!({
+        "items": page_items.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
+        "next": next,
+    })))
+}
+
+fn user(u: Option<axum::Extension<Option<User>>>) -> Option<User> {
+    u.and_then(|u| u.0)
+}
+
+/// `GET /api/v1/institutions`.
+pub(crate) async fn institutions(
+    State(s): State<AppState>,
+    Query(page): Query<Page>,
+) -> Result<Json<Value>, ApiError> {
+    let r = registry(&s)?;
+    let items = r
+        .institutions
+        .values()
+        .map(|i| {
+            (
+                i.id.to_string(),
+                json!({"id": i.id, "name": i.name, "tier": format!("{:?}", i.tier).to_lowercase(),
+                       "timezone": i.timezone.name(), "hub": i.hub}),
+            )
+        })
+        .collect();
+    paged(items, &page)
+}
+
+/// `GET /api/v1/doctors` (the staff directory: no channel settings).
+pub(crate) async fn doctors(
+    State(s): State<AppState>,
+    Query(page): Query<Page>,
+) -> Result<Json<Value>, ApiError> {
+    let r = registry(&s)?;
+    let items = r
+        .doctors
+        .values()
+        .map(|d| {
+            let roles: Vec<String> = d
+                .roles
+                .iter()
+                .map(|role| snake(&format!("{role:?}")))
+                .collect();
+            (
+                d.id.to_string(),
+                json!({"id": d.id, "name": d.name, "institution": d.institution, "roles": roles}),
+            )
+        })
+        .collect();
+    paged(items, &page)
+}
+
+/// `FamilyDoctor` → `family_doctor`.
+fn snake(name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.extend(c.to_lowercase());
+    }
+    out
+}
+
+fn patient_summary(p: &vigil_registry::Patient) -> Value {
+    let conditions: Vec<&str> = p.conditions.iter().map(|c| c.as_str()).collect();
+    json!({"id": p.id, "institution": p.institution, "conditions": conditions,
+           "care_team": {"responsible": p.care_team.responsible, "specialist": p.care_team.specialist}})
+}
+
+/// `GET /api/v1/patients`: every patient for a platform admin; a doctor's own care
+/// teams' patients for a doctor (a patient they may see only as an escalation target
+/// is reached through the alert, not listed).
+pub(crate) async fn patients(
+    State(s): State<AppState>,
+    Query(page): Query<Page>,
+    u: Option<axum::Extension<Option<User>>>,
+) -> Result<Json<Value>, ApiError> {
+    let r = registry(&s)?;
+    let viewer = user(u);
+    let doctor = viewer
+        .as_ref()
+        .filter(|v| v.role == Role::Doctor)
+        .and_then(|v| v.doctor_id.clone());
+    let items = r
+        .patients
+        .values()
+        .filter(|p| match (&viewer, &doctor) {
+            (None, _) => true, // access not checked (http.auth off)
+            (Some(_), Some(d)) => {
+                p.care_team.responsible.as_str() == d
+                    || p.care_team
+                        .specialist
+                        .as_ref()
+                        .is_some_and(|sp| sp.as_str() == d)
+            }
+            (Some(v), None) => v.role == Role::PlatformAdmin,
+        })
+        .map(|p| (p.id.to_string(), patient_summary(p)))
+        .collect();
+    paged(items, &page)
+}
+
+/// `GET /api/v1/patients/{id}`: the patient's page: conditions, age, medications, care
+/// team and plan, and the per-patient rule overrides with who set them, why, until
+/// when, and whether each still applies now.
+pub(crate) async fn patient(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let r = registry(&s)?;
+    let pid = vigil_model::PatientId::parse(&id)
+        .map_err(|e| ApiError::BadRequest(format!("patient id {e}")))?;
+    let p = r
+        .patients
+        .get(&pid)
+        .ok_or_else(|| ApiError::NotFound(format!("no patient {id:?} in the registry")))?;
+    let now = s.clock.now();
+    let overrides: Vec<Value> = p
+        .overrides
+        .iter()
+        .map(|(rule, o)| {
+            let active = o.until.is_none_or(|u| u.with_timezone(&chrono::Utc) > now);
+            json!({"rule": rule, "below": o.below, "above": o.above, "systolic": o.systolic,
+                   "diastolic": o.diastolic, "kg": o.kg,
+                   "snooze_until": o.snooze_until.map(|t| t.to_rfc3339()),
+                   "by": o.by, "reason": o.reason, "until": o.until.map(|t| t.to_rfc3339()),
+                   "active": active})
+        })
+        .collect();
+    let mut out = patient_summary(p);
+    if let Some(obj) = out.as_object_mut() {
+        obj.insert("age".into(), json!(p.age));
+        obj.insert("timezone".into(), json!(r.timezone_of(p).name()));
+        obj.insert("medications".into(), json!(p.medications));
+        obj.insert("care_plan".into(), json!(p.care_plan));
+        obj.insert("overrides".into(), json!(overrides));
+        let devices: Vec<&str> = r
+            .assignments
+            .iter()
+            .filter(|a| {
+                a.patient == pid
+                    && a.from.with_timezone(&chrono::Utc) <= now
+                    && a.to.is_none_or(|t| t.with_timezone(&chrono::Utc) > now)
+            })
+            .map(|a| a.device.as_str())
+            .collect();
+        obj.insert("devices".into(), json!(devices));
+    }
+    Ok(Json(out))
+}
+
+/// `GET /api/v1/gateways` (platform admins).
+pub(crate) async fn gateways(
+    State(s): State<AppState>,
+    Query(page): Query<Page>,
+) -> Result<Json<Value>, ApiError> {
+    let r = registry(&s)?;
+    let items = r
+        .gateways
+        .values()
+        .map(|g| (g.id.to_string(), json!({"id": g.id, "patient": g.patient})))
+        .collect();
+    paged(items, &page)
+}
+
+/// `GET /api/v1/devices` (platform admins).
+pub(crate) async fn devices(
+    State(s): State<AppState>,
+    Query(page): Query<Page>,
+) -> Result<Json<Value>, ApiError> {
+    let r = registry(&s)?;
+    let items = r
+        .devices
+        .values()
+        .map(|d| {
+            let types: Vec<&str> = d.types.iter().map(|t| t.as_str()).collect();
+            (
+                d.id.to_string(),
+                json!({"id": d.id, "types": types, "gateway": d.gateway,
+                       "registered": d.registered.to_rfc3339()}),
+            )
+        })
+        .collect();
+    paged(items, &page)
+}
