@@ -188,6 +188,24 @@ fn glob(pattern: &str, text: &str) -> bool {
     true
 }
 
+/// A broker URL, `mqtt://host[:port]` or `mqtts://host[:port]`: (host, port, TLS),
+/// the port 1883 or 8883 by default; the error says what is wrong with it.
+pub fn parse_broker_url(url: &str) -> Result<(String, u16, bool), String> {
+    let (rest, tls) = match (url.strip_prefix("mqtt://"), url.strip_prefix("mqtts://")) {
+        (Some(r), _) => (r, false),
+        (_, Some(r)) => (r, true),
+        _ => return Err(format!("{url:?} must start with mqtt:// or mqtts://")),
+    };
+    let rest = rest.trim_end_matches('/');
+    match rest.rsplit_once(':') {
+        Some((h, port)) => match port.parse::<u16>() {
+            Ok(n) => Ok((h.to_owned(), n, tls)),
+            Err(_) => Err(format!("{url:?}: port {port:?} is not a number")),
+        },
+        None => Ok((rest.to_owned(), if tls { 8883 } else { 1883 }, tls)),
+    }
+}
+
 /// Everything `run` needs, checked.
 #[derive(Debug, Clone)]
 pub struct Checked {
@@ -248,28 +266,11 @@ impl EdgeConfig {
                 None
             }
         };
-        let url = &self.broker.url;
-        let (rest, tls) = match (url.strip_prefix("mqtt://"), url.strip_prefix("mqtts://")) {
-            (Some(r), _) => (r, false),
-            (_, Some(r)) => (r, true),
-            _ => {
-                p.push(format!(
-                    "broker.url {url:?} must start with mqtt:// or mqtts://"
-                ));
-                ("", false)
-            }
-        };
-        let rest = rest.trim_end_matches('/');
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((h, port)) => match port.parse::<u16>() {
-                Ok(n) => (h.to_owned(), n),
-                Err(_) => {
-                    p.push(format!("broker.url {url:?}: port {port:?} is not a number"));
-                    (h.to_owned(), 0)
-                }
-            },
-            None => (rest.to_owned(), if tls { 8883 } else { 1883 }),
-        };
+        let (host, port, tls) = parse_broker_url(&self.broker.url).unwrap_or_else(|e| {
+            p.push(format!("broker.url {e}"));
+            // The TLS settings are still checked when the scheme asked for TLS.
+            (String::new(), 0, self.broker.url.starts_with("mqtts://"))
+        });
         let read = |key: &str, path: &std::path::Path, p: &mut Vec<String>| {
             std::fs::read(path)
                 .map_err(|e| p.push(format!("broker.{key}: cannot read {}: {e}", path.display())))

@@ -519,20 +519,8 @@ impl DeviceMemory {
     /// Remembers `value` for `device`, durably.
     pub fn set(&mut self, device: &DeviceId, value: Remembered) -> Result<(), String> {
         self.devices.insert(device.to_string(), value);
-        let tmp = self.path.with_extension("tmp");
         let bytes = serde_json::to_vec_pretty(&self.devices).map_err(|e| e.to_string())?;
-        let write = || -> std::io::Result<()> {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &self.path)?;
-            if let Some(dir) = self.path.parent() {
-                std::fs::File::open(dir)?.sync_all()?;
-            }
-            Ok(())
-        };
-        write().map_err(|e| format!("{}: {e}", self.path.display()))
+        crate::durable::write_atomically(&self.path, &bytes)
     }
 }
 

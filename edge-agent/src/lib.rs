@@ -7,6 +7,7 @@
 pub mod ble;
 pub mod config;
 pub mod device;
+mod durable;
 pub mod forward;
 pub mod run;
 pub mod sim;

@@ -377,23 +377,15 @@ fn run_simulate(args: SimulateArgs) -> ExitCode {
         eprintln!("vigil-edge simulate: {e}");
         ExitCode::from(2)
     };
-    let Some(rest) = args.broker.strip_prefix("mqtt://") else {
-        return fail(format!(
-            "--broker {:?} must be mqtt://host:port (mqtts:// comes with `run`'s configuration)",
-            args.broker
-        ));
-    };
-    let (host, port) = match rest.trim_end_matches('/').rsplit_once(':') {
-        Some((h, p)) => match p.parse::<u16>() {
-            Ok(port) => (h.to_owned(), port),
-            Err(_) => {
-                return fail(format!(
-                    "--broker {:?}: port {p:?} is not a number",
-                    args.broker
-                ));
-            }
-        },
-        None => (rest.trim_end_matches('/').to_owned(), 1883),
+    let (host, port) = match vigil_edge::config::parse_broker_url(&args.broker) {
+        Ok((_, _, true)) => {
+            return fail(format!(
+                "--broker {:?} must be mqtt://host:port (mqtts:// comes with `run`'s configuration)",
+                args.broker
+            ));
+        }
+        Ok((host, port, false)) => (host, port),
+        Err(e) => return fail(format!("--broker {e}")),
     };
     let mut drop_batches = Vec::new();
     for d in &args.drop_batch {

@@ -163,15 +163,7 @@ fn load_progress(path: &Path) -> Result<Option<Progress>, String> {
 }
 
 fn save_progress(path: &Path, p: &Progress) -> Result<(), String> {
-    let tmp = path.with_extension("tmp");
-    let write = || -> std::io::Result<()> {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&serde_json::to_vec(p).unwrap_or_default())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().map_err(|e| format!("{}: {e}", path.display()))
+    crate::durable::write_atomically(path, &serde_json::to_vec(p).unwrap_or_default())
 }
 
 /// The fleet a state directory runs (for `--print-registry`, and the tests).
