@@ -1,5 +1,6 @@
 //! Who may use the API, and what they did: users with API tokens (stored as SHA-256
-//! hashes, never in clear), and the audit trail.
+//! hashes, never in clear), passwords (PBKDF2-HMAC-SHA256, salted, [`hash_password`])
+//! and web sessions (their tokens, too, kept as SHA-256 only), and the audit trail.
 //!
 //! The audit trail is append-only and tamper-evident: each entry carries the SHA-256 of
 //! the one before it and its own hash over its fields and that link, and the head
@@ -29,6 +30,20 @@ pub(crate) const SCHEMA: &[&str] = &[
         name       TEXT    NOT NULL,
         created_ms INTEGER NOT NULL,
         revoked_ms INTEGER
+    ) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS user_passwords (
+        user_id         TEXT    PRIMARY KEY,
+        hash            TEXT    NOT NULL, -- pbkdf2-sha256$<iterations>$<salt hex>$<hash hex>
+        updated_ms      INTEGER NOT NULL,
+        failures        INTEGER NOT NULL DEFAULT 0, -- failed sign-ins in a row
+        locked_until_ms INTEGER                     -- refused until then after too many
+    ) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS sessions (
+        hash       TEXT    PRIMARY KEY, -- hex SHA-256 of the session cookie's token
+        user_id    TEXT    NOT NULL,
+        created_ms INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        ended_ms   INTEGER             -- signed out
     ) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS audit_log (
         id        INTEGER PRIMARY KEY,
@@ -116,16 +131,116 @@ pub struct AuditBreak {
     pub reason: String,
 }
 
+/// A new secret token (an API token, a session cookie): 32 random bytes, hex.
+pub fn random_token() -> Result<String, Error> {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| Error::Corrupt("the system's random source failed".to_owned()))?;
+    Ok(hex(&bytes))
+}
+
 /// Hex SHA-256.
 pub fn sha256_hex(data: &[u8]) -> String {
+    hex(ring::digest::digest(&ring::digest::SHA256, data).as_ref())
+}
+
+/// PBKDF2 iterations for new password hashes (OWASP's 2023 figure for
+/// PBKDF2-HMAC-SHA256). The count is kept in each hash, so it can be raised later.
+pub const PBKDF2_ITERATIONS: u32 = 600_000;
+
+/// Failed sign-ins in a row after which a user is locked out for [`LOCKOUT`].
+pub const MAX_FAILURES: i64 = 5;
+
+/// How long a user stays locked out after [`MAX_FAILURES`].
+pub const LOCKOUT: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
+
+/// `pbkdf2-sha256$<iterations>$<salt hex>$<hash hex>` of `password` with a fresh
+/// 16-byte salt.
+pub fn hash_password(password: &str, iterations: u32) -> Result<String, Error> {
+    use ring::rand::SecureRandom;
+    let mut salt = [0u8; 16];
+    ring::rand::SystemRandom::new()
+        .fill(&mut salt)
+        .map_err(|_| Error::Corrupt("the system's random source failed".to_owned()))?;
+    let iterations =
+        std::num::NonZeroU32::new(iterations.max(1)).unwrap_or(std::num::NonZeroU32::MIN);
+    let mut out = [0u8; 32];
+    ring::pbkdf2::derive(
+        ring::pbkdf2::PBKDF2_HMAC_SHA256,
+        iterations,
+        &salt,
+        password.as_bytes(),
+        &mut out,
+    );
+    Ok(format!(
+        "pbkdf2-sha256${iterations}${}${}",
+        hex(&salt),
+        hex(&out)
+    ))
+}
+
+/// Whether `password` matches `stored` (a [`hash_password`] string), in constant time.
+/// A malformed `stored` matches nothing.
+pub fn verify_password(password: &str, stored: &str) -> bool {
+    let mut parts = stored.split('$');
+    let (Some("pbkdf2-sha256"), Some(n), Some(salt), Some(hash), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return false;
+    };
+    let (Some(n), Some(salt), Some(hash)) = (
+        n.parse::<u32>().ok().and_then(std::num::NonZeroU32::new),
+        unhex(salt),
+        unhex(hash),
+    ) else {
+        return false;
+    };
+    ring::pbkdf2::verify(
+        ring::pbkdf2::PBKDF2_HMAC_SHA256,
+        n,
+        &salt,
+        password.as_bytes(),
+        &hash,
+    )
+    .is_ok()
+}
+
+fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
-    ring::digest::digest(&ring::digest::SHA256, data)
-        .as_ref()
+    bytes
         .iter()
-        .fold(String::with_capacity(64), |mut s, b| {
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
             let _ = write!(s, "{b:02x}");
             s
         })
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// What a sign-in attempt came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignIn {
+    /// The password matches: the user.
+    Ok(User),
+    /// No such user, no password set, or a wrong password (told apart only in the
+    /// audit trail's outcome, never to the client).
+    Refused(&'static str),
+    /// Too many failures in a row: refused until then, whatever the password.
+    Locked(DateTime<Utc>),
 }
 
 /// An entry's hash: over its link to the previous one, its id and every field, each
@@ -149,6 +264,16 @@ pub fn entry_hash(prev_hash: &str, id: i64, e: &AuditEntry) -> String {
         buf.extend_from_slice(field.as_bytes());
     }
     sha256_hex(&buf)
+}
+
+fn user_row(r: &sqlx::sqlite::SqliteRow) -> Result<User, Error> {
+    let role: String = r.try_get(1)?;
+    Ok(User {
+        id: r.try_get(0)?,
+        role: Role::parse(&role).ok_or_else(|| crate::sqlite::corrupt("user role", &role))?,
+        doctor_id: r.try_get(2)?,
+        institution_id: r.try_get(3)?,
+    })
 }
 
 impl SqliteStore {
@@ -194,17 +319,143 @@ impl SqliteStore {
         .bind(token_hash)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| {
-            let role: String = r.try_get(1)?;
-            Ok(User {
-                id: r.try_get(0)?,
-                role: Role::parse(&role)
-                    .ok_or_else(|| crate::sqlite::corrupt("user role", &role))?,
-                doctor_id: r.try_get(2)?,
-                institution_id: r.try_get(3)?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(user_row).transpose()
+    }
+
+    /// How many users there are.
+    pub async fn user_count(&self) -> Result<u64, Error> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n.max(0) as u64)
+    }
+
+    /// A user by id.
+    pub async fn user(&self, id: &str) -> Result<Option<User>, Error> {
+        let row = sqlx::query("SELECT id, role, doctor_id, institution_id FROM users WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(user_row).transpose()
+    }
+
+    /// Sets (or replaces) a user's password hash ([`hash_password`]) and clears any
+    /// lockout.
+    pub async fn set_password(
+        &self,
+        user_id: &str,
+        hash: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO user_passwords (user_id, hash, updated_ms) VALUES (?, ?, ?)
+             ON CONFLICT (user_id) DO UPDATE SET hash = excluded.hash,
+                 updated_ms = excluded.updated_ms, failures = 0, locked_until_ms = NULL",
+        )
+        .bind(user_id)
+        .bind(hash)
+        .bind(at.timestamp_millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Checks a sign-in: the password against the kept hash, unless the user is locked
+    /// out. [`MAX_FAILURES`] failures in a row lock the user out for [`LOCKOUT`]; a
+    /// success resets the count.
+    pub async fn sign_in(
+        &self,
+        user_id: &str,
+        password: &str,
+        now: DateTime<Utc>,
+    ) -> Result<SignIn, Error> {
+        let Some(user) = self.user(user_id).await? else {
+            return Ok(SignIn::Refused("no such user"));
+        };
+        let row = sqlx::query(
+            "SELECT hash, failures, locked_until_ms FROM user_passwords WHERE user_id = ?",
+        )
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(SignIn::Refused("no password set"));
+        };
+        let (hash, failures, locked): (String, i64, Option<i64>) =
+            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+        if let Some(until) = locked.map(crate::sqlite::millis).transpose()?
+            && until > now
+        {
+            return Ok(SignIn::Locked(until));
+        }
+        if verify_password(password, &hash) {
+            sqlx::query(
+                "UPDATE user_passwords SET failures = 0, locked_until_ms = NULL WHERE user_id = ?",
+            )
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+            return Ok(SignIn::Ok(user));
+        }
+        let failures = failures + 1;
+        let locked_until = (failures >= MAX_FAILURES).then(|| (now + LOCKOUT).timestamp_millis());
+        sqlx::query(
+            "UPDATE user_passwords SET failures = ?, locked_until_ms = ? WHERE user_id = ?",
+        )
+        .bind(if locked_until.is_some() { 0 } else { failures })
+        .bind(locked_until)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(SignIn::Refused("wrong password"))
+    }
+
+    /// Keeps a new web session by its token's hash.
+    pub async fn add_session(
+        &self,
+        token_hash: &str,
+        user_id: &str,
+        at: DateTime<Utc>,
+        expires: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO sessions (hash, user_id, created_ms, expires_ms) VALUES (?, ?, ?, ?)",
+        )
+        .bind(token_hash)
+        .bind(user_id)
+        .bind(at.timestamp_millis())
+        .bind(expires.timestamp_millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The user of a session still open at `now` (not expired, not signed out).
+    pub async fn user_by_session(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<User>, Error> {
+        let row = sqlx::query(
+            "SELECT u.id, u.role, u.doctor_id, u.institution_id FROM sessions s
+             JOIN users u ON u.id = s.user_id
+             WHERE s.hash = ? AND s.ended_ms IS NULL AND s.expires_ms > ?",
+        )
+        .bind(token_hash)
+        .bind(now.timestamp_millis())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(user_row).transpose()
+    }
+
+    /// Ends a session (signing out); ending one already ended changes nothing.
+    pub async fn end_session(&self, token_hash: &str, at: DateTime<Utc>) -> Result<(), Error> {
+        sqlx::query("UPDATE sessions SET ended_ms = ? WHERE hash = ? AND ended_ms IS NULL")
+            .bind(at.timestamp_millis())
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Appends an entry to the audit trail; returns its id.
@@ -329,5 +580,32 @@ impl SqliteStore {
             }));
         }
         Ok(Ok(count))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_verifies_against_its_own_hash_only() {
+        let h = hash_password("correct horse", 1000).unwrap_or_default();
+        assert!(h.starts_with("pbkdf2-sha256$1000$"), "{h}");
+        assert!(verify_password("correct horse", &h));
+        assert!(!verify_password("correct horse ", &h));
+        // Salted: the same password hashes differently each time.
+        assert_ne!(h, hash_password("correct horse", 1000).unwrap_or_default());
+        // Malformed hashes match nothing, and do not panic.
+        for bad in [
+            "",
+            "pbkdf2-sha256",
+            "pbkdf2-sha256$0$00$00",
+            "pbkdf2-sha256$1000$zz$00",
+            "pbkdf2-sha256$1000$0$00",
+            "md5$1000$00$00",
+            "pbkdf2-sha256$1000$00$00$00",
+        ] {
+            assert!(!verify_password("correct horse", bad), "{bad}");
+        }
     }
 }

@@ -189,6 +189,39 @@ pub struct AlertEventRecord {
     pub deliver_at: Option<DateTime<Utc>>,
 }
 
+/// An alert still open (no `resolved` event): its latest event, and its first
+/// acknowledgement if one was made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenAlert {
+    pub latest: AlertEventRecord,
+    /// Who acknowledged it, and when.
+    pub acknowledged: Option<(String, DateTime<Utc>)>,
+}
+
+/// A reading measured in a window, as the population figures count it
+/// ([`SqliteStore::readings_measured_between`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowReading {
+    pub patient_id: String,
+    pub device_id: String,
+    pub reading_type: String,
+    pub time: DateTime<Utc>,
+    /// Canonical values, for `bp` and `glucose` readings only.
+    pub canonical: Option<serde_json::Value>,
+}
+
+/// An alert episode opened in a window, with its first acknowledgement
+/// ([`SqliteStore::alerts_opened_between`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenedAlert {
+    pub alert_id: String,
+    pub patient_id: String,
+    /// The severity it opened with.
+    pub severity: String,
+    pub opened_at: DateTime<Utc>,
+    pub acknowledged: Option<(String, DateTime<Utc>)>,
+}
+
 /// A doctor's action on an alert.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertAction {

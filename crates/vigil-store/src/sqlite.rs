@@ -118,6 +118,7 @@ const SCHEMA: &[&str] = &[
         note      TEXT    NOT NULL, -- the read-back for an ack, the action for a resolve
         at_ms     INTEGER NOT NULL
     )",
+    "CREATE INDEX IF NOT EXISTS alert_actions_by_alert ON alert_actions (alert_id, action)",
     "CREATE TABLE IF NOT EXISTS ops_alerts (
         id      INTEGER PRIMARY KEY,
         kind    TEXT    NOT NULL, -- webhook_failed, ...
@@ -1294,6 +1295,116 @@ impl SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(alert_event_record).collect()
+    }
+
+    /// Every alert still open (no `resolved` event), with its latest event and first
+    /// acknowledgement, in the order they were opened.
+    pub async fn open_alerts(&self) -> Result<Vec<crate::OpenAlert>, Error> {
+        let rows = sqlx::query(
+            "SELECT a.alert_id, a.patient_id, a.change, a.rule, a.severity, a.level, a.at_ms,
+                    a.deliver_at_ms, a.family, a.opened_ms, a.display, a.evidence, a.id, a.ordinal,
+                    k.by_doctor, k.at_ms
+             FROM alert_events a
+             LEFT JOIN alert_actions k ON k.id = (SELECT MIN(id) FROM alert_actions
+                                                  WHERE alert_id = a.alert_id AND action = 'ack')
+             WHERE a.id = (SELECT MAX(id) FROM alert_events b WHERE b.alert_id = a.alert_id)
+               AND a.change != 'resolved'
+             ORDER BY a.opened_ms, a.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let by: Option<String> = r.try_get(14)?;
+                let at: Option<i64> = r.try_get(15)?;
+                Ok(crate::OpenAlert {
+                    latest: alert_event_record(r)?,
+                    acknowledged: match (by, at) {
+                        (Some(by), Some(at)) => Some((by, millis(at)?)),
+                        _ => None,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    /// Every reading measured in `(from, to]` (all types; canonical values of `bp` and
+    /// `glucose` only). A scan of the readings table: for on-demand population figures.
+    pub async fn readings_measured_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<crate::WindowReading>, Error> {
+        let rows = sqlx::query(
+            "SELECT patient_id, device_id, type, time_ms,
+                    CASE WHEN type IN ('bp', 'glucose') THEN canonical END
+             FROM readings WHERE time_ms > ? AND time_ms <= ?",
+        )
+        .bind(from.timestamp_millis())
+        .bind(to.timestamp_millis())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let canonical: Option<String> = r.try_get(4)?;
+                Ok(crate::WindowReading {
+                    patient_id: r.try_get(0)?,
+                    device_id: r.try_get(1)?,
+                    reading_type: r.try_get(2)?,
+                    time: millis(r.try_get(3)?)?,
+                    canonical: canonical
+                        .map(|c| serde_json::from_str(&c).map_err(|e| corrupt("canonical", e)))
+                        .transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    /// Every alert episode opened in `(from, to]`, with its first acknowledgement.
+    pub async fn alerts_opened_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<crate::OpenedAlert>, Error> {
+        let rows = sqlx::query(
+            "SELECT a.alert_id, a.patient_id, a.severity, a.opened_ms, k.by_doctor, k.at_ms
+             FROM alert_events a
+             LEFT JOIN alert_actions k ON k.id = (SELECT MIN(id) FROM alert_actions
+                                                  WHERE alert_id = a.alert_id AND action = 'ack')
+             WHERE a.change = 'opened' AND a.opened_ms > ? AND a.opened_ms <= ?
+             ORDER BY a.opened_ms, a.id",
+        )
+        .bind(from.timestamp_millis())
+        .bind(to.timestamp_millis())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let by: Option<String> = r.try_get(4)?;
+                let at: Option<i64> = r.try_get(5)?;
+                Ok(crate::OpenedAlert {
+                    alert_id: r.try_get(0)?,
+                    patient_id: r.try_get(1)?,
+                    severity: r.try_get(2)?,
+                    opened_at: millis(r.try_get(3)?)?,
+                    acknowledged: match (by, at) {
+                        (Some(by), Some(at)) => Some((by, millis(at)?)),
+                        _ => None,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    /// When each gateway's last envelope was received.
+    pub async fn gateways_last_seen(&self) -> Result<Vec<(String, DateTime<Utc>)>, Error> {
+        let rows =
+            sqlx::query("SELECT gateway_id, MAX(received_ms) FROM envelopes GROUP BY gateway_id")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, millis(r.try_get(1)?)?)))
+            .collect()
     }
 
     /// When the oldest alert still open (no `resolved` event) was opened.
