@@ -1,23 +1,26 @@
 //! Authentication, authorization by care relationship, and the audit of every API
 //! request (`/api/v1/...`).
 //!
-//! - **Who**: with `auth` on, a request carries `Authorization: Bearer <token>`; the
+//! - **Who**: with `auth` on, a request carries `Authorization: Bearer <token>` (an
+//!   integration's API token) or the web session's cookie ([`crate::session`]); the
 //!   token's SHA-256 names a user (`vigil users add` makes them). No or an unknown
-//!   token: 401.
+//!   token, or an expired session: 401. A request that changes something with the
+//!   cookie must come from this server's own pages (its `Origin` names the `Host` it
+//!   was sent to), besides the cookie's `SameSite=Strict`: 403 otherwise.
 //! - **What they may see**: a platform admin, everything; a doctor, a patient's data
 //!   (`/patients/{id}/...`, `alert-events?patient=`, acting on an alert) only while on
 //!   the patient's care team (responsible doctor or specialist) or while an escalation
 //!   target of one of the patient's open alerts (the doctors its level reaches now),
 //!   their own alert stream, and acknowledgements and resolutions only as themselves;
-//!   an institution admin, no single patient's data (aggregates come with the
-//!   dashboards). What spans patients (the quarantine, the register, operational
+//!   an institution admin, no single patient's data, and their institution's
+//!   population figures (`/overview`). What spans patients (the quarantine, the register, operational
 //!   alerts, delivery states, the audit trail) is for platform admins. Refused: 403.
 //! - **Recorded**: every request to `/api/v1/`, allowed or refused, in the tamper-evident
 //!   audit trail (`vigil_store::access`): who, when, what, which patient pseudonym,
 //!   from where, and the outcome.
 //!
-//! With `auth` off (the default until the dashboards' login arrives; keep the API on
-//! loopback then) requests are not checked, and still recorded, as actor `-`.
+//! With `auth` off (the default for now; keep the API on loopback then) requests are
+//! not checked, and still recorded, as actor `-`.
 
 use std::net::SocketAddr;
 
@@ -169,6 +172,34 @@ async fn authorize(
                 no_care
             }
         }
+        // Who is signed in: anyone.
+        ["session"] => None,
+        // A doctor's own inbox.
+        ["inbox"] => {
+            let own = u
+                .doctor_id
+                .as_deref()
+                .is_some_and(|d| query_value(query, "doctor").is_none_or(|q| q == d));
+            if own {
+                None
+            } else {
+                forbidden("a doctor opens their own inbox only")
+            }
+        }
+        // Population figures: an institution admin's own institution.
+        ["overview"] => {
+            let own = u.role == Role::InstitutionAdmin
+                && u.institution_id
+                    .as_deref()
+                    .is_some_and(|i| query_value(query, "institution").is_none_or(|q| q == i));
+            if own {
+                None
+            } else {
+                forbidden(
+                    "the overview is for institution admins (their institution) and platform admins",
+                )
+            }
+        }
         // The staff directory and the institutions: anyone signed in. The patient list:
         // anyone, filtered to their care teams' patients by the handler (an
         // institution admin sees none yet).
@@ -177,6 +208,17 @@ async fn authorize(
         // states, the audit trail, gateways and devices) spans patients: platform
         // admins only for now.
         _ => forbidden("this part of the API is for platform admins"),
+    }
+}
+
+/// Whether the request's `Origin` names the host it was sent to (`Host`).
+fn same_origin(headers: &axum::http::HeaderMap) -> bool {
+    let get = |h| headers.get(h).and_then(|v| v.to_str().ok());
+    match (get(header::ORIGIN), get(header::HOST)) {
+        (Some(origin), Some(host)) => origin
+            .split_once("://")
+            .is_some_and(|(_, rest)| rest.trim_end_matches('/') == host),
+        _ => false,
     }
 }
 
@@ -192,8 +234,12 @@ fn refuse(status: StatusCode, message: &str) -> Response {
 /// The middleware: identifies, authorizes and records every `/api/v1/` request.
 pub async fn guard(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
-    // The API's own description is public and not a data access.
-    if !path.starts_with("/api/v1/") || path == "/api/v1/openapi.json" {
+    // The API's own description is public and not a data access; signing in is
+    // recorded by its handler, which alone knows who it was.
+    if !path.starts_with("/api/v1/")
+        || path == "/api/v1/openapi.json"
+        || (path == "/api/v1/session" && req.method() == Method::POST)
+    {
         return next.run(req).await;
     }
     let origin = req
@@ -204,30 +250,43 @@ pub async fn guard(State(s): State<AppState>, mut req: Request, next: Next) -> R
     let query = req.uri().query().map(str::to_owned);
     let action = action_of(req.method(), &path, req.uri().query());
     let resource = format!("{} {}", req.method(), path);
-    let user = if s.auth {
-        let token = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        match token {
-            Some(t) => s
-                .store
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let cookie = crate::session::cookie_token(req.headers());
+    let (user, by_cookie) = match (s.auth, bearer, cookie) {
+        (false, _, _) => (None, false),
+        (true, Some(t), _) => (
+            s.store
                 .user_by_token(&sha256_hex(t.as_bytes()))
                 .await
                 .ok()
                 .flatten(),
-            None => None,
-        }
-    } else {
-        None
+            false,
+        ),
+        (true, None, Some(c)) => (
+            s.store
+                .user_by_session(&sha256_hex(c.as_bytes()), s.clock.now())
+                .await
+                .ok()
+                .flatten(),
+            true,
+        ),
+        (true, None, None) => (None, false),
     };
+    let changes = !matches!(*req.method(), Method::GET | Method::HEAD);
     // Who, and whether they may.
     let refusal = match (&user, s.auth) {
         (None, true) => Some((
             StatusCode::UNAUTHORIZED,
-            "a valid API token is required: Authorization: Bearer <token> (vigil users add makes one)",
+            "sign in (POST /api/v1/session) or send an API token: Authorization: Bearer <token> (vigil users add makes one)",
+        )),
+        (Some(_), true) if by_cookie && changes && !same_origin(req.headers()) => Some((
+            StatusCode::FORBIDDEN,
+            "a change made with the session cookie must come from this server's own pages (Origin does not match Host)",
         )),
         (Some(u), true) => authorize(&s, u, &path, query.as_deref(), &mut patient).await,
         (_, false) => None,

@@ -23,7 +23,12 @@
 //! detail or patient data.
 
 pub mod access;
+pub mod inbox;
+pub mod overview;
 mod registry_api;
+pub mod session;
+pub mod summary;
+pub mod web;
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -95,6 +100,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/patients/{id}"),
     ("get", "/api/v1/gateways"),
     ("get", "/api/v1/devices"),
+    ("post", "/api/v1/session"),
+    ("get", "/api/v1/session"),
+    ("delete", "/api/v1/session"),
+    ("get", "/api/v1/inbox"),
+    ("get", "/api/v1/patients/{id}/summary"),
+    ("get", "/api/v1/overview"),
 ];
 
 /// The router.
@@ -119,6 +130,19 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/patients/{id}", get(registry_api::patient))
         .route("/api/v1/gateways", get(registry_api::gateways))
         .route("/api/v1/devices", get(registry_api::devices))
+        .route(
+            "/api/v1/session",
+            get(session::current)
+                .post(session::sign_in)
+                .delete(session::sign_out),
+        )
+        .route("/api/v1/inbox", get(inbox::inbox))
+        .route("/api/v1/overview", get(overview::overview))
+        .route(
+            "/api/v1/patients/{id}/summary",
+            get(summary::patient_summary),
+        )
+        .merge(web::routes())
         .route(
             "/api/v1/openapi.json",
             get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),

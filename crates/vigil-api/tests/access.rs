@@ -3,6 +3,10 @@
 //! the care team gets 403 and the attempt is audited; an escalation target may read
 //! the patient while the alert is open and no longer once it is resolved; no token is
 //! 401; the audit trail is for platform admins, and every request is in it, chained.
+//! Web sessions: signing in with a password sets the cookie, which then opens what a
+//! token opens; wrong passwords lock the user out; sessions expire and end on signing
+//! out; a change made with the cookie must come from the server's own origin. The
+//! doctor's inbox and the patient summaries follow the same rules.
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed assertion
 
@@ -29,6 +33,10 @@ fn now() -> DateTime<Utc> {
 /// A store with four users (token = "tok-<id>") and the example registry: d-0001 is
 /// p-000123's responsible doctor, d-0100 the specialist, d-duty-01 the duty desk.
 async fn state() -> AppState {
+    state_with(Arc::new(vigil_model::clock::ManualClock::new(now()))).await
+}
+
+async fn state_with(clock: Arc<vigil_model::clock::ManualClock>) -> AppState {
     let store = SqliteStore::in_memory().await.unwrap();
     let registry = Arc::new(Registry::parse(&vigil_testkit::example_registry()).unwrap());
     for (id, role, doctor) in [
@@ -59,7 +67,7 @@ async fn state() -> AppState {
         webhooks: None,
         gaps: None,
         registry: Some(Arc::new(move || registry.clone())),
-        clock: Arc::new(vigil_model::clock::ManualClock::new(now())),
+        clock,
         institutions: None,
         auth: true,
     }
@@ -393,4 +401,416 @@ async fn the_registry_reads_follow_the_same_rules_and_show_whether_overrides_app
     ));
     let (_, page) = get(&later, "/api/v1/patients/p-000123", Some("tok-wang")).await;
     assert_eq!(page["overrides"][0]["active"], false, "{page}");
+}
+
+/// A request with the session cookie (and an `Origin` when given).
+fn with_cookie(
+    method: &str,
+    uri: &str,
+    cookie: &str,
+    origin: Option<&str>,
+    body: Option<Value>,
+) -> Request<Body> {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("host", "vigil.test")
+        .header("cookie", format!("theme=dark; vigil_session={cookie}"));
+    if let Some(o) = origin {
+        req = req.header("origin", o);
+    }
+    match body {
+        Some(b) => req
+            .header("content-type", "application/json")
+            .body(Body::from(b.to_string()))
+            .unwrap(),
+        None => req.body(Body::empty()).unwrap(),
+    }
+}
+
+async fn send(state: &AppState, req: Request<Body>) -> (StatusCode, Option<String>, Value) {
+    let res = app(state.clone()).oneshot(req).await.unwrap();
+    let status = res.status();
+    let cookie = res
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        cookie,
+        serde_json::from_slice(&body).unwrap_or(Value::Null),
+    )
+}
+
+async fn sign_in(
+    state: &AppState,
+    user: &str,
+    password: &str,
+) -> (StatusCode, Option<String>, Value) {
+    let req = Request::post("/api/v1/session")
+        .header("content-type", "application/json")
+        .body(Body::from(
+            json!({"user": user, "password": password}).to_string(),
+        ))
+        .unwrap();
+    send(state, req).await
+}
+
+#[tokio::test]
+async fn a_password_opens_a_session_whose_cookie_opens_what_a_token_opens() {
+    let clock = Arc::new(vigil_model::clock::ManualClock::new(now()));
+    let s = state_with(clock.clone()).await;
+    // A low iteration count keeps the test quick; the count travels in the hash.
+    let hash = vigil_store::access::hash_password("correct horse", 1000).unwrap();
+    s.store.set_password("wang", &hash, now()).await.unwrap();
+    // Wrong password, unknown user, user without a password: one answer, 401.
+    for (user, pw) in [("wang", "wrong"), ("nobody", "x"), ("duty", "x")] {
+        let (status, cookie, body) = sign_in(&s, user, pw).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert_eq!(body["error"], "the user or the password is wrong");
+        assert!(cookie.is_none());
+    }
+    let (status, cookie, body) = sign_in(&s, "wang", "correct horse").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["user"].as_str(), body["doctor_id"].as_str()),
+        (Some("wang"), Some("d-0001"))
+    );
+    let cookie = cookie.unwrap();
+    assert!(
+        cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict")
+            && cookie.contains("Path=/"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
+    let token = cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .strip_prefix("vigil_session=")
+        .unwrap()
+        .to_owned();
+    // The cookie opens the doctor's own patient, not another one's.
+    let (status, _, me) = send(
+        &s,
+        with_cookie("GET", "/api/v1/session", &token, None, None),
+    )
+    .await;
+    assert_eq!(
+        (status, me["user"].as_str()),
+        (StatusCode::OK, Some("wang"))
+    );
+    assert_eq!(
+        send(&s, with_cookie("GET", PATIENT, &token, None, None))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(
+            &s,
+            with_cookie(
+                "GET",
+                "/api/v1/patients/p-000456/readings",
+                &token,
+                None,
+                None
+            )
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+    // A change with the cookie needs the server's own Origin.
+    let ack = json!({"read_back": "x", "by": "d-0001"});
+    for origin in [None, Some("https://evil.example")] {
+        let (status, _, body) = send(
+            &s,
+            with_cookie(
+                "POST",
+                "/api/v1/alerts/00000000000000c1/ack",
+                &token,
+                origin,
+                Some(ack.clone()),
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{origin:?}: {body}");
+        assert!(body["error"].as_str().unwrap().contains("Origin"), "{body}");
+    }
+    let (status, _, _) = send(
+        &s,
+        with_cookie(
+            "POST",
+            "/api/v1/alerts/00000000000000c1/ack",
+            &token,
+            Some("http://vigil.test"),
+            Some(ack),
+        ),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "past the origin check: no such alert"
+    );
+    // Signed out: the cookie no longer opens anything.
+    let (status, clear, _) = send(
+        &s,
+        with_cookie(
+            "DELETE",
+            "/api/v1/session",
+            &token,
+            Some("http://vigil.test"),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(clear.unwrap().contains("Max-Age=0"));
+    assert_eq!(
+        send(&s, with_cookie("GET", PATIENT, &token, None, None))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    // A new session expires after 12 hours.
+    let (_, cookie, _) = sign_in(&s, "wang", "correct horse").await;
+    let token = cookie
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .strip_prefix("vigil_session=")
+        .unwrap()
+        .to_owned();
+    clock.advance(chrono::TimeDelta::hours(12) - chrono::TimeDelta::seconds(1));
+    assert_eq!(
+        send(&s, with_cookie("GET", PATIENT, &token, None, None))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    clock.advance(chrono::TimeDelta::seconds(1));
+    assert_eq!(
+        send(&s, with_cookie("GET", PATIENT, &token, None, None))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    // Every sign-in attempt is in the audit trail, the reason of a refusal with it; the
+    // password never is.
+    let entries = audit(&s).await;
+    let logins: Vec<_> = entries
+        .iter()
+        .filter(|e| e["action"] == "login")
+        .map(|e| (e["actor"].as_str().unwrap(), e["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        logins,
+        [
+            ("wang", "refused: 401 (wrong password)"),
+            ("nobody", "refused: 401 (no such user)"),
+            ("duty", "refused: 401 (no password set)"),
+            ("wang", "allowed"),
+            ("wang", "allowed"),
+        ]
+    );
+    assert!(
+        !entries
+            .iter()
+            .any(|e| e.to_string().contains("correct horse"))
+    );
+    assert!(s.store.verify_audit().await.unwrap().is_ok());
+}
+
+#[tokio::test]
+async fn five_wrong_passwords_in_a_row_lock_the_user_out_for_fifteen_minutes() {
+    let clock = Arc::new(vigil_model::clock::ManualClock::new(now()));
+    let s = state_with(clock.clone()).await;
+    let hash = vigil_store::access::hash_password("right", 1000).unwrap();
+    s.store.set_password("wang", &hash, now()).await.unwrap();
+    // Four failures, then the right password: the count starts again.
+    for _ in 0..4 {
+        assert_eq!(
+            sign_in(&s, "wang", "wrong").await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(sign_in(&s, "wang", "right").await.0, StatusCode::OK);
+    for _ in 0..5 {
+        assert_eq!(
+            sign_in(&s, "wang", "wrong").await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // Locked: even the right password is refused, saying until when.
+    let (status, _, body) = sign_in(&s, "wang", "right").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("locked until"),
+        "{body}"
+    );
+    clock.advance(chrono::TimeDelta::minutes(15));
+    assert_eq!(sign_in(&s, "wang", "right").await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_inbox_lists_a_doctors_open_alerts_most_severe_first() {
+    let s = state().await;
+    let event =
+        |id: &str, patient: &str, rule: &str, severity: &str, change: &str, minutes: i64| {
+            vigil_store::AlertEventRecord {
+                alert_id: id.into(),
+                patient_id: patient.parse().unwrap(),
+                family: rule.into(),
+                opened_at: now() - chrono::TimeDelta::minutes(minutes),
+                ordinal: 0,
+                display: "x".into(),
+                evidence: json!([]),
+                change: change.into(),
+                rule: rule.into(),
+                severity: severity.into(),
+                level: 1,
+                at: now(),
+                deliver_at: None,
+            }
+        };
+    s.store
+        .keep_alert_events(
+            &[
+                event(
+                    "a1",
+                    "p-000123",
+                    "bp_uncontrolled_home",
+                    "MEDIUM",
+                    "opened",
+                    90,
+                ),
+                event("a2", "p-000123", "bp_crisis", "CRITICAL", "opened", 5),
+                event("a3", "p-000123", "monitoring_gap", "LOW", "opened", 600),
+                event("a4", "p-000123", "spo2_low", "HIGH", "opened", 30),
+                event("a4", "p-000123", "spo2_low", "HIGH", "resolved", 30),
+                event("a5", "p-000456", "bp_crisis", "CRITICAL", "opened", 1),
+            ],
+            None,
+            None,
+            now(),
+        )
+        .await
+        .unwrap();
+    s.store
+        .keep_alert_action(&vigil_store::AlertAction {
+            alert_id: "a1".into(),
+            action: "ack".into(),
+            by: "d-0001".into(),
+            note: "x".into(),
+            at: now(),
+        })
+        .await
+        .unwrap();
+    // Dr. Wang's own inbox (the doctor named by the session): p-000456 is not theirs,
+    // a4 is resolved; CRITICAL first; the monitoring gap apart.
+    let (status, body) = get(&s, "/api/v1/inbox", Some("tok-wang")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let ids: Vec<_> = body["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["alert_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["a2", "a1"]);
+    assert_eq!(body["alerts"][0]["age_seconds"], 300);
+    assert_eq!(body["alerts"][1]["acknowledged_by"], "d-0001");
+    assert_eq!(body["monitoring_gaps"][0]["alert_id"], "a3");
+    // Another doctor's inbox: refused; a platform admin names any doctor.
+    assert_eq!(
+        get(&s, "/api/v1/inbox?doctor=d-duty-01", Some("tok-wang"))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        get(&s, "/api/v1/inbox?doctor=d-0001", Some("tok-root"))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(&s, "/api/v1/inbox", Some("tok-hospital")).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        get(&s, "/api/v1/inbox?doctor=d-9999", Some("tok-root"))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    // The patient summary: through the care relationship.
+    let (status, body) = get(&s, "/api/v1/patients/p-000123/summary", Some("tok-wang")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["bp_control"]["readings"], 0);
+    assert_eq!(
+        get(&s, "/api/v1/patients/p-000123/summary", Some("tok-duty"))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn the_overview_is_for_institution_admins_of_their_institution_and_platform_admins() {
+    let s = state().await;
+    // The institution admin of hub-tongji: their own figures, named or not.
+    let (status, body) = get(&s, "/api/v1/overview", Some("tok-hospital")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["scope"], "hub-tongji");
+    let ids: Vec<_> = body["institutions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["hub-tongji"]);
+    // p-000123 belongs to chc-qiaokou: not counted here.
+    assert_eq!(body["total"]["patients"], 0);
+    assert_eq!(
+        get(
+            &s,
+            "/api/v1/overview?institution=hub-tongji",
+            Some("tok-hospital")
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    // Another institution's figures, or a doctor: refused.
+    assert_eq!(
+        get(
+            &s,
+            "/api/v1/overview?institution=chc-qiaokou",
+            Some("tok-hospital")
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        get(&s, "/api/v1/overview", Some("tok-wang")).await.0,
+        StatusCode::FORBIDDEN
+    );
+    // A platform admin: every institution, or one; an unknown one is 404.
+    let (status, body) = get(&s, "/api/v1/overview", Some("tok-root")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["total"]["patients"], 1);
+    assert_eq!(body["total"]["adherence"]["denominator"], 1);
+    assert_eq!(body["total"]["adherence"]["percent"], 0.0);
+    assert_eq!(
+        get(&s, "/api/v1/overview?institution=nowhere", Some("tok-root"))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
 }

@@ -71,6 +71,7 @@ async fn the_document_and_the_router_agree() {
         let uri = path.replace("{id}", "p-000123");
         let req = match *method {
             "get" => Request::get(&uri),
+            "delete" => Request::delete(&uri),
             _ => Request::post(&uri).header("content-type", "application/json"),
         };
         let body = if *method == "post" {
