@@ -1,5 +1,6 @@
-//! `vigil users add` and `vigil audit verify`: the API's users and tokens, and the
-//! audit trail's integrity check, on the clinical store of a configuration.
+//! `vigil users add`, `vigil users password` and `vigil audit verify`: the API's users,
+//! tokens and passwords, and the audit trail's integrity check, on the clinical store
+//! of a configuration.
 
 use std::process::ExitCode;
 
@@ -18,16 +19,6 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 async fn open(config: &Config) -> anyhow::Result<SqliteStore> {
     std::fs::create_dir_all(&config.data_dir)?;
     Ok(SqliteStore::open(&config.data_dir.join("clinical.db")).await?)
-}
-
-/// A new API token: 32 random bytes, hex.
-fn new_token() -> anyhow::Result<String> {
-    use ring::rand::SecureRandom;
-    let mut bytes = [0u8; 32];
-    ring::rand::SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| anyhow::anyhow!("the system's random source failed"))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Adds a user with a first API token, printed once on stdout (only its hash is kept).
@@ -75,7 +66,7 @@ pub fn add_user(
         doctor_id: doctor.map(str::to_owned),
         institution_id: institution.map(str::to_owned),
     };
-    let token = new_token()?;
+    let token = vigil_store::access::random_token()?;
     runtime()?.block_on(async {
         let store = open(config).await?;
         let now = vigil_model::clock::Clock::now(&vigil_model::clock::SystemClock);
@@ -94,6 +85,40 @@ pub fn add_user(
         role.as_str()
     );
     println!("{token}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The shortest password `vigil users password` takes.
+pub const MIN_PASSWORD_CHARS: usize = 10;
+
+/// Sets a user's password from the first line of stdin.
+pub fn set_password(config: &Config, id: &str) -> anyhow::Result<ExitCode> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        eprintln!(
+            "vigil users password: the password (the first line of stdin) must have at least {MIN_PASSWORD_CHARS} characters"
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let hash =
+        vigil_store::access::hash_password(password, vigil_store::access::PBKDF2_ITERATIONS)?;
+    let found = runtime()?.block_on(async {
+        let store = open(config).await?;
+        let found = store.user(id).await?.is_some();
+        if found {
+            let now = vigil_model::clock::Clock::now(&vigil_model::clock::SystemClock);
+            store.set_password(id, &hash, now).await?;
+        }
+        store.close().await;
+        anyhow::Ok(found)
+    })?;
+    if !found {
+        eprintln!("vigil users password: no user {id:?}; add it first with vigil users add");
+        return Ok(ExitCode::from(2));
+    }
+    eprintln!("vigil users password: the password of {id} is set");
     Ok(ExitCode::SUCCESS)
 }
 

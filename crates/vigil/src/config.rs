@@ -49,14 +49,14 @@ client_id = "vigil-ingester"
 shared_group = ""
 
 [http]
-# Health, readiness, Prometheus metrics and the API.
+# Health, readiness, Prometheus metrics, the API and the web dashboard (at /).
 listen = "127.0.0.1:8080"
-# true: every /api/v1/ request needs an API token (Authorization: Bearer <token>; make
-# users and tokens with `vigil users add`), and a doctor sees a patient only through a
-# care relationship. false (for now the default, until the dashboards' login arrives):
-# nothing is checked, so keep the API on loopback. Every request is recorded in the
-# audit trail either way (`vigil audit verify` checks it).
-auth = false
+# true: every /api/v1/ request needs a web session (sign in on the dashboard; set a
+# password with `vigil users password`) or an API token (Authorization: Bearer <token>;
+# make users and tokens with `vigil users add`), and a doctor sees a patient only
+# through a care relationship. false: nothing is checked (a trial on loopback only).
+# Every request is recorded in the audit trail either way (`vigil audit verify`).
+auth = true
 
 [ingest]
 # Most publishes committed in one transaction. Larger batches amortise the fsync.
@@ -227,7 +227,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: "127.0.0.1:8080".to_owned(),
-            auth: false,
+            auth: true,
         }
     }
 }

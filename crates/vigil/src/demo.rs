@@ -236,6 +236,18 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     );
     println!();
     println!("Look at:");
+    // The dashboard, as the responsible doctor of the first patient.
+    let doctor = intake.current_registry()()
+        .patients
+        .values()
+        .next()
+        .map_or_else(
+            || "d-0001".to_owned(),
+            |p| p.care_team.responsible.to_string(),
+        );
+    println!(
+        "  {http_base}/                                 the doctors' dashboard (sign-in is off in the demo: view as {doctor})"
+    );
     println!(
         "  {http_base}/metrics                          counts: received, stored by type, quarantined by reason, duplicates"
     );

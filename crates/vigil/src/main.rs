@@ -61,7 +61,8 @@ enum Command {
     Serve(ServeArgs),
     /// Print the documented default configuration of `vigil serve`.
     PrintDefaultConfig,
-    /// The API's users: add one, with a first API token (printed once).
+    /// The API's users: add one, with a first API token (printed once); set a
+    /// password for the web dashboard.
     #[command(subcommand)]
     Users(UsersCommand),
     /// The audit trail of API access.
@@ -113,6 +114,16 @@ enum UsersCommand {
         /// A name for the token (where it is used).
         #[arg(long, default_value = "first")]
         token_name: String,
+    },
+    /// Set a user's password for the web dashboard's sign-in, read from the first
+    /// line of stdin (at least 10 characters). Kept as a salted PBKDF2-SHA256 hash;
+    /// setting it also lifts a lockout after too many wrong passwords.
+    Password {
+        #[command(flatten)]
+        args: ServeArgs,
+        /// The user's id.
+        #[arg(long)]
+        id: String,
     },
 }
 
@@ -277,6 +288,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     &token_name,
                 ),
             )
+        }
+        Command::Users(UsersCommand::Password { args, id }) => {
+            let (config, _, _) = match load(&args) {
+                Ok(loaded) => loaded,
+                Err(problems) => return Ok(report_problems(&problems)),
+            };
+            access_cli::set_password(&config, &id)
         }
         Command::Audit(AuditCommand::Verify { args }) => {
             let (config, _, _) = match load(&args) {

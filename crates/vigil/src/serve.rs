@@ -176,7 +176,18 @@ async fn serve(config: Config, registry: Registry, registry_text: String) -> any
         })
         .await
     });
-    eprintln!("vigil serve: HTTP on http://{http_addr} (/healthz /readyz /metrics /api/v1/...)");
+    eprintln!(
+        "vigil serve: HTTP on http://{http_addr} (the dashboard at /; /healthz /readyz /metrics /api/v1/...)"
+    );
+    if !config.http.auth {
+        eprintln!(
+            "vigil serve: http.auth = false: the API and the dashboard answer anyone who reaches {http_addr}, unchecked (requests are still audited); for a trial on loopback only"
+        );
+    } else if store.user_count().await.unwrap_or(0) == 0 {
+        eprintln!(
+            "vigil serve: no users yet: add one with `vigil users add --config FILE --id ID --role doctor --doctor DOCTOR_ID` and give it a password with `vigil users password --config FILE --id ID`"
+        );
+    }
     let stop = shutdown_signal();
     tokio::pin!(stop);
     let mut hangup = Hangup::new();

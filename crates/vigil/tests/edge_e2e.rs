@@ -145,7 +145,7 @@ async fn a_simulated_fleet_arrives_exactly_once_through_an_outage_a_killed_gatew
     std::fs::write(
         dir.path().join("vigil.toml"),
         format!(
-            "data_dir = {:?}\nregistry = {:?}\n[broker]\nurl = \"mqtt://127.0.0.1:{}\"\nclient_id = \"edge-e2e\"\n[http]\nlisten = \"127.0.0.1:0\"\n[ingest]\ngap_timeout_s = 1\ngap_poll_ms = 100\n",
+            "data_dir = {:?}\nregistry = {:?}\n[broker]\nurl = \"mqtt://127.0.0.1:{}\"\nclient_id = \"edge-e2e\"\n[http]\nlisten = \"127.0.0.1:0\"\nauth = false\n[ingest]\ngap_timeout_s = 1\ngap_poll_ms = 100\n",
             dir.path().join("data"),
             dir.path().join("registry.toml"),
             broker.port

@@ -35,7 +35,7 @@ async fn a_killed_ingester_restarts_without_losing_or_duplicating_a_reading() {
     std::fs::write(
         dir.path().join("vigil.toml"),
         format!(
-            "data_dir = {:?}\nregistry = {:?}\n[broker]\nurl = \"mqtt://127.0.0.1:{}\"\nclient_id = \"crash-test\"\n[http]\nlisten = \"127.0.0.1:0\"\n[ingest]\nmax_batch = 16\n",
+            "data_dir = {:?}\nregistry = {:?}\n[broker]\nurl = \"mqtt://127.0.0.1:{}\"\nclient_id = \"crash-test\"\n[http]\nlisten = \"127.0.0.1:0\"\nauth = false\n[ingest]\nmax_batch = 16\n",
             dir.path().join("data"),
             dir.path().join("registry.toml"),
             broker.port

@@ -18,7 +18,7 @@ async fn gateways_publish_to_the_embedded_broker_and_every_reading_is_stored() {
     std::fs::write(
         dir.path().join("vigil.toml"),
         format!(
-            "data_dir = {:?}\nregistry = {:?}\n[broker]\nembedded = true\nembedded_listen = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\n",
+            "data_dir = {:?}\nregistry = {:?}\n[broker]\nembedded = true\nembedded_listen = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\nauth = false\n",
             dir.path().join("data"),
             dir.path().join("registry.toml"),
         ),

@@ -63,7 +63,7 @@ async fn sighup_reloads_the_registry_and_stores_readings_an_assignment_now_cover
     std::fs::write(
         dir.path().join("vigil.toml"),
         format!(
-            "data_dir = {:?}\nregistry = {:?}\n[broker]\nurl = \"mqtt://127.0.0.1:{}\"\nclient_id = \"reload-test\"\n[http]\nlisten = \"127.0.0.1:0\"\n",
+            "data_dir = {:?}\nregistry = {:?}\n[broker]\nurl = \"mqtt://127.0.0.1:{}\"\nclient_id = \"reload-test\"\n[http]\nlisten = \"127.0.0.1:0\"\nauth = false\n",
             dir.path().join("data"),
             registry,
             broker.port

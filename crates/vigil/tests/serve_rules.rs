@@ -109,7 +109,7 @@ async fn a_crisis_confirmed_after_a_restart_is_raised_exactly_once() {
     std::fs::write(
         dir.path().join("vigil.toml"),
         format!(
-            "data_dir = {:?}\nregistry = {:?}\n[broker]\nurl = \"mqtt://127.0.0.1:{}\"\nclient_id = \"rules-restart\"\n[http]\nlisten = \"127.0.0.1:0\"\n",
+            "data_dir = {:?}\nregistry = {:?}\n[broker]\nurl = \"mqtt://127.0.0.1:{}\"\nclient_id = \"rules-restart\"\n[http]\nlisten = \"127.0.0.1:0\"\nauth = false\n",
             dir.path().join("data"),
             dir.path().join("registry.toml"),
             broker.port
@@ -240,7 +240,7 @@ async fn a_crisis_reaches_the_responsible_doctor_over_mqtt_a_signed_webhook_and_
     std::fs::write(
         dir.path().join("vigil.toml"),
         format!(
-            "data_dir = {:?}\nregistry = {:?}\n[broker]\nurl = \"mqtt://127.0.0.1:{}\"\nclient_id = \"delivery-test\"\n[http]\nlisten = \"127.0.0.1:0\"\n[webhook]\nsecret_file = {:?}\n",
+            "data_dir = {:?}\nregistry = {:?}\n[broker]\nurl = \"mqtt://127.0.0.1:{}\"\nclient_id = \"delivery-test\"\n[http]\nlisten = \"127.0.0.1:0\"\nauth = false\n[webhook]\nsecret_file = {:?}\n",
             dir.path().join("data"),
             dir.path().join("registry.toml"),
             broker.port,

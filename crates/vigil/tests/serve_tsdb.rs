@@ -46,7 +46,7 @@ async fn an_ingester_killed_while_writing_to_the_database_leaves_no_point_missin
         dir.path().join("vigil.toml"),
         format!(
             "data_dir = {:?}\nregistry = {:?}\n[broker]\nurl = \"mqtt://127.0.0.1:{}\"\nclient_id = \"tsdb-crash\"\n\
-             [http]\nlisten = \"127.0.0.1:0\"\n\
+             [http]\nlisten = \"127.0.0.1:0\"\nauth = false\n\
              [tsdb]\nurl = \"{}\"\nbucket = \"vitals\"\nbatch_size = 25\nlinger_ms = 5\nconcurrency = 2\n",
             dir.path().join("data"),
             dir.path().join("registry.toml"),
