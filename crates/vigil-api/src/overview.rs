@@ -239,7 +239,7 @@ fn by_patient(readings: &[WindowReading]) -> PatientReadings {
             }
             "glucose" => {
                 if let (Some(v), Some("fasting")) = (
-                    c.get("mmol_per_l").and_then(Value::as_f64),
+                    c.get("glucose_mmol_l").and_then(Value::as_f64),
                     c.get("context").and_then(Value::as_str),
                 ) {
                     entry.1.push((r.time, v));

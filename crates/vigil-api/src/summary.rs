@@ -156,7 +156,7 @@ pub fn glucose_points(rows: &[vigil_store::StoredReading]) -> Vec<(DateTime<Utc>
         .filter_map(|r| {
             let c = &r.canonical;
             let g = match (
-                c.get("mmol_per_l").and_then(Value::as_f64),
+                c.get("glucose_mmol_l").and_then(Value::as_f64),
                 c.get("flag").and_then(Value::as_str),
             ) {
                 (_, Some("LO")) => Glucose::Lo,

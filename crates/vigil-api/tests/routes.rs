@@ -577,3 +577,156 @@ async fn delivery_state_per_channel_and_operational_alerts_are_queryable() {
         StatusCode::NOT_FOUND
     );
 }
+
+/// The example registry with a glucometer beside the cuff.
+fn registry_with_glucometer() -> String {
+    vigil_testkit::example_registry()
+        + r#"
+[[device]]
+id = "glu-accu-77"
+types = ["glucose"]
+gateway = "gw-0042"
+registered = "2026-11-01T00:00:00+08:00"
+
+[[assignment]]
+device = "glu-accu-77"
+patient = "p-000123"
+from = "2026-11-01T00:00:00+08:00"
+"#
+}
+
+#[tokio::test]
+async fn the_summary_and_the_overview_count_readings_committed_by_the_pipeline() {
+    let store = SqliteStore::in_memory().await.unwrap();
+    let registry = Arc::new(Registry::parse(&registry_with_glucometer()).unwrap());
+    let now: DateTime<Utc> = "2026-11-22T02:00:00Z".parse().unwrap(); // 10:00 in Shanghai
+    // Three days of home readings: BP 130/80, 140/86, 126/78 (mean 132/81: controlled),
+    // fasting glucose 6.2, 7.4, 6.6 (mean 6.7: controlled), a post-meal 11.2, and a LO.
+    let reading = |device: &str, kind: &str, day: u32, values: Value, unit: &str| {
+        json!({"device_id": device, "type": kind, "time": format!("2026-11-{day:02}T07:30:00+08:00"),
+               "unit": unit, "values": values})
+    };
+    let readings = vec![
+        reading(
+            "bpm-omron-3f9a21",
+            "bp",
+            19,
+            json!({"systolic": 130, "diastolic": 80}),
+            "mm[Hg]",
+        ),
+        reading(
+            "bpm-omron-3f9a21",
+            "bp",
+            20,
+            json!({"systolic": 140, "diastolic": 86}),
+            "mm[Hg]",
+        ),
+        reading(
+            "bpm-omron-3f9a21",
+            "bp",
+            21,
+            json!({"systolic": 126, "diastolic": 78}),
+            "mm[Hg]",
+        ),
+        reading(
+            "glu-accu-77",
+            "glucose",
+            19,
+            json!({"value": 6.2, "context": "fasting"}),
+            "mmol/L",
+        ),
+        reading(
+            "glu-accu-77",
+            "glucose",
+            20,
+            json!({"value": 7.4, "context": "fasting"}),
+            "mmol/L",
+        ),
+        reading(
+            "glu-accu-77",
+            "glucose",
+            21,
+            json!({"value": 6.6, "context": "fasting"}),
+            "mmol/L",
+        ),
+        reading(
+            "glu-accu-77",
+            "glucose",
+            17,
+            json!({"value": 11.2, "context": "postprandial"}),
+            "mmol/L",
+        ),
+        reading(
+            "glu-accu-77",
+            "glucose",
+            18,
+            json!({"value": null, "flag": "LO"}),
+            "mmol/L",
+        ),
+    ];
+    let payload = serde_json::to_vec(
+        &json!({"schema": "vigil.readings.v1", "gateway_id": "gw-0042",
+        "batch_seq": 1, "sent_at": "2026-11-22T09:59:00+08:00", "readings": readings}),
+    )
+    .unwrap();
+    let commit = prepare(
+        &GatewayId::parse("gw-0042").unwrap(),
+        &payload,
+        now,
+        &registry,
+    )
+    .unwrap();
+    let outcomes = store.commit(&[commit]).await.unwrap();
+    assert!(
+        format!("{outcomes:?}").contains("stored: 8"),
+        "{outcomes:?}"
+    );
+    let r = registry.clone();
+    let s = AppState {
+        store,
+        stats: Arc::new(IntakeStats::default()),
+        sink: None,
+        rules: None,
+        delivery: None,
+        webhooks: None,
+        gaps: None,
+        registry: Some(Arc::new(move || r.clone())),
+        clock: Arc::new(vigil_model::clock::ManualClock::new(now)),
+        institutions: None,
+        auth: false,
+    };
+    let (status, body) = get(&s, "/api/v1/patients/p-000123/summary").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let v = json_of(&body);
+    assert_eq!(v["bp_control"]["readings"], 3);
+    assert_eq!(v["bp_control"]["mean_systolic"], 132);
+    assert_eq!(v["bp_control"]["mean_diastolic"], 81);
+    assert_eq!(v["bp_control"]["controlled"], true);
+    // 5 glucose readings: 3 in range, 1 above (11.2), 1 below (LO).
+    assert_eq!(v["glucose_tir"]["readings"], 5, "{v}");
+    assert_eq!(v["glucose_tir"]["in_range_pct"], 60);
+    assert_eq!(v["glucose_tir"]["below_pct"], 20);
+    assert_eq!(v["glucose_tir"]["above_pct"], 20);
+    // The overview: p-000123 (hypertension, type 2 diabetes) controlled on both counts.
+    let (status, body) = get(&s, "/api/v1/overview?institution=chc-qiaokou").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let v = json_of(&body);
+    let total = &v["total"];
+    assert_eq!(
+        total["bp_control"],
+        json!({"numerator": 1, "denominator": 1, "percent": 100.0})
+    );
+    assert_eq!(
+        total["glucose_control"],
+        json!({"numerator": 1, "denominator": 1, "percent": 100.0})
+    );
+    assert_eq!(total["adherence"]["percent"], 100.0);
+    let inst = &v["institutions"][0];
+    assert_eq!(inst["id"], "chc-qiaokou");
+    // Both devices reported; the gateway's last envelope came just now.
+    assert_eq!(
+        inst["devices_reporting"],
+        json!({"numerator": 2, "denominator": 2, "percent": 100.0})
+    );
+    assert_eq!(inst["gateways_online"]["percent"], 100.0);
+}

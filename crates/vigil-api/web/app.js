@@ -331,14 +331,15 @@ const THRESHOLDS = {
   weight: [],
 };
 
-// The values of a reading's canonical form per chart series.
+// The values of a reading's canonical form per chart series (docs/wire-format.md,
+// canonical keys).
 const SERIES = {
   bp: [['systolic_mmhg', 'sys'], ['diastolic_mmhg', 'dia']],
-  glucose: [['mmol_per_l', 'glu']],
-  spo2: [['percent', 'spo2']],
-  heart_rate: [['per_min', 'hr']],
-  temperature: [['celsius', 'temp']],
-  weight: [['kg', 'wt']],
+  glucose: [['glucose_mmol_l', 'glu']],
+  spo2: [['spo2_pct', 'spo2']],
+  heart_rate: [['heart_rate_per_min', 'hr']],
+  temperature: [['temperature_cel', 'temp']],
+  weight: [['weight_kg', 'wt']],
 };
 
 function chart(type, readings, from, to) {
