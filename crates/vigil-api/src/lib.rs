@@ -6,7 +6,7 @@
 //! | `GET /healthz` | 200 while the process runs |
 //! | `GET /readyz` | 200 when the MQTT subscription is confirmed and the store answers, else 503 |
 //! | `GET /metrics` | Prometheus text: received, stored by type, quarantined by reason, duplicates, acked publishes, commit latency; the sink's, rule engine's, deliverers' and gap detector's counters when they run |
-//! | `GET /api/v1/patients/{id}/readings?type=&from=&to=&limit=` | a patient's readings, oldest first, canonical and original |
+//! | `GET /api/v1/patients/{id}/readings?type=&from=&to=&limit=&order=` | a patient's readings, oldest first (`order=desc`: newest first), canonical and original |
 //! | `GET /api/v1/quarantine?reason=&gateway=&limit=` | quarantined readings, newest first, with reason and message |
 //! | `GET /api/v1/alert-events?patient=&limit=` | the alert events the rule engine kept, newest first |
 //! | `POST /api/v1/alerts/{id}/ack` | acknowledge with read-back `{"read_back", "by"}` (a mismatch is refused, 422) |
@@ -854,6 +854,8 @@ struct ReadingsQuery {
     from: Option<String>,
     to: Option<String>,
     limit: Option<u32>,
+    /// `asc` (oldest first, the default) or `desc` (newest first: the latest `limit`).
+    order: Option<String>,
 }
 
 fn instant(name: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
@@ -890,14 +892,24 @@ async fn readings(
     if let Some(t) = &q.reading_type {
         ReadingType::parse(t).map_err(|e| ApiError::BadRequest(format!("'type': {e}")))?;
     }
+    let newest_first = match q.order.as_deref() {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "'order' {other:?} must be asc (oldest first) or desc (newest first)"
+            )));
+        }
+    };
     let rows = s
         .store
-        .readings(
+        .readings_in_order(
             &patient,
             q.reading_type.as_deref(),
             instant("from", q.from.as_deref())?,
             instant("to", q.to.as_deref())?,
             limit(q.limit)?,
+            newest_first,
         )
         .await?;
     let items: Vec<_> = rows

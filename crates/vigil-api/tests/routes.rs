@@ -730,3 +730,26 @@ async fn the_summary_and_the_overview_count_readings_committed_by_the_pipeline()
     );
     assert_eq!(inst["gateways_online"]["percent"], 100.0);
 }
+
+#[tokio::test]
+async fn readings_come_newest_first_when_asked() {
+    let s = state().await;
+    let (status, body) = get(
+        &s,
+        "/api/v1/patients/p-000123/readings?type=bp&order=desc&limit=1",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let v = json_of(&body);
+    // 07:10 (142) and 07:20 (150) are stored (400 is quarantined): the latest is 150.
+    assert_eq!(v["readings"].as_array().unwrap().len(), 1);
+    assert_eq!(v["readings"][0]["canonical"]["systolic_mmhg"], json!(150));
+    let (_, body) = get(&s, "/api/v1/patients/p-000123/readings?type=bp&limit=1").await;
+    assert_eq!(
+        json_of(&body)["readings"][0]["canonical"]["systolic_mmhg"],
+        json!(142)
+    );
+    let (status, body) = get(&s, "/api/v1/patients/p-000123/readings?order=sideways").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("asc (oldest first) or desc"), "{body}");
+}

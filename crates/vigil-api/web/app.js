@@ -26,6 +26,7 @@ const I18N = {
     'ago.s': '{n} 秒前', 'ago.m': '{n} 分钟前', 'ago.h': '{n} 小时前', 'ago.d': '{n} 天前',
     'patient.title': '患者 {id}', 'patient.conditions': '诊断', 'patient.age': '年龄', 'patient.team': '责任医生',
     'patient.specialist': '专科医生', 'patient.devices': '设备', 'patient.overrides': '个体化阈值',
+    'ecg.title': '心电图', 'ecg.around': '{t} 前后各 10 秒', 'ecg.speed': '走纸速度', 'ecg.gain': '增益', 'ecg.lead': '导联',
     'patient.alerts': '警报记录', 'patient.none': '无', 'patient.noreadings': '近 30 天没有读数。',
     'patient.back': '返回收件箱', 'sum.bp': '血压（近 7 天家庭均值）', 'sum.bp.ok': '达标（目标 < {s}/{d} mmHg）',
     'sum.bp.no': '未达标（目标 < {s}/{d} mmHg）', 'sum.bp.none': '近 7 天没有血压读数',
@@ -59,6 +60,7 @@ const I18N = {
     'ago.s': '{n} s ago', 'ago.m': '{n} min ago', 'ago.h': '{n} h ago', 'ago.d': '{n} d ago',
     'patient.title': 'Patient {id}', 'patient.conditions': 'Conditions', 'patient.age': 'Age', 'patient.team': 'Responsible doctor',
     'patient.specialist': 'Specialist', 'patient.devices': 'Devices', 'patient.overrides': 'Personal thresholds',
+    'ecg.title': 'ECG', 'ecg.around': '10 s either side of {t}', 'ecg.speed': 'Speed', 'ecg.gain': 'Gain', 'ecg.lead': 'Lead',
     'patient.alerts': 'Alert history', 'patient.none': 'none', 'patient.noreadings': 'No readings in the last 30 days.',
     'patient.back': 'Back to the inbox', 'sum.bp': 'Blood pressure (7-day home mean)', 'sum.bp.ok': 'Controlled (target < {s}/{d} mmHg)',
     'sum.bp.no': 'Not controlled (target < {s}/{d} mmHg)', 'sum.bp.none': 'No blood pressure in the last 7 days',
@@ -373,6 +375,89 @@ function chart(type, readings, from, to) {
   return h('figure', { class: 'card' }, h('figcaption', {}, t('chart.' + type)), g);
 }
 
+// ---- the ECG strip viewer --------------------------------------------------------
+
+// The first lead of a stored strip: [lead name, samples in µV].
+function firstLead(reading) {
+  const v = reading.original.values || {};
+  if (Array.isArray(v.leads)) return [v.leads[0], (v.samples_uv || [])[0] || []];
+  return [v.lead || '', v.samples_uv || []];
+}
+
+// Draws strips on ECG paper: 1 mm squares (0.04 s × 0.1 mV at 25 mm/s and 10 mm/mV),
+// 5 mm squares in bold, the calibration pulse (1 mV) at the start.
+function ecgPaper(strips, from, to, speed, gain) {
+  const PX = 4; // pixels per millimetre on screen
+  const mmW = (to - from) / 1000 * speed, mmH = 40;
+  const W = Math.ceil(mmW * PX) + 10 * PX, H = mmH * PX, base = H / 2;
+  const g = svg('svg', { class: 'ecg', width: W, height: H, viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': t('ecg.title') });
+  const defs = svg('defs', {},
+    svg('pattern', { id: 'mm', width: PX, height: PX, patternUnits: 'userSpaceOnUse' },
+      svg('path', { d: `M ${PX} 0 L 0 0 0 ${PX}`, class: 'grid-mm' })),
+    svg('pattern', { id: 'mm5', width: PX * 5, height: PX * 5, patternUnits: 'userSpaceOnUse' },
+      svg('rect', { width: PX * 5, height: PX * 5, fill: 'url(#mm)' }),
+      svg('path', { d: `M ${PX * 5} 0 L 0 0 0 ${PX * 5}`, class: 'grid-5mm' })));
+  g.append(defs, svg('rect', { width: W, height: H, fill: 'url(#mm5)' }));
+  // Calibration: 1 mV high, 5 mm wide (0.2 s at 25 mm/s).
+  const cal = gain * PX, x0 = 2 * PX;
+  g.append(svg('polyline', { class: 'cal', points: `0,${base} ${x0},${base} ${x0},${base - cal} ${x0 + 5 * PX},${base - cal} ${x0 + 5 * PX},${base} ${x0 + 8 * PX},${base}` }));
+  let points = 0, firstX = null;
+  for (const r of strips) {
+    const [, samples] = firstLead(r);
+    const rate = r.original.values.sample_rate_hz;
+    const start = Date.parse(r.time);
+    const pts = [];
+    for (let i = 0; i < samples.length; i += 1) {
+      const at = start + i * 1000 / rate;
+      if (at < from || at > to) continue;
+      const x = 10 * PX + (at - from) / 1000 * speed * PX;
+      if (firstX === null || x < firstX) firstX = x;
+      pts.push(`${x.toFixed(1)},${(base - samples[i] / 1000 * gain * PX).toFixed(1)}`);
+    }
+    points += pts.length;
+    if (pts.length > 1) g.append(svg('polyline', { class: 'trace', points: pts.join(' ') }));
+  }
+  g.dataset.points = String(points);
+  g.dataset.firstX = String(firstX === null ? 0 : firstX);
+  return g;
+}
+
+async function ecgSection(q, events) {
+  // Around the latest ECG alert, else around the latest strip.
+  const alert = events.find((e) => e.rule.startsWith('ecg'));
+  let center = alert ? Date.parse(alert.opened_at) : null;
+  if (center === null) {
+    const last = await api('GET', '/api/v1/patients/' + q + '/readings?type=ecg_waveform&order=desc&limit=1');
+    if (!last.ok || !last.data.readings.length) return null;
+    const r = last.data.readings[0];
+    center = Date.parse(r.time) + r.canonical.duration_s * 500;
+  }
+  const from = center - 10000, to = center + 10000;
+  // Strips that may reach into the window (a strip lasts at most a minute).
+  const r = await api('GET', '/api/v1/patients/' + q + '/readings?type=ecg_waveform&from=' + encodeURIComponent(new Date(from - 60000).toISOString()) + '&to=' + encodeURIComponent(new Date(to).toISOString()) + '&limit=1000');
+  if (!r.ok || !r.data.readings.length) return null;
+  const strips = r.data.readings;
+  const box = h('div', { class: 'ecg-scroll', id: 'ecg' });
+  let speed = 25, gain = 10;
+  // Drawn, then scrolled to where the trace begins (the calibration pulse stays at 0).
+  const draw = () => {
+    const paper = ecgPaper(strips, from, to, speed, gain);
+    box.replaceChildren(paper);
+    requestAnimationFrame(() => { box.scrollLeft = Math.max(0, Number(paper.dataset.firstX) - 60); });
+  };
+  const choice = (label, values, current, set) => h('label', { class: 'inline' }, label + ' ',
+    h('select', { onchange: (e) => { set(Number(e.target.value)); draw(); } },
+      values.map(([v, text]) => h('option', { value: v, selected: v === current }, text))));
+  draw();
+  return h('section', { class: 'card', id: 'ecg-section' },
+    h('h2', {}, t('ecg.title')),
+    h('p', { class: 'muted' }, t('ecg.around', { t: when(new Date(center).toISOString()) }), ' · ', t('ecg.lead'), ' ', firstLead(strips[0])[0]),
+    h('div', { class: 'ecg-controls' },
+      choice(t('ecg.speed'), [[25, '25 mm/s'], [50, '50 mm/s']], speed, (v) => { speed = v; }),
+      choice(t('ecg.gain'), [[5, '5 mm/mV'], [10, '10 mm/mV'], [20, '20 mm/mV']], gain, (v) => { gain = v; })),
+    box);
+}
+
 function summaries(s) {
   const out = [];
   const bp = s.bp_control;
@@ -420,12 +505,14 @@ async function renderPatient(id) {
   const history = h('table', { class: 'history' },
     h('thead', {}, h('tr', {}, h('th', {}, t('col.time')), h('th', {}, t('col.event')), h('th', {}, t('col.rule')), h('th', {}, t('col.severity')), h('th', {}, t('col.value')))),
     h('tbody', {}, evs.data.events.map((e) => h('tr', {}, h('td', {}, when(e.at)), h('td', {}, t('ev.' + e.event)), h('td', {}, e.rule), h('td', {}, severity(e.severity)), h('td', {}, e.display)))));
+  const ecg = await ecgSection(q, evs.data.events);
   view(
     h('a', { href: '#/inbox' }, '← ' + t('patient.back')),
     h('h1', { id: 'patient-title' }, t('patient.title', { id: pt.id })),
     h('section', { class: 'card' }, facts),
     summaries(sum.data),
     h('section', { class: 'charts', id: 'charts' }, charts.length ? charts : h('p', { class: 'muted' }, t('patient.noreadings'))),
+    ecg,
     h('h2', {}, t('patient.alerts')),
     h('div', { class: 'scroll' }, history),
   );

@@ -1520,20 +1520,37 @@ impl SqliteStore {
         to: Option<DateTime<Utc>>,
         limit: u32,
     ) -> Result<Vec<StoredReading>, Error> {
-        let rows = sqlx::query(
-            "SELECT patient_id, device_id, gateway_id, type, time, received_ms, late, canonical, original, samples
+        self.readings_in_order(patient, reading_type, from, to, limit, false)
+            .await
+    }
+
+    /// [`SqliteStore::readings`], newest first when `newest_first` (the latest `limit`).
+    pub async fn readings_in_order(
+        &self,
+        patient: &PatientId,
+        reading_type: Option<&str>,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        limit: u32,
+        newest_first: bool,
+    ) -> Result<Vec<StoredReading>, Error> {
+        const OLDEST: &str = "SELECT patient_id, device_id, gateway_id, type, time, received_ms, late, canonical, original, samples
              FROM readings
              WHERE patient_id = ? AND (? IS NULL OR type = ?) AND time_ms >= ? AND time_ms < ?
-             ORDER BY time_ms, id LIMIT ?",
-        )
-        .bind(patient.as_str())
-        .bind(reading_type)
-        .bind(reading_type)
-        .bind(from.map_or(i64::MIN, |t| t.timestamp_millis()))
-        .bind(to.map_or(i64::MAX, |t| t.timestamp_millis()))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+             ORDER BY time_ms, id LIMIT ?";
+        const NEWEST: &str = "SELECT patient_id, device_id, gateway_id, type, time, received_ms, late, canonical, original, samples
+             FROM readings
+             WHERE patient_id = ? AND (? IS NULL OR type = ?) AND time_ms >= ? AND time_ms < ?
+             ORDER BY time_ms DESC, id DESC LIMIT ?";
+        let rows = sqlx::query(if newest_first { NEWEST } else { OLDEST })
+            .bind(patient.as_str())
+            .bind(reading_type)
+            .bind(reading_type)
+            .bind(from.map_or(i64::MIN, |t| t.timestamp_millis()))
+            .bind(to.map_or(i64::MAX, |t| t.timestamp_millis()))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(stored_reading).collect()
     }
 

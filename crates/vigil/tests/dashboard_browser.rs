@@ -2,7 +2,8 @@
 //! real Mosquitto; headless Chromium, driven by `tests/browser/dashboard.mjs`
 //! (playwright-core), signs in as Dr. Wang, sees a critical alert arrive live from a
 //! reading published over MQTT, acknowledges it with read-back (after a wrong read-back
-//! is refused), and opens the patient's page with its chart; then the institution's
+//! is refused), and opens the patient's page with its chart and the ECG strip from
+//! the patient's patch (the real recording); then the institution's
 //! administrator signs in and reads the hospital overview. Screenshots of the four
 //! pages are saved under `target/tmp/dashboard-screenshots/`. Afterwards the register
 //! and the audit trail say the same as the page did.
@@ -75,7 +76,21 @@ async fn a_doctor_sees_a_live_alert_acknowledges_it_with_read_back_and_opens_the
     );
     let broker = Mosquitto::start();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("registry.toml"), example_registry()).unwrap();
+    // p-000123 also wears an ECG patch.
+    let registry = example_registry()
+        + r#"
+[[device]]
+id = "patch-h10-01"
+types = ["ecg_waveform"]
+gateway = "gw-0042"
+registered = "2026-11-01T00:00:00+08:00"
+
+[[assignment]]
+device = "patch-h10-01"
+patient = "p-000123"
+from = "2026-11-01T00:00:00+08:00"
+"#;
+    std::fs::write(dir.path().join("registry.toml"), registry).unwrap();
     let config = dir.path().join("vigil.toml");
     std::fs::write(
         &config,
@@ -208,7 +223,12 @@ async fn a_doctor_sees_a_live_alert_acknowledges_it_with_read_back_and_opens_the
         "gateway_id": "gw-0042", "batch_seq": 1, "sent_at": now.to_rfc3339(),
         "readings": [{"device_id": "bpm-omron-3f9a21", "type": "bp", "unit": "mm[Hg]",
             "time": (now - TimeDelta::minutes(1)).to_rfc3339(), "symptoms": ["chest_tightness"],
-            "values": {"systolic": 192, "diastolic": 112, "pulse": 88}}]}))
+            "values": {"systolic": 192, "diastolic": 112, "pulse": 88}},
+            // And 10 s of the real recording from the patch, at the patch's 130 Hz.
+            {"device_id": "patch-h10-01", "type": "ecg_waveform", "unit": "uV",
+             "time": (now - TimeDelta::minutes(2)).to_rfc3339(),
+             "values": {"lead": "MLII", "sample_rate_hz": 130,
+                        "samples_uv": vigil_sim::ecg::strip(60.0, 10.0, 130.0)}}]}))
     .unwrap();
     let (client, _events) = vigil_testkit::gateway(broker.port, "dashboard-gateway");
     client

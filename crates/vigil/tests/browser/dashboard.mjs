@@ -6,7 +6,8 @@
 //      then publishes a critical reading over MQTT;
 //   3. sees the alert arrive on the page without a reload, tries a wrong read-back
 //      (refused, the page says why), acknowledges with the right one;
-//   4. opens the patient page and waits for its blood-pressure chart;
+//   4. opens the patient page and waits for its blood-pressure chart and its ECG strip
+//      (zoomed: 50 mm/s, 20 mm/mV);
 //   5. signs out, signs in as the institution's administrator, and reads the hospital
 //      overview's figures; switches to English.
 //
@@ -92,6 +93,19 @@ try {
   const points = await page.getAttribute('svg.chart[data-type="bp"]', 'data-points');
   step(`patient page: ${await page.textContent('#patient-title')}, bp chart with ${points} values`);
   await page.waitForSelector('#sum-bp');
+  // The ECG strip on its paper: 10 s at 130 Hz, then zoomed (20 mm/mV).
+  await page.waitForSelector('#ecg svg.ecg');
+  const ecgPoints = Number(await page.getAttribute('#ecg svg.ecg', 'data-points'));
+  if (ecgPoints < 1000) throw new Error(`the ECG strip has ${ecgPoints} points`);
+  const width = Number(await page.getAttribute('#ecg svg.ecg', 'width'));
+  await page.selectOption('#ecg-section select >> nth=0', '50');
+  await page.selectOption('#ecg-section select >> nth=1', '20');
+  const zoomed = Number(await page.getAttribute('#ecg svg.ecg', 'width'));
+  if (!(zoomed > width)) throw new Error(`50 mm/s did not widen the strip (${width} → ${zoomed})`);
+  step(`ECG strip: ${ecgPoints} samples drawn, ${width} px at 25 mm/s, ${zoomed} px at 50 mm/s`);
+  await page.selectOption('#ecg-section select >> nth=0', '25');
+  await page.selectOption('#ecg-section select >> nth=1', '10');
+  await page.waitForFunction(() => document.getElementById('ecg').scrollLeft > 0);
   await page.screenshot({ path: join(shots, '3-patient.png'), fullPage: true });
 
   // Signed out, then the institution's administrator: the hospital overview.
