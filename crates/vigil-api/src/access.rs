@@ -13,7 +13,9 @@
 //!   target of one of the patient's open alerts (the doctors its level reaches now),
 //!   their own alert stream, and acknowledgements and resolutions only as themselves;
 //!   an institution admin, no single patient's data, and their institution's
-//!   population figures (`/overview`). What spans patients (the quarantine, the register, operational
+//!   population figures (`/overview`). A doctor outside the care relationship reaches a
+//!   patient through a break-glass access they opened with a reason
+//!   ([`crate::break_glass`]), each access then flagged `allowed: break-glass`. What spans patients (the quarantine, the register, operational
 //!   alerts, delivery states, the audit trail) is for platform admins. Refused: 403.
 //! - **Recorded**: every request to `/api/v1/`, allowed or refused, in the tamper-evident
 //!   audit trail (`vigil_store::access`): who, when, what, which patient pseudonym,
@@ -53,12 +55,45 @@ fn action_of(method: &Method, path: &str, query: Option<&str>) -> &'static str {
         "ack"
     } else if path.ends_with("/resolve") {
         "resolve"
+    } else if path.ends_with("/break-glass") {
+        "break_glass"
+    } else if path.ends_with("/review") {
+        "review"
     } else {
         "write"
     }
 }
 
-/// Whether `user` may see `patient`'s data now.
+/// How a user reaches a patient's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// A platform admin.
+    Role,
+    /// The care team or an open alert's escalation.
+    CareRelationship,
+    /// A break-glass access ([`crate::break_glass`]): flagged in the audit trail.
+    BreakGlass,
+}
+
+/// Whether `user` may see `patient`'s data now: through a care relationship, else
+/// through a break-glass access they opened.
+pub async fn access_to_patient(s: &AppState, user: &User, patient: &str) -> Option<Via> {
+    if user.role == Role::PlatformAdmin {
+        return Some(Via::Role);
+    }
+    if may_see_patient(s, user, patient).await {
+        return Some(Via::CareRelationship);
+    }
+    let glass = user.role == Role::Doctor
+        && s.store
+            .has_break_glass(&user.id, patient, s.clock.now())
+            .await
+            .unwrap_or(false);
+    glass.then_some(Via::BreakGlass)
+}
+
+/// Whether `user` may see `patient`'s data now through their role or a care
+/// relationship (a break-glass access aside: [`access_to_patient`]).
 pub async fn may_see_patient(s: &AppState, user: &User, patient: &str) -> bool {
     match user.role {
         Role::PlatformAdmin => true,
@@ -98,7 +133,7 @@ pub async fn may_see_patient(s: &AppState, user: &User, patient: &str) -> bool {
     }
 }
 
-const NO_CARE: &str = "no care relationship with this patient: not on the care team, not an escalation target of an open alert";
+const NO_CARE: &str = "no care relationship with this patient: not on the care team, not an escalation target of an open alert; in an emergency a doctor may open break-glass access with a reason (POST /api/v1/patients/{id}/break-glass), which is reviewed";
 
 /// The value of `key` in a query string.
 fn query_value<'q>(query: Option<&'q str>, key: &str) -> Option<&'q str> {
@@ -109,27 +144,36 @@ fn query_value<'q>(query: Option<&'q str>, key: &str) -> Option<&'q str> {
         .map(|(_, v)| v)
 }
 
-/// Whether `user` may make this request (`None`) or why not. `patient` is set to the
-/// patient the request turns out to concern (for the audit).
+/// Why a request is refused: its status and message.
+type Refusal = (StatusCode, &'static str);
+
+/// Whether `user` may make this request (`Ok`, with how when it concerns a patient) or
+/// why not. `patient` is set to the patient the request turns out to concern (for the
+/// audit).
 async fn authorize(
     s: &AppState,
     u: &User,
     path: &str,
     query: Option<&str>,
     patient: &mut Option<String>,
-) -> Option<(StatusCode, &'static str)> {
+) -> Result<Option<Via>, Refusal> {
     if u.role == Role::PlatformAdmin {
-        return None;
+        return Ok(Some(Via::Role));
     }
-    let forbidden = |why| Some((StatusCode::FORBIDDEN, why));
-    let no_care = Some((StatusCode::FORBIDDEN, NO_CARE));
-    // A patient's data: only through a care relationship.
-    if let Some(p) = patient.clone() {
-        return if may_see_patient(s, u, &p).await {
-            None
+    let forbidden = |why| Err((StatusCode::FORBIDDEN, why));
+    let through_care = |via: Option<Via>| via.map(Some).ok_or((StatusCode::FORBIDDEN, NO_CARE));
+    // Opening the glass: any doctor, for any patient (the reason is checked, and
+    // reviewed later).
+    if path.starts_with("/api/v1/patients/") && path.ends_with("/break-glass") {
+        return if u.role == Role::Doctor {
+            Ok(None)
         } else {
-            no_care
+            forbidden("break-glass access is for doctors")
         };
+    }
+    // A patient's data: only through a care relationship (or a break-glass access).
+    if let Some(p) = patient.clone() {
+        return through_care(access_to_patient(s, u, &p).await);
     }
     let rest = path.strip_prefix("/api/v1/").unwrap_or("");
     match rest.split('/').collect::<Vec<_>>().as_slice() {
@@ -137,11 +181,7 @@ async fn authorize(
         ["alert-events"] => match query_value(query, "patient") {
             Some(p) => {
                 *patient = Some(p.to_owned());
-                if may_see_patient(s, u, p).await {
-                    None
-                } else {
-                    no_care
-                }
+                through_care(access_to_patient(s, u, p).await)
             }
             None => forbidden(
                 "name the patient (?patient=): a doctor sees the alert events of their patients only",
@@ -154,7 +194,7 @@ async fn authorize(
                 .as_deref()
                 .is_some_and(|d| query_value(query, "doctor") == Some(d));
             if own {
-                None
+                Ok(None)
             } else {
                 forbidden("a doctor opens their own alert stream only (?doctor=<their id>)")
             }
@@ -163,17 +203,13 @@ async fn authorize(
         // handler checks `by`).
         ["alerts", id, "ack" | "resolve"] => {
             let Ok(Some(e)) = s.store.latest_alert_event(id).await else {
-                return None; // the handler says it does not exist
+                return Ok(None); // the handler says it does not exist
             };
             *patient = Some(e.patient_id.to_string());
-            if may_see_patient(s, u, e.patient_id.as_str()).await {
-                None
-            } else {
-                no_care
-            }
+            through_care(access_to_patient(s, u, e.patient_id.as_str()).await)
         }
         // Who is signed in: anyone.
-        ["session"] => None,
+        ["session"] => Ok(None),
         // A doctor's own inbox.
         ["inbox"] => {
             let own = u
@@ -181,7 +217,7 @@ async fn authorize(
                 .as_deref()
                 .is_some_and(|d| query_value(query, "doctor").is_none_or(|q| q == d));
             if own {
-                None
+                Ok(None)
             } else {
                 forbidden("a doctor opens their own inbox only")
             }
@@ -193,7 +229,7 @@ async fn authorize(
                     .as_deref()
                     .is_some_and(|i| query_value(query, "institution").is_none_or(|q| q == i));
             if own {
-                None
+                Ok(None)
             } else {
                 forbidden(
                     "the overview is for institution admins (their institution) and platform admins",
@@ -203,7 +239,7 @@ async fn authorize(
         // The staff directory and the institutions: anyone signed in. The patient list:
         // anyone, filtered to their care teams' patients by the handler (an
         // institution admin sees none yet).
-        ["institutions"] | ["doctors"] | ["patients"] => None,
+        ["institutions"] | ["doctors"] | ["patients"] => Ok(None),
         // Everything else (the quarantine, the register, operational alerts, delivery
         // states, the audit trail, gateways and devices) spans patients: platform
         // admins only for now.
@@ -279,17 +315,23 @@ pub async fn guard(State(s): State<AppState>, mut req: Request, next: Next) -> R
     };
     let changes = !matches!(*req.method(), Method::GET | Method::HEAD);
     // Who, and whether they may.
-    let refusal = match (&user, s.auth) {
-        (None, true) => Some((
+    let decision = match (&user, s.auth) {
+        (None, true) => Err((
             StatusCode::UNAUTHORIZED,
             "sign in (POST /api/v1/session) or send an API token: Authorization: Bearer <token> (vigil users add makes one)",
         )),
-        (Some(_), true) if by_cookie && changes && !same_origin(req.headers()) => Some((
+        (Some(_), true) if by_cookie && changes && !same_origin(req.headers()) => Err((
             StatusCode::FORBIDDEN,
             "a change made with the session cookie must come from this server's own pages (Origin does not match Host)",
         )),
         (Some(u), true) => authorize(&s, u, &path, query.as_deref(), &mut patient).await,
-        (_, false) => None,
+        (_, false) => Ok(None),
+    };
+    // Openings of the glass, and accesses through it, are flagged for review.
+    let allowed = if matches!(decision, Ok(Some(Via::BreakGlass))) || action == "break_glass" {
+        "allowed: break-glass"
+    } else {
+        "allowed"
     };
     let record = |actor: &str, outcome: String| AuditEntry {
         at: s.clock.now(),
@@ -301,7 +343,7 @@ pub async fn guard(State(s): State<AppState>, mut req: Request, next: Next) -> R
         outcome,
     };
     let actor = user.as_ref().map_or("-", |u| u.id.as_str()).to_owned();
-    if let Some((status, message)) = refusal {
+    if let Err((status, message)) = decision {
         if let Err(e) = s
             .store
             .audit(&record(&actor, format!("refused: {}", status.as_u16())))
@@ -316,7 +358,7 @@ pub async fn guard(State(s): State<AppState>, mut req: Request, next: Next) -> R
     req.extensions_mut().insert(user);
     // Recorded before the answer leaves: an access that cannot be recorded is refused.
     if s.store
-        .audit(&record(&actor, "allowed".to_owned()))
+        .audit(&record(&actor, allowed.to_owned()))
         .await
         .is_err()
     {

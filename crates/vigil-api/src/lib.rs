@@ -23,6 +23,7 @@
 //! detail or patient data.
 
 pub mod access;
+pub mod break_glass;
 pub mod inbox;
 pub mod overview;
 mod registry_api;
@@ -106,6 +107,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/inbox"),
     ("get", "/api/v1/patients/{id}/summary"),
     ("get", "/api/v1/overview"),
+    ("post", "/api/v1/patients/{id}/break-glass"),
+    ("get", "/api/v1/break-glass"),
+    ("post", "/api/v1/break-glass/{id}/review"),
 ];
 
 /// The router.
@@ -138,6 +142,15 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/v1/inbox", get(inbox::inbox))
         .route("/api/v1/overview", get(overview::overview))
+        .route(
+            "/api/v1/patients/{id}/break-glass",
+            axum::routing::post(break_glass::open),
+        )
+        .route("/api/v1/break-glass", get(break_glass::list))
+        .route(
+            "/api/v1/break-glass/{id}/review",
+            axum::routing::post(break_glass::review),
+        )
         .route(
             "/api/v1/patients/{id}/summary",
             get(summary::patient_summary),
@@ -175,6 +188,8 @@ pub enum ApiError {
     Refused(String),
     /// Not this user's to do.
     Forbidden(String),
+    /// In a state that does not allow it (already done).
+    Conflict(String),
     /// The store failed; details stay in the server.
     Unavailable,
 }
@@ -186,6 +201,7 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
             ApiError::Refused(m) => (StatusCode::UNPROCESSABLE_ENTITY, m),
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, m),
             ApiError::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the clinical store is unavailable; retry shortly".to_owned(),

@@ -26,6 +26,8 @@ const I18N = {
     'ago.s': '{n} 秒前', 'ago.m': '{n} 分钟前', 'ago.h': '{n} 小时前', 'ago.d': '{n} 天前',
     'patient.title': '患者 {id}', 'patient.conditions': '诊断', 'patient.age': '年龄', 'patient.team': '责任医生',
     'patient.specialist': '专科医生', 'patient.devices': '设备', 'patient.overrides': '个体化阈值',
+    'bg.title': '您与该患者没有照护关系', 'bg.explain': '紧急情况下可开启“破窗”访问（4 小时）：须填写理由，访问将被记录并由管理员审查。',
+    'bg.reason': '理由（至少 10 个字）', 'bg.submit': '开启紧急访问', 'bg.flag': '紧急访问中：本次访问已记录，待审查。',
     'ecg.title': '心电图', 'ecg.around': '{t} 前后各 10 秒', 'ecg.speed': '走纸速度', 'ecg.gain': '增益', 'ecg.lead': '导联',
     'patient.alerts': '警报记录', 'patient.none': '无', 'patient.noreadings': '近 30 天没有读数。',
     'patient.back': '返回收件箱', 'sum.bp': '血压（近 7 天家庭均值）', 'sum.bp.ok': '达标（目标 < {s}/{d} mmHg）',
@@ -60,6 +62,8 @@ const I18N = {
     'ago.s': '{n} s ago', 'ago.m': '{n} min ago', 'ago.h': '{n} h ago', 'ago.d': '{n} d ago',
     'patient.title': 'Patient {id}', 'patient.conditions': 'Conditions', 'patient.age': 'Age', 'patient.team': 'Responsible doctor',
     'patient.specialist': 'Specialist', 'patient.devices': 'Devices', 'patient.overrides': 'Personal thresholds',
+    'bg.title': 'You have no care relationship with this patient', 'bg.explain': 'In an emergency you may open break-glass access (4 hours): give a reason; the access is recorded and reviewed by an administrator.',
+    'bg.reason': 'Reason (at least 10 characters)', 'bg.submit': 'Open emergency access', 'bg.flag': 'Emergency access: recorded, awaiting review.',
     'ecg.title': 'ECG', 'ecg.around': '10 s either side of {t}', 'ecg.speed': 'Speed', 'ecg.gain': 'Gain', 'ecg.lead': 'Lead',
     'patient.alerts': 'Alert history', 'patient.none': 'none', 'patient.noreadings': 'No readings in the last 30 days.',
     'patient.back': 'Back to the inbox', 'sum.bp': 'Blood pressure (7-day home mean)', 'sum.bp.ok': 'Controlled (target < {s}/{d} mmHg)',
@@ -458,6 +462,21 @@ async function ecgSection(q, events) {
     box);
 }
 
+// Offered when a doctor opens a patient outside their care relationship.
+function breakGlassForm(id) {
+  const reason = h('input', { id: 'bg-reason', name: 'reason', required: true, minlength: 10, autocomplete: 'off' });
+  const message = h('p', { class: 'error', role: 'alert' });
+  return h('form', { class: 'card narrow', id: 'break-glass', onsubmit: async (e) => {
+    e.preventDefault();
+    const r = await api('POST', '/api/v1/patients/' + encodeURIComponent(id) + '/break-glass', { reason: reason.value });
+    if (r.ok) {
+      sessionStorage.setItem('vigil.glass.' + id, r.data.until);
+      renderPatient(id);
+    } else message.textContent = (r.data && r.data.error) || t('error');
+  } }, h('h1', {}, t('bg.title')), h('p', {}, t('bg.explain')), h('label', {}, t('bg.reason'), reason),
+  h('button', { type: 'submit' }, t('bg.submit')), message, h('p', {}, h('a', { href: '#/inbox' }, t('patient.back'))));
+}
+
 function summaries(s) {
   const out = [];
   const bp = s.bp_control;
@@ -489,6 +508,10 @@ async function renderPatient(id) {
     ...types.map((type) => api('GET', '/api/v1/patients/' + q + '/readings?type=' + type + range + '&limit=10000')),
   ]);
   const failed = [sum, p, evs, ...perType].find((r) => !r.ok);
+  if (failed && failed.status === 403 && me && me.role === 'doctor') {
+    view(breakGlassForm(id));
+    return;
+  }
   if (failed) {
     view(h('a', { href: '#/inbox' }, t('patient.back')), h('p', { class: 'error', role: 'alert' }, (failed.data && failed.data.error) || t('error')));
     return;
@@ -509,6 +532,7 @@ async function renderPatient(id) {
   view(
     h('a', { href: '#/inbox' }, '← ' + t('patient.back')),
     h('h1', { id: 'patient-title' }, t('patient.title', { id: pt.id })),
+    Date.parse(sessionStorage.getItem('vigil.glass.' + id) || '') > Date.now() ? h('p', { class: 'banner', id: 'glass-flag' }, t('bg.flag')) : null,
     h('section', { class: 'card' }, facts),
     summaries(sum.data),
     h('section', { class: 'charts', id: 'charts' }, charts.length ? charts : h('p', { class: 'muted' }, t('patient.noreadings'))),

@@ -45,6 +45,18 @@ pub(crate) const SCHEMA: &[&str] = &[
         expires_ms INTEGER NOT NULL,
         ended_ms   INTEGER             -- signed out
     ) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS break_glass (
+        id          INTEGER PRIMARY KEY,
+        user_id     TEXT    NOT NULL,
+        patient     TEXT    NOT NULL,
+        reason      TEXT    NOT NULL,
+        at_ms       INTEGER NOT NULL,
+        until_ms    INTEGER NOT NULL,
+        reviewed_by TEXT,             -- the admin who reviewed it
+        reviewed_ms INTEGER,
+        review_note TEXT
+    )",
+    "CREATE INDEX IF NOT EXISTS break_glass_by_user ON break_glass (user_id, patient, until_ms)",
     "CREATE TABLE IF NOT EXISTS audit_log (
         id        INTEGER PRIMARY KEY,
         at_ms     INTEGER NOT NULL,
@@ -231,6 +243,20 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// An emergency access to a patient outside any care relationship: who, which
+/// patient, why, until when, and its review.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BreakGlass {
+    pub id: i64,
+    pub user_id: String,
+    pub patient: String,
+    pub reason: String,
+    pub at: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    /// (admin, when, note) once reviewed.
+    pub review: Option<(String, DateTime<Utc>, String)>,
+}
+
 /// What a sign-in attempt came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignIn {
@@ -408,6 +434,109 @@ impl SqliteStore {
         .execute(&self.pool)
         .await?;
         Ok(SignIn::Refused("wrong password"))
+    }
+
+    /// Opens a break-glass access of `user_id` to `patient` until `until`; its id.
+    pub async fn open_break_glass(
+        &self,
+        user_id: &str,
+        patient: &str,
+        reason: &str,
+        at: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<i64, Error> {
+        let id = sqlx::query(
+            "INSERT INTO break_glass (user_id, patient, reason, at_ms, until_ms) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(user_id)
+        .bind(patient)
+        .bind(reason)
+        .bind(at.timestamp_millis())
+        .bind(until.timestamp_millis())
+        .execute(&self.pool)
+        .await?
+        .last_insert_rowid();
+        Ok(id)
+    }
+
+    /// Whether `user_id` holds a break-glass access to `patient` at `now`.
+    pub async fn has_break_glass(
+        &self,
+        user_id: &str,
+        patient: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM break_glass
+             WHERE user_id = ? AND patient = ? AND at_ms <= ? AND until_ms > ?",
+        )
+        .bind(user_id)
+        .bind(patient)
+        .bind(now.timestamp_millis())
+        .bind(now.timestamp_millis())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n > 0)
+    }
+
+    /// Break-glass accesses, newest first; only those not yet reviewed when asked.
+    pub async fn break_glass_list(
+        &self,
+        unreviewed_only: bool,
+        limit: u32,
+    ) -> Result<Vec<BreakGlass>, Error> {
+        let rows = sqlx::query(
+            "SELECT id, user_id, patient, reason, at_ms, until_ms, reviewed_by, reviewed_ms, review_note
+             FROM break_glass WHERE (? = 0 OR reviewed_ms IS NULL) ORDER BY id DESC LIMIT ?",
+        )
+        .bind(i64::from(unreviewed_only))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let by: Option<String> = r.try_get(6)?;
+                let at: Option<i64> = r.try_get(7)?;
+                let note: Option<String> = r.try_get(8)?;
+                Ok(BreakGlass {
+                    id: r.try_get(0)?,
+                    user_id: r.try_get(1)?,
+                    patient: r.try_get(2)?,
+                    reason: r.try_get(3)?,
+                    at: crate::sqlite::millis(r.try_get(4)?)?,
+                    until: crate::sqlite::millis(r.try_get(5)?)?,
+                    review: match (by, at) {
+                        (Some(by), Some(at)) => {
+                            Some((by, crate::sqlite::millis(at)?, note.unwrap_or_default()))
+                        }
+                        _ => None,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    /// Records the review of a break-glass access; `false` when there is no such
+    /// access or it was already reviewed.
+    pub async fn review_break_glass(
+        &self,
+        id: i64,
+        by: &str,
+        note: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        let done = sqlx::query(
+            "UPDATE break_glass SET reviewed_by = ?, reviewed_ms = ?, review_note = ?
+             WHERE id = ? AND reviewed_ms IS NULL",
+        )
+        .bind(by)
+        .bind(at.timestamp_millis())
+        .bind(note)
+        .bind(id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(done == 1)
     }
 
     /// Keeps a new web session by its token's hash.
