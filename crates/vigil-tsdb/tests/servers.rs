@@ -480,3 +480,165 @@ async fn awkward_text_survives_both_servers_parsers() {
         );
     }
 }
+
+/// The values a Grafana variable query returns (`SHOW TAG VALUES`: the `value` column).
+fn variable_values(answer: &serde_json::Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in answer["results"][0]["series"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let col = s["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .position(|c| c == "value")
+            .unwrap();
+        for row in s["values"].as_array().unwrap() {
+            out.push(row[col].as_str().unwrap().to_owned());
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Whether an InfluxQL answer has no error and at least one non-null value besides time.
+fn has_data(answer: &serde_json::Value) -> Result<bool, String> {
+    let result = &answer["results"][0];
+    if let Some(e) = result.get("error").or(answer.get("error")) {
+        return Err(e.to_string());
+    }
+    Ok(result["series"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["values"].as_array().into_iter().flatten())
+        .any(|row| {
+            row.as_array().is_some_and(|r| {
+                r.iter()
+                    .skip(1)
+                    .any(|v| !v.is_null() && v != &serde_json::json!(0))
+            })
+        }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_dashboard_query_returns_data_from_influxdb_loaded_by_the_sink() {
+    let influx = Influx16::start();
+    influx.query("", "CREATE DATABASE vigil").await;
+    let (_dir, store) = store().await;
+    let f = fleet(16, 48);
+    store.commit(&f.envelopes).await.unwrap();
+    let sink = Sink::start(
+        config(
+            influx.url(),
+            Api::V1 {
+                database: "vigil".into(),
+                retention_policy: String::new(),
+            },
+        ),
+        store.clone(),
+        institutions(&f.registry),
+        Arc::new(SystemClock),
+        None,
+    )
+    .unwrap();
+    drained(&sink, &store, Duration::from_secs(120)).await;
+    sink.shutdown().await;
+
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dashboards");
+    let provisioning =
+        std::fs::read_to_string(root.join("provisioning/datasources/vigil-influxdb.yaml")).unwrap();
+    assert!(provisioning.contains("uid: vigil-influxdb"));
+    // Grafana's substitutions: the dashboards' default range (7 days) as it writes it.
+    let now = SystemClock.now();
+    let time_filter = format!(
+        "time >= {}ms and time <= {}ms",
+        (now - TimeDelta::days(7)).timestamp_millis(),
+        now.timestamp_millis()
+    );
+    let mut files: Vec<_> = std::fs::read_dir(root.join("grafana"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 3, "{files:?}");
+    let mut queries = 0;
+    for file in files {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let dash: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        // The variables, in order, each query run with the ones before substituted.
+        let mut vars: Vec<(String, Vec<String>)> = Vec::new();
+        let substitute = |q: &str, vars: &[(String, Vec<String>)], patient: Option<&str>| {
+            let mut q = q
+                .replace("$timeFilter", &time_filter)
+                .replace("$__interval", "1h");
+            for (var, values) in vars {
+                if var != "patient" {
+                    q = q.replace(&format!("${var}"), &values[0]);
+                }
+            }
+            if let Some(p) = patient {
+                q = q.replace("$patient", p);
+            }
+            q
+        };
+        for v in dash["templating"]["list"].as_array().unwrap() {
+            let var = v["name"].as_str().unwrap().to_owned();
+            let q = substitute(v["query"].as_str().unwrap(), &vars, None);
+            let values = variable_values(&influx.query("vigil", &q).await);
+            assert!(
+                !values.is_empty(),
+                "{name}: variable {var} ({q}) has no values"
+            );
+            queries += 1;
+            vars.push((var, values));
+        }
+        let patients: Vec<String> = vars
+            .iter()
+            .find(|(v, _)| v == "patient")
+            .map(|(_, values)| values.clone())
+            .unwrap_or_default();
+        for panel in dash["panels"].as_array().unwrap() {
+            let title = panel["title"].as_str().unwrap();
+            assert_eq!(
+                panel["datasource"]["uid"], "vigil-influxdb",
+                "{name}: {title}"
+            );
+            for target in panel["targets"].as_array().unwrap() {
+                assert_eq!(target["rawQuery"], true, "{name}: {title}");
+                let raw = target["query"].as_str().unwrap();
+                // A per-patient panel shows data for the patients with such a device.
+                let candidates: Vec<Option<&str>> = if raw.contains("$patient") {
+                    patients.iter().map(|p| Some(p.as_str())).collect()
+                } else {
+                    vec![None]
+                };
+                let mut found = false;
+                for p in candidates {
+                    let q = substitute(raw, &vars, p);
+                    // (A `$` left is the regex anchor of `/^value$/`, never a variable.)
+                    let unsubstituted = q.match_indices('$').any(|(i, _)| {
+                        q[i + 1..].starts_with(|c: char| c.is_alphabetic() || c == '_')
+                    });
+                    assert!(!unsubstituted, "{name}: {title}: unsubstituted: {q}");
+                    match has_data(&influx.query("vigil", &q).await) {
+                        Ok(true) => {
+                            found = true;
+                            break;
+                        }
+                        Ok(false) => {}
+                        Err(e) => panic!("{name}: {title}: {q}: {e}"),
+                    }
+                }
+                queries += 1;
+                assert!(found, "{name}: {title}: no data for {raw}");
+            }
+        }
+    }
+    eprintln!("{queries} dashboard queries answered with data");
+}
