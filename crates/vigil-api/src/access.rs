@@ -45,8 +45,10 @@ fn patient_of(path: &str) -> Option<String> {
 }
 
 fn action_of(method: &Method, path: &str, query: Option<&str>) -> &'static str {
-    if method == Method::GET {
-        if query.is_some_and(|q| q.contains("format=csv")) {
+    if path.contains("/overrides/") && method != Method::GET {
+        "override"
+    } else if method == Method::GET {
+        if query.is_some_and(|q| q.contains("format=csv")) || path == "/api/v1/registry" {
             "export"
         } else {
             "read"
@@ -153,8 +155,7 @@ type Refusal = (StatusCode, &'static str);
 async fn authorize(
     s: &AppState,
     u: &User,
-    path: &str,
-    query: Option<&str>,
+    (changes, path, query): (bool, &str, Option<&str>),
     patient: &mut Option<String>,
 ) -> Result<Option<Via>, Refusal> {
     if u.role == Role::PlatformAdmin {
@@ -171,9 +172,22 @@ async fn authorize(
             forbidden("break-glass access is for doctors")
         };
     }
-    // A patient's data: only through a care relationship (or a break-glass access).
+    // Changing the registry: platform admins, but for a patient's rule overrides, set
+    // by the patient's care team.
+    let is_override = path.contains("/overrides/");
+    if changes && is_registry_write(path) && !is_override {
+        return forbidden(
+            "changing the registry is for platform admins (a patient's care team sets the patient's rule overrides)",
+        );
+    }
+    // A patient's data: only through a care relationship (or a break-glass access,
+    // which opens reading, not changing thresholds).
     if let Some(p) = patient.clone() {
-        return through_care(access_to_patient(s, u, &p).await);
+        let via = through_care(access_to_patient(s, u, &p).await)?;
+        if is_override && (via == Some(Via::BreakGlass) || u.role != Role::Doctor) {
+            return forbidden("a patient's rule overrides are set by the patient's care team");
+        }
+        return Ok(via);
     }
     let rest = path.strip_prefix("/api/v1/").unwrap_or("");
     match rest.split('/').collect::<Vec<_>>().as_slice() {
@@ -245,6 +259,28 @@ async fn authorize(
         // admins only for now.
         _ => forbidden("this part of the API is for platform admins"),
     }
+}
+
+/// Whether a path changes the registry when written to (registry_write's routes).
+fn is_registry_write(path: &str) -> bool {
+    let rest = path.strip_prefix("/api/v1/").unwrap_or("");
+    let parts: Vec<&str> = rest.split('/').collect();
+    matches!(
+        parts.as_slice(),
+        ["registry"]
+            | ["institutions"
+                | "doctors"
+                | "patients"
+                | "gateways"
+                | "devices"
+                | "assignments"
+                | "on-call"]
+            | [
+                "institutions" | "doctors" | "patients" | "gateways" | "devices",
+                _
+            ]
+            | ["patients", _, "overrides", _]
+    )
 }
 
 /// Whether the request's `Origin` names the host it was sent to (`Host`).
@@ -324,7 +360,7 @@ pub async fn guard(State(s): State<AppState>, mut req: Request, next: Next) -> R
             StatusCode::FORBIDDEN,
             "a change made with the session cookie must come from this server's own pages (Origin does not match Host)",
         )),
-        (Some(u), true) => authorize(&s, u, &path, query.as_deref(), &mut patient).await,
+        (Some(u), true) => authorize(&s, u, (changes, &path, query.as_deref()), &mut patient).await,
         (_, false) => Ok(None),
     };
     // Openings of the glass, and accesses through it, are flagged for review.

@@ -27,6 +27,7 @@ pub mod break_glass;
 pub mod inbox;
 pub mod overview;
 mod registry_api;
+pub mod registry_write;
 pub mod session;
 pub mod summary;
 pub mod web;
@@ -73,6 +74,9 @@ pub struct AppState {
     pub institutions: Option<vigil_ingest::intake::InstitutionLookup>,
     /// API tokens required, and access by care relationship ([`access`]).
     pub auth: bool,
+    /// The registry file, when this server may change it through the API
+    /// ([`registry_write`]).
+    pub registry_file: Option<Arc<registry_write::RegistryFile>>,
 }
 
 /// The OpenAPI 3.1 description of this API, served at `/api/v1/openapi.json`.
@@ -110,6 +114,27 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/patients/{id}/break-glass"),
     ("get", "/api/v1/break-glass"),
     ("post", "/api/v1/break-glass/{id}/review"),
+    ("get", "/api/v1/registry"),
+    ("put", "/api/v1/registry"),
+    ("post", "/api/v1/institutions"),
+    ("put", "/api/v1/institutions/{id}"),
+    ("delete", "/api/v1/institutions/{id}"),
+    ("post", "/api/v1/doctors"),
+    ("put", "/api/v1/doctors/{id}"),
+    ("delete", "/api/v1/doctors/{id}"),
+    ("post", "/api/v1/patients"),
+    ("put", "/api/v1/patients/{id}"),
+    ("delete", "/api/v1/patients/{id}"),
+    ("post", "/api/v1/gateways"),
+    ("put", "/api/v1/gateways/{id}"),
+    ("delete", "/api/v1/gateways/{id}"),
+    ("post", "/api/v1/devices"),
+    ("put", "/api/v1/devices/{id}"),
+    ("delete", "/api/v1/devices/{id}"),
+    ("post", "/api/v1/assignments"),
+    ("post", "/api/v1/on-call"),
+    ("put", "/api/v1/patients/{id}/overrides/{rule}"),
+    ("delete", "/api/v1/patients/{id}/overrides/{rule}"),
 ];
 
 /// The router.
@@ -128,12 +153,65 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/alerts/{id}/deliveries", get(alert_deliveries))
         .route("/api/v1/ops/alerts", get(ops_alerts))
         .route("/api/v1/audit", get(audit))
-        .route("/api/v1/institutions", get(registry_api::institutions))
-        .route("/api/v1/doctors", get(registry_api::doctors))
-        .route("/api/v1/patients", get(registry_api::patients))
-        .route("/api/v1/patients/{id}", get(registry_api::patient))
-        .route("/api/v1/gateways", get(registry_api::gateways))
-        .route("/api/v1/devices", get(registry_api::devices))
+        .route(
+            "/api/v1/institutions",
+            get(registry_api::institutions).post(registry_write::create),
+        )
+        .route(
+            "/api/v1/doctors",
+            get(registry_api::doctors).post(registry_write::create),
+        )
+        .route(
+            "/api/v1/patients",
+            get(registry_api::patients).post(registry_write::create),
+        )
+        .route(
+            "/api/v1/patients/{id}",
+            get(registry_api::patient)
+                .put(registry_write::replace)
+                .delete(registry_write::remove),
+        )
+        .route(
+            "/api/v1/gateways",
+            get(registry_api::gateways).post(registry_write::create),
+        )
+        .route(
+            "/api/v1/devices",
+            get(registry_api::devices).post(registry_write::create),
+        )
+        .route(
+            "/api/v1/institutions/{id}",
+            axum::routing::put(registry_write::replace).delete(registry_write::remove),
+        )
+        .route(
+            "/api/v1/doctors/{id}",
+            axum::routing::put(registry_write::replace).delete(registry_write::remove),
+        )
+        .route(
+            "/api/v1/gateways/{id}",
+            axum::routing::put(registry_write::replace).delete(registry_write::remove),
+        )
+        .route(
+            "/api/v1/devices/{id}",
+            axum::routing::put(registry_write::replace).delete(registry_write::remove),
+        )
+        .route(
+            "/api/v1/assignments",
+            axum::routing::post(registry_write::create),
+        )
+        .route(
+            "/api/v1/on-call",
+            axum::routing::post(registry_write::create),
+        )
+        .route(
+            "/api/v1/patients/{id}/overrides/{rule}",
+            axum::routing::put(registry_write::set_override)
+                .delete(registry_write::remove_override),
+        )
+        .route(
+            "/api/v1/registry",
+            get(registry_write::export).put(registry_write::import),
+        )
         .route(
             "/api/v1/session",
             get(session::current)
@@ -190,8 +268,29 @@ pub enum ApiError {
     Forbidden(String),
     /// In a state that does not allow it (already done).
     Conflict(String),
+    /// A change that would leave something invalid: every problem.
+    Invalid {
+        message: String,
+        problems: Vec<String>,
+    },
     /// The store failed; details stay in the server.
     Unavailable,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApiError::BadRequest(m)
+            | ApiError::NotFound(m)
+            | ApiError::Refused(m)
+            | ApiError::Forbidden(m)
+            | ApiError::Conflict(m) => f.write_str(m),
+            ApiError::Invalid { message, problems } => {
+                write!(f, "{message}: {}", problems.join("; "))
+            }
+            ApiError::Unavailable => f.write_str("the clinical store is unavailable"),
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -202,6 +301,13 @@ impl IntoResponse for ApiError {
             ApiError::Refused(m) => (StatusCode::UNPROCESSABLE_ENTITY, m),
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, m),
+            ApiError::Invalid { message, problems } => {
+                return (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    Json(json!({ "error": message, "problems": problems })),
+                )
+                    .into_response();
+            }
             ApiError::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the clinical store is unavailable; retry shortly".to_owned(),

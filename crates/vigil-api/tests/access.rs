@@ -70,6 +70,7 @@ async fn state_with(clock: Arc<vigil_model::clock::ManualClock>) -> AppState {
         clock,
         institutions: None,
         auth: true,
+        registry_file: None,
     }
 }
 
@@ -933,4 +934,252 @@ async fn break_glass_opens_a_patient_for_four_hours_flagged_and_reviewed() {
     let (_, body) = get(&s, "/api/v1/break-glass", Some("tok-root")).await;
     assert_eq!(body["break_glass"][0]["reviewed_by"], "root");
     assert!(s.store.verify_audit().await.unwrap().is_ok());
+}
+
+/// A state whose registry is a file the API may change (with the users of [`state`]).
+async fn state_with_registry_file() -> (tempfile::TempDir, AppState) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.toml");
+    let text = vigil_testkit::example_registry();
+    std::fs::write(&path, &text).unwrap();
+    let mut s = state().await;
+    let (switch, current) =
+        vigil_ingest::intake::RegistrySwitch::standalone(Arc::new(Registry::parse(&text).unwrap()));
+    s.registry = Some(current);
+    s.registry_file = Some(Arc::new(vigil_api::registry_write::RegistryFile::new(
+        path,
+        text,
+        s.store.clone(),
+        switch,
+        Arc::new(vigil_rules::ruleset::RuleSet::default()),
+        s.clock.clone(),
+    )));
+    (dir, s)
+}
+
+async fn send_json(
+    state: &AppState,
+    method: &str,
+    uri: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(body.map_or(Body::empty(), |b| Body::from(b.to_string())))
+        .unwrap();
+    let res = app(state.clone()).oneshot(req).await.unwrap();
+    let status = res.status();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn platform_admins_change_the_registry_through_the_api_checked_as_a_whole() {
+    let (dir, s) = state_with_registry_file().await;
+    let path = dir.path().join("registry.toml");
+    let device = json!({"id": "glu-new", "types": ["glucose"], "gateway": "gw-0042",
+                        "registered": "2026-11-01T00:00:00+08:00"});
+    // Doctors do not change the registry.
+    let (status, _) = send_json(
+        &s,
+        "POST",
+        "/api/v1/devices",
+        "tok-wang",
+        Some(device.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // A platform admin adds a device: in the file (its comments kept) and in force.
+    let (status, body) = send_json(
+        &s,
+        "POST",
+        "/api/v1/devices",
+        "tok-root",
+        Some(device.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("id = \"glu-new\""), "{text}");
+    assert!(
+        text.contains("# the reading types it produces"),
+        "comments kept: {text}"
+    );
+    let (_, devices) = get(&s, "/api/v1/devices", Some("tok-root")).await;
+    assert!(devices.to_string().contains("glu-new"), "{devices}");
+    // The same id again: 409. A doctor of an unknown institution: 422 with the problem,
+    // and nothing written.
+    assert_eq!(
+        send_json(&s, "POST", "/api/v1/devices", "tok-root", Some(device))
+            .await
+            .0,
+        StatusCode::CONFLICT
+    );
+    let (status, body) = send_json(&s, "POST", "/api/v1/doctors", "tok-root",
+        Some(json!({"id": "d-0200", "name": "Dr. Zhao", "institution": "nowhere", "roles": ["family_doctor"]}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["problems"].to_string().contains("nowhere"), "{body}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+    // A gateway devices still use cannot go: every reference reported.
+    let (status, body) =
+        send_json(&s, "DELETE", "/api/v1/gateways/gw-0042", "tok-root", None).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["problems"].as_array().unwrap().len() >= 2, "{body}");
+    // Replacing a doctor's entry (their display name).
+    let (status, body) = send_json(&s, "PUT", "/api/v1/doctors/d-0100", "tok-root",
+        Some(json!({"name": "Dr. Li Na", "institution": "hub-tongji", "roles": ["specialist", "on_call"]}))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, doctors) = get(&s, "/api/v1/doctors", Some("tok-root")).await;
+    assert!(doctors.to_string().contains("Dr. Li Na"), "{doctors}");
+    // Export and import: a TOML body that does not parse changes nothing.
+    let (status, exported) = {
+        let res = app(s.clone())
+            .oneshot(
+                Request::get("/api/v1/registry")
+                    .header("authorization", "Bearer tok-root")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let status = res.status();
+        (
+            status,
+            String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec())
+                .unwrap(),
+        )
+    };
+    assert_eq!(status, StatusCode::OK);
+    assert!(exported.contains("Dr. Li Na"));
+    let res = app(s.clone())
+        .oneshot(
+            Request::put("/api/v1/registry")
+                .header("authorization", "Bearer tok-root")
+                .body(Body::from("[[patient]\nid = "))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // Someone edits the file by hand: the API does not overwrite it until it is loaded.
+    std::fs::write(&path, format!("{exported}\n# edited by hand\n")).unwrap();
+    let (status, body) = send_json(&s, "DELETE", "/api/v1/devices/glu-new", "tok-root", None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("SIGHUP"), "{body}");
+    s.registry_file.as_ref().unwrap().reload().await.unwrap();
+    let (status, _) = send_json(&s, "DELETE", "/api/v1/devices/glu-new", "tok-root", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("# edited by hand")
+    );
+    // Every version is kept, saying who made it.
+    let versions = s.store.registry_versions().await.unwrap();
+    assert_eq!(versions.last().unwrap().1, "api (root)");
+}
+
+#[tokio::test]
+async fn the_care_team_sets_overrides_with_who_why_and_until_and_the_rules_refuse_what_they_forbid()
+{
+    let (_dir, s) = state_with_registry_file().await;
+    let uri = "/api/v1/patients/p-000123/overrides/bp_uncontrolled_home";
+    let elderly = json!({"systolic": 150, "diastolic": 90, "reason": "aged 67: the 规范 target",
+                         "until": "2027-06-01T00:00:00+08:00"});
+    // The responsible doctor, as themselves.
+    let (status, body) = send_json(&s, "PUT", uri, "tok-wang", Some(elderly.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["override"]["by"], "d-0001");
+    let (_, patient) = get(&s, "/api/v1/patients/p-000123", Some("tok-wang")).await;
+    let o = patient["overrides"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["rule"] == "bp_uncontrolled_home")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (o["by"].as_str(), o["active"].as_bool()),
+        (Some("d-0001"), Some(true))
+    );
+    assert_eq!(o["reason"], "aged 67: the 规范 target");
+    // The summary holds the patient to it.
+    let (_, summary) = get(&s, "/api/v1/patients/p-000123/summary", Some("tok-wang")).await;
+    assert_eq!(summary["bp_control"]["target"], json!([150.0, 90.0]));
+    // Outside the care team, as another doctor, without a reason: refused.
+    assert_eq!(
+        send_json(&s, "PUT", uri, "tok-duty", Some(elderly.clone()))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    let mut as_li = elderly.clone();
+    as_li["by"] = json!("d-0100");
+    assert_eq!(
+        send_json(&s, "PUT", uri, "tok-wang", Some(as_li)).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let mut no_reason = elderly.clone();
+    no_reason["reason"] = json!(" ");
+    assert_eq!(
+        send_json(&s, "PUT", uri, "tok-wang", Some(no_reason))
+            .await
+            .0,
+        StatusCode::BAD_REQUEST
+    );
+    // A CRITICAL rule is never relaxed or snoozed (clinical rules §0.4): refused, saying
+    // why, and nothing written.
+    let (status, body) = send_json(
+        &s,
+        "PUT",
+        "/api/v1/patients/p-000123/overrides/glucose_hypo_level2",
+        "tok-wang",
+        Some(json!({"below": 2.5, "reason": "tired of the alarms"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("refused"),
+        "{body}"
+    );
+    let (_, patient) = get(&s, "/api/v1/patients/p-000123", Some("tok-wang")).await;
+    assert!(
+        !patient["overrides"]
+            .to_string()
+            .contains("glucose_hypo_level2")
+    );
+    // Removed; removing it again is 404.
+    assert_eq!(
+        send_json(&s, "DELETE", uri, "tok-wang", None).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send_json(&s, "DELETE", uri, "tok-wang", None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    // Each attempt past the care-relationship check is an override in the audit trail,
+    // with the patient (the handler's own refusals among them: as another doctor,
+    // without a reason, forbidden by the rules, removing twice); the duty desk's
+    // attempt is refused there.
+    let entries = audit(&s).await;
+    let overrides: Vec<_> = entries
+        .iter()
+        .filter(|e| e["action"] == "override" && e["outcome"] == "allowed")
+        .collect();
+    assert_eq!(overrides.len(), 6, "{overrides:?}");
+    assert!(entries.iter().any(|e| e["action"] == "override"
+        && e["actor"] == "duty"
+        && e["outcome"] == "refused: 403"));
+    assert!(
+        overrides
+            .iter()
+            .all(|e| e["patient_id"] == "p-000123" && e["actor"] == "wang")
+    );
 }

@@ -29,6 +29,7 @@ async fn state(auth: bool) -> AppState {
         clock: Arc::new(vigil_model::clock::SystemClock),
         institutions: None,
         auth,
+        registry_file: None,
     }
 }
 
@@ -68,13 +69,16 @@ async fn the_document_and_the_router_agree() {
     // others their own status, never 404 or 405.
     let open = state(false).await;
     for (method, path) in ROUTES {
-        let uri = path.replace("{id}", "p-000123");
+        let uri = path
+            .replace("{id}", "p-000123")
+            .replace("{rule}", "hr_brady");
         let req = match *method {
             "get" => Request::get(&uri),
             "delete" => Request::delete(&uri),
+            "put" => Request::put(&uri).header("content-type", "application/json"),
             _ => Request::post(&uri).header("content-type", "application/json"),
         };
-        let body = if *method == "post" {
+        let body = if matches!(*method, "post" | "put") {
             Body::from("{}")
         } else {
             Body::empty()

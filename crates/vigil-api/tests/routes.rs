@@ -54,6 +54,7 @@ async fn state() -> AppState {
         clock: Arc::new(vigil_model::clock::SystemClock),
         institutions: None,
         auth: false,
+        registry_file: None,
     }
 }
 
@@ -694,6 +695,7 @@ async fn the_summary_and_the_overview_count_readings_committed_by_the_pipeline()
         clock: Arc::new(vigil_model::clock::ManualClock::new(now)),
         institutions: None,
         auth: false,
+        registry_file: None,
     };
     let (status, body) = get(&s, "/api/v1/patients/p-000123/summary").await;
     assert_eq!(status, StatusCode::OK, "{body}");

@@ -206,7 +206,7 @@ impl Histogram {
 pub struct Intake {
     pub stats: Arc<IntakeStats>,
     /// The registry and its generation, read by the worker at each batch.
-    registry: watch::Sender<(u64, Arc<Registry>)>,
+    registry: Arc<watch::Sender<(u64, Arc<Registry>)>>,
     /// The generation the worker has switched to.
     in_use: watch::Receiver<u64>,
     stop_worker: watch::Sender<bool>,
@@ -253,6 +253,7 @@ impl Intake {
         let (tx, rx) = mpsc::unbounded_channel();
         let (acks_tx, acks_rx) = mpsc::unbounded_channel();
         let (registry, registry_rx) = watch::channel((0, registry));
+        let registry = Arc::new(registry);
         let (in_use_tx, in_use) = watch::channel(0);
         let poller = tokio::spawn(poll(
             eventloop,
@@ -314,15 +315,17 @@ impl Intake {
     /// that, readings quarantined as `unassigned_device` can be re-processed without
     /// missing one that was being attributed meanwhile.
     pub async fn set_registry(&self, registry: Arc<Registry>) {
-        let mut generation = 0;
-        self.registry.send_modify(|(g, r)| {
-            *g += 1;
-            generation = *g;
-            *r = registry;
-        });
-        let mut in_use = self.in_use.clone();
-        // An error means the worker has stopped: nothing uses any registry.
-        let _ = in_use.wait_for(|g| *g >= generation).await;
+        self.registry_switch().set(registry).await;
+    }
+
+    /// A handle that switches the intake's registry ([`Intake::set_registry`]) from
+    /// elsewhere (the API's registry writes).
+    pub fn registry_switch(&self) -> RegistrySwitch {
+        RegistrySwitch {
+            registry: self.registry.clone(),
+            in_use: self.in_use.clone(),
+            standalone: None,
+        }
     }
 
     /// Ordered shutdown: stop taking publishes, finish committing and acknowledging
@@ -333,6 +336,55 @@ impl Intake {
         let _ = self.worker.await;
         let _ = self.stop_poller.send(true);
         let _ = self.poller.await;
+    }
+}
+
+/// Switches the intake's registry: [`Intake::registry_switch`].
+#[derive(Clone)]
+pub struct RegistrySwitch {
+    registry: Arc<watch::Sender<(u64, Arc<Registry>)>>,
+    in_use: watch::Receiver<u64>,
+    /// A switch with no intake behind it marks each registry in use itself.
+    standalone: Option<Arc<watch::Sender<u64>>>,
+}
+
+impl std::fmt::Debug for RegistrySwitch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistrySwitch").finish_non_exhaustive()
+    }
+}
+
+impl RegistrySwitch {
+    /// A switch with no intake behind it, and the registry it holds as the rule runner
+    /// and the API read it (for servers and tests without an intake).
+    pub fn standalone(registry: Arc<Registry>) -> (RegistrySwitch, crate::rules::CurrentRegistry) {
+        let (tx, rx) = watch::channel((0, registry));
+        let (in_use_tx, in_use) = watch::channel(0);
+        let current: crate::rules::CurrentRegistry = Arc::new(move || rx.borrow().1.clone());
+        (
+            RegistrySwitch {
+                registry: Arc::new(tx),
+                in_use,
+                standalone: Some(Arc::new(in_use_tx)),
+            },
+            current,
+        )
+    }
+
+    /// [`Intake::set_registry`].
+    pub async fn set(&self, registry: Arc<Registry>) {
+        let mut generation = 0;
+        self.registry.send_modify(|(g, r)| {
+            *g += 1;
+            generation = *g;
+            *r = registry;
+        });
+        if let Some(in_use) = &self.standalone {
+            in_use.send_replace(generation);
+        }
+        let mut in_use = self.in_use.clone();
+        // An error means the worker has stopped: nothing uses any registry.
+        let _ = in_use.wait_for(|g| *g >= generation).await;
     }
 }
 

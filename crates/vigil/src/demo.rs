@@ -186,6 +186,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         institutions: Some(intake.institution_lookup()),
         // The demo's API is open (on loopback), its requests recorded all the same.
         auth: false,
+        // The demo builds its own registry: nothing to change through the API.
+        registry_file: None,
     });
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn(async move {

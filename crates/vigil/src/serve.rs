@@ -104,10 +104,20 @@ async fn serve(config: Config, registry: Registry, registry_text: String) -> any
         crate::load_rules((!config.rules.as_os_str().is_empty()).then_some(&config.rules))
             .map_err(|p| anyhow::anyhow!(p.join("; ")))?;
     eprintln!("vigil serve: rule set {:?}", rule_set.name);
+    let rule_set = Arc::new(rule_set);
+    // The registry file: reloaded on SIGHUP, changed through the API, one at a time.
+    let registry_file = Arc::new(vigil_api::registry_write::RegistryFile::new(
+        config.registry.clone(),
+        registry_text.clone(),
+        store.clone(),
+        intake.registry_switch(),
+        rule_set.clone(),
+        Arc::new(SystemClock),
+    ));
     let rules = vigil_ingest::rules::RuleRunner::start(
         store.clone(),
         intake.current_registry(),
-        Arc::new(rule_set),
+        rule_set,
         Arc::new(SystemClock),
         Some(evaluate),
     );
@@ -164,6 +174,7 @@ async fn serve(config: Config, registry: Registry, registry_text: String) -> any
         clock: Arc::new(SystemClock),
         institutions: Some(intake.institution_lookup()),
         auth: config.http.auth,
+        registry_file: Some(registry_file.clone()),
     });
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn(async move {
@@ -194,7 +205,7 @@ async fn serve(config: Config, registry: Registry, registry_text: String) -> any
     loop {
         tokio::select! {
             _ = &mut stop => break,
-            _ = hangup.recv() => reload_registry(&config, &store, &intake).await,
+            _ = hangup.recv() => reload_registry(&config, &registry_file).await,
         }
     }
     // Ordered: stop intake, commit and ack what was taken, then stop HTTP, then close.
@@ -242,51 +253,26 @@ pub fn warn_unsigned_webhooks(registry: &Registry, config: &vigil_ingest::webhoo
 /// Reads the registry file again: a registry that loads replaces the current one, is
 /// kept in the store, and the readings quarantined as `unassigned_device` are
 /// re-processed against it. One that does not load is refused with its problems.
-async fn reload_registry(config: &Config, store: &SqliteStore, intake: &Intake) {
+async fn reload_registry(config: &Config, file: &vigil_api::registry_write::RegistryFile) {
     let path = config.registry.display().to_string();
-    let text = match std::fs::read_to_string(&config.registry) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!(
-                "vigil serve: registry reload: cannot read {path}: {e}; the current registry stays"
-            );
-            return;
-        }
-    };
-    let registry = match Registry::parse(&text) {
-        Ok(r) => Arc::new(r),
-        Err(e) => {
-            eprintln!(
-                "vigil serve: registry reload: {path} has {} problem(s); the current registry stays:",
-                e.problems.len()
-            );
-            for p in &e.problems {
+    match file.reload().await {
+        Ok(applied) => eprintln!(
+            "vigil serve: registry reloaded from {path} ({} devices, {} patients); re-processed readings quarantined as unassigned_device: {} stored, {} already stored, {} still unassigned",
+            applied.registry.devices.len(),
+            applied.registry.patients.len(),
+            applied.reprocessed.stored,
+            applied.reprocessed.duplicates,
+            applied.reprocessed.left
+        ),
+        Err(vigil_api::ApiError::Invalid { message, problems }) => {
+            eprintln!("vigil serve: registry reload: {path}: {message}:");
+            for p in &problems {
                 eprintln!("  - {p}");
             }
-            return;
         }
-    };
-    let now = SystemClock.now();
-    match store.keep_registry(&text, &path, now).await {
-        Ok(changed) => eprintln!(
-            "vigil serve: registry reloaded from {path} ({}; {} devices, {} patients)",
-            if changed { "changed" } else { "unchanged" },
-            registry.devices.len(),
-            registry.patients.len()
-        ),
-        Err(e) => eprintln!(
-            "vigil serve: registry reload: could not keep it in the store ({e}); using it all the same"
-        ),
-    }
-    intake.set_registry(registry.clone()).await;
-    match vigil_ingest::pipeline::reprocess_unassigned(store, &registry, now).await {
-        Ok(moved) => eprintln!(
-            "vigil serve: re-processed readings quarantined as unassigned_device: {} stored, {} already stored, {} still unassigned",
-            moved.stored, moved.duplicates, moved.left
-        ),
-        Err(e) => eprintln!(
-            "vigil serve: re-processing unassigned readings failed ({e}); they stay in quarantine until the next reload or restart"
-        ),
+        Err(e) => {
+            eprintln!("vigil serve: registry reload: {path}: {e}; the current registry stays")
+        }
     }
 }
 
