@@ -48,7 +48,10 @@ fn action_of(method: &Method, path: &str, query: Option<&str>) -> &'static str {
     if path.contains("/overrides/") && method != Method::GET {
         "override"
     } else if method == Method::GET {
-        if query.is_some_and(|q| q.contains("format=csv")) || path == "/api/v1/registry" {
+        if query.is_some_and(|q| q.contains("format=csv"))
+            || path == "/api/v1/registry"
+            || path.ends_with("/report")
+        {
             "export"
         } else {
             "read"

@@ -28,6 +28,7 @@ pub mod inbox;
 pub mod overview;
 mod registry_api;
 pub mod registry_write;
+pub mod report;
 pub mod session;
 pub mod summary;
 pub mod web;
@@ -135,6 +136,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/on-call"),
     ("put", "/api/v1/patients/{id}/overrides/{rule}"),
     ("delete", "/api/v1/patients/{id}/overrides/{rule}"),
+    ("get", "/api/v1/patients/{id}/report"),
 ];
 
 /// The router.
@@ -208,6 +210,7 @@ pub fn app(state: AppState) -> Router {
             axum::routing::put(registry_write::set_override)
                 .delete(registry_write::remove_override),
         )
+        .route("/api/v1/patients/{id}/report", get(report::report))
         .route(
             "/api/v1/registry",
             get(registry_write::export).put(registry_write::import),

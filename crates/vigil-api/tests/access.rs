@@ -1183,3 +1183,61 @@ async fn the_care_team_sets_overrides_with_who_why_and_until_and_the_rules_refus
             .all(|e| e["patient_id"] == "p-000123" && e["actor"] == "wang")
     );
 }
+
+#[tokio::test]
+async fn the_weekly_report_is_an_export_through_the_care_relationship() {
+    let s = state().await;
+    let uri = "/api/v1/patients/p-000123/report";
+    let res = app(s.clone())
+        .oneshot(
+            Request::get(uri)
+                .header("authorization", "Bearer tok-wang")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(
+        res.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'none'")
+    );
+    let html =
+        String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    assert!(html.contains("周报 Weekly report · p-000123"), "{html}");
+    assert!(html.contains("随访记录表预填"));
+    assert!(!html.contains("<script"));
+    let (status, body) = get(&s, &format!("{uri}?format=json"), Some("tok-wang")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["report"]["prefill"]["hypoglycaemia"], "无");
+    assert_eq!(
+        get(&s, &format!("{uri}?format=pdf"), Some("tok-wang"))
+            .await
+            .0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        get(&s, &format!("{uri}?to=yesterday"), Some("tok-wang"))
+            .await
+            .0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        get(&s, uri, Some("tok-duty")).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let entries = audit(&s).await;
+    assert!(
+        entries.iter().any(|e| e["action"] == "export"
+            && e["actor"] == "wang"
+            && e["patient_id"] == "p-000123")
+    );
+}

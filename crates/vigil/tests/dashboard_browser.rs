@@ -3,9 +3,9 @@
 //! (playwright-core), signs in as Dr. Wang, sees a critical alert arrive live from a
 //! reading published over MQTT, acknowledges it with read-back (after a wrong read-back
 //! is refused), and opens the patient's page with its chart and the ECG strip from
-//! the patient's patch (the real recording); then the institution's
-//! administrator signs in and reads the hospital overview. Screenshots of the four
-//! pages are saved under `target/tmp/dashboard-screenshots/`. Afterwards the register
+//! the patient's patch (the real recording), and its weekly follow-up report; then the
+//! institution's administrator signs in and reads the hospital overview. Screenshots
+//! of the five pages are saved under `target/tmp/dashboard-screenshots/`. Afterwards the register
 //! and the audit trail say the same as the page did.
 //!
 //! Needs Node.js, Debian's `chromium` and `npm ci` in `tests/browser`, which
@@ -248,6 +248,7 @@ from = "2026-11-01T00:00:00+08:00"
         "2-inbox.png",
         "3-patient.png",
         "4-overview.png",
+        "5-report.png",
     ] {
         let len = std::fs::metadata(shots.join(shot)).unwrap().len();
         assert!(len > 10_000, "{shot} is {len} bytes");

@@ -8,10 +8,12 @@
 //      (refused, the page says why), acknowledges with the right one;
 //   4. opens the patient page and waits for its blood-pressure chart and its ECG strip
 //      (zoomed: 50 mm/s, 20 mm/mV);
+//      and opens the weekly follow-up report;
 //   5. signs out, signs in as the institution's administrator, and reads the hospital
 //      overview's figures; switches to English.
 //
-// Screenshots of the sign-in page, the inbox, the patient page and the overview go to
+// Screenshots of the sign-in page, the inbox, the patient page, the overview and the
+// weekly report go to
 // $VIGIL_SCREENSHOTS. Every step prints a line; a failure exits non-zero with the reason.
 // Environment: VIGIL_URL, VIGIL_USER, VIGIL_PASSWORD, VIGIL_ADMIN_USER, VIGIL_ADMIN_PASSWORD,
 // VIGIL_READ_BACK, VIGIL_SCREENSHOTS,
@@ -107,6 +109,12 @@ try {
   await page.selectOption('#ecg-section select >> nth=1', '10');
   await page.waitForFunction(() => document.getElementById('ecg').scrollLeft > 0);
   await page.screenshot({ path: join(shots, '3-patient.png'), fullPage: true });
+  // The weekly report opens in a tab of its own, printable.
+  const [report] = await Promise.all([context.waitForEvent('page'), page.click('#report-link')]);
+  await report.waitForSelector('#report-title');
+  step(`weekly report: ${await report.textContent('#report-title')}`);
+  await report.screenshot({ path: join(shots, '5-report.png'), fullPage: true });
+  await report.close();
 
   // Signed out, then the institution's administrator: the hospital overview.
   await page.click('#signout');
