@@ -9,7 +9,8 @@
 //!   was sent to), besides the cookie's `SameSite=Strict`: 403 otherwise.
 //! - **What they may see**: a platform admin, everything; a doctor, a patient's data
 //!   (`/patients/{id}/...`, `alert-events?patient=`, acting on an alert) only while on
-//!   the patient's care team (responsible doctor or specialist) or while an escalation
+//!   the patient's care team (responsible doctor or specialist), on an open referral
+//!   of the patient (registry `[[referral]]`), or while an escalation
 //!   target of one of the patient's open alerts (the doctors its level reaches now),
 //!   their own alert stream, and acknowledgements and resolutions only as themselves;
 //!   an institution admin, no single patient's data, and their institution's
@@ -47,6 +48,8 @@ fn patient_of(path: &str) -> Option<String> {
 fn action_of(method: &Method, path: &str, query: Option<&str>) -> &'static str {
     if path.contains("/overrides/") && method != Method::GET {
         "override"
+    } else if path.contains("/referrals") && method != Method::GET {
+        "referral"
     } else if method == Method::GET {
         if query.is_some_and(|q| q.contains("format=csv"))
             || path == "/api/v1/registry"
@@ -120,8 +123,12 @@ pub async fn may_see_patient(s: &AppState, user: &User, patient: &str) -> bool {
             {
                 return true;
             }
-            // An escalation target of an open alert, for the alert's duration.
+            // An open referral to the doctor.
             let now = s.clock.now();
+            if registry.referred_to(&pid, &doctor, now) {
+                return true;
+            }
+            // An escalation target of an open alert, for the alert's duration.
             let Ok(events) = s.store.alert_events(Some(&pid)).await else {
                 return false;
             };
@@ -177,7 +184,8 @@ async fn authorize(
     }
     // Changing the registry: platform admins, but for a patient's rule overrides, set
     // by the patient's care team.
-    let is_override = path.contains("/overrides/");
+    // (Referrals, like overrides, are the care team's.)
+    let is_override = path.contains("/overrides/") || path.contains("/referrals");
     if changes && is_registry_write(path) && !is_override {
         return forbidden(
             "changing the registry is for platform admins (a patient's care team sets the patient's rule overrides)",
@@ -188,7 +196,9 @@ async fn authorize(
     if let Some(p) = patient.clone() {
         let via = through_care(access_to_patient(s, u, &p).await)?;
         if is_override && (via == Some(Via::BreakGlass) || u.role != Role::Doctor) {
-            return forbidden("a patient's rule overrides are set by the patient's care team");
+            return forbidden(
+                "a patient's rule overrides and referrals are set by the patient's care team",
+            );
         }
         return Ok(via);
     }
@@ -283,6 +293,7 @@ fn is_registry_write(path: &str) -> bool {
                 _
             ]
             | ["patients", _, "overrides", _]
+            | ["patients", _, "referrals", ..]
     )
 }
 

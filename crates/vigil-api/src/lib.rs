@@ -137,6 +137,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("put", "/api/v1/patients/{id}/overrides/{rule}"),
     ("delete", "/api/v1/patients/{id}/overrides/{rule}"),
     ("get", "/api/v1/patients/{id}/report"),
+    ("post", "/api/v1/patients/{id}/referrals"),
+    ("delete", "/api/v1/patients/{id}/referrals/{doctor}"),
 ];
 
 /// The router.
@@ -211,6 +213,14 @@ pub fn app(state: AppState) -> Router {
                 .delete(registry_write::remove_override),
         )
         .route("/api/v1/patients/{id}/report", get(report::report))
+        .route(
+            "/api/v1/patients/{id}/referrals",
+            axum::routing::post(registry_write::refer),
+        )
+        .route(
+            "/api/v1/patients/{id}/referrals/{doctor}",
+            axum::routing::delete(registry_write::close_referral),
+        )
         .route(
             "/api/v1/registry",
             get(registry_write::export).put(registry_write::import),

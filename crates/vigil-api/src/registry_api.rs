@@ -120,7 +120,7 @@ fn patient_summary(p: &vigil_registry::Patient) -> Value {
 }
 
 /// `GET /api/v1/patients`: every patient for a platform admin; a doctor's own care
-/// teams' patients for a doctor (a patient they may see only as an escalation target
+/// teams' patients and those referred to them for a doctor (a patient they may see only as an escalation target
 /// is reached through the alert, not listed).
 pub(crate) async fn patients(
     State(s): State<AppState>,
@@ -128,6 +128,7 @@ pub(crate) async fn patients(
     u: Option<axum::Extension<Option<User>>>,
 ) -> Result<Json<Value>, ApiError> {
     let r = registry(&s)?;
+    let now = s.clock.now();
     let viewer = user(u);
     let doctor = viewer
         .as_ref()
@@ -144,6 +145,9 @@ pub(crate) async fn patients(
                         .specialist
                         .as_ref()
                         .is_some_and(|sp| sp.as_str() == d)
+                    || r.referrals
+                        .iter()
+                        .any(|x| x.patient == p.id && x.to.as_str() == d && x.open_at(now))
             }
             (Some(v), None) => v.role == Role::PlatformAdmin,
         })
@@ -197,6 +201,16 @@ pub(crate) async fn patient(
             .map(|a| a.device.as_str())
             .collect();
         obj.insert("devices".into(), json!(devices));
+        let referrals: Vec<Value> = r
+            .referrals
+            .iter()
+            .filter(|x| x.patient == pid)
+            .map(|x| {
+                json!({"to": x.to, "by": x.by, "reason": x.reason, "from": x.from.to_rfc3339(),
+                       "until": x.until.map(|u| u.to_rfc3339()), "open": x.open_at(now)})
+            })
+            .collect();
+        obj.insert("referrals".into(), json!(referrals));
     }
     Ok(Json(out))
 }

@@ -14,6 +14,7 @@
 //! | `POST /api/v1/{institutions,doctors,patients,gateways,devices,assignments,on-call}` | platform admins | add one (JSON of the file's keys) |
 //! | `PUT`, `DELETE /api/v1/{institutions,doctors,patients,gateways,devices}/{id}` | platform admins | replace, remove one |
 //! | `PUT`, `DELETE /api/v1/patients/{id}/overrides/{rule}` | the patient's care team, platform admins | set (with who, why, until when) or remove a rule override; an override the rules forbid (clinical rules §0.4) is refused with the reason |
+//! | `POST /api/v1/patients/{id}/referrals` · `DELETE /api/v1/patients/{id}/referrals/{doctor}` | the patient's care team, platform admins | refer the patient to a doctor from now (with who, why, until when), or close the open referrals to that doctor now (kept, with `until`) |
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use chrono::DateTime;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use toml_edit::DocumentMut;
@@ -601,5 +603,112 @@ pub(crate) async fn remove_override(
         .await?;
     Ok(Json(
         json!({"patient_id": id, "rule": rule, "removed": true}),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ReferralBody {
+    /// The doctor the patient is referred to.
+    to: String,
+    reason: String,
+    until: Option<String>,
+    by: Option<String>,
+}
+
+/// `POST /api/v1/patients/{id}/referrals`: refers the patient from now.
+pub(crate) async fn refer(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    user: Option<axum::Extension<Option<User>>>,
+    Json(body): Json<ReferralBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let user = who(user);
+    let by = override_by(&user, body.by.as_deref())?;
+    if body.reason.trim().is_empty() {
+        return Err(ApiError::BadRequest(
+            "'reason' is empty: say why the patient is referred".to_owned(),
+        ));
+    }
+    let now = s.clock.now();
+    let mut t = toml_edit::Table::new();
+    t.insert("patient", toml_edit::value(id.as_str()));
+    t.insert("to", toml_edit::value(body.to.as_str()));
+    t.insert("from", toml_edit::value(now.to_rfc3339()));
+    if let Some(u) = &body.until {
+        t.insert("until", toml_edit::value(u.as_str()));
+    }
+    t.insert("by", toml_edit::value(by.as_str()));
+    t.insert("reason", toml_edit::value(body.reason.trim()));
+    file(&s)?
+        .edit(&actor(&user), |doc| {
+            position_of(doc, "patient", &id)?
+                .ok_or_else(|| ApiError::NotFound(format!("no patient {id:?} in the registry")))?;
+            entries(doc, "referral")?.push(t);
+            Ok(())
+        })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"patient_id": id, "to": body.to, "from": now.to_rfc3339(), "by": by})),
+    ))
+}
+
+/// `DELETE /api/v1/patients/{id}/referrals/{doctor}`: closes the open referrals of the
+/// patient to the doctor now (they stay in the file, with `until`).
+pub(crate) async fn close_referral(
+    State(s): State<AppState>,
+    Path((id, doctor)): Path<(String, String)>,
+    user: Option<axum::Extension<Option<User>>>,
+) -> Result<Json<Value>, ApiError> {
+    let user = who(user);
+    let now = s.clock.now();
+    let open_now = |t: &toml_edit::Table| {
+        let at = |k: &str| {
+            t.get(k)
+                .and_then(|v| v.as_str())
+                .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
+        };
+        t.get("patient").and_then(|v| v.as_str()) == Some(id.as_str())
+            && t.get("to").and_then(|v| v.as_str()) == Some(doctor.as_str())
+            && at("from").is_some_and(|f| f <= now)
+            && at("until").is_none_or(|u| now < u)
+    };
+    let mut closed = 0;
+    file(&s)?
+        .edit(&actor(&user), |doc| {
+            let referrals = entries(doc, "referral")?;
+            // One closed the instant it opened never was open: removed.
+            let opened_now = |t: &toml_edit::Table| {
+                t.get("from")
+                    .and_then(|v| v.as_str())
+                    .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
+                    .is_some_and(|f| f >= now)
+            };
+            let mut i = 0;
+            while i < referrals.len() {
+                match referrals.get_mut(i) {
+                    Some(t) if open_now(t) && opened_now(t) => {
+                        referrals.remove(i);
+                        closed += 1;
+                        continue;
+                    }
+                    Some(t) if open_now(t) => {
+                        t.insert("until", toml_edit::value(now.to_rfc3339()));
+                        closed += 1;
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+            if closed == 0 {
+                return Err(ApiError::NotFound(format!(
+                    "no open referral of {id} to {doctor}"
+                )));
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(Json(
+        json!({"patient_id": id, "to": doctor, "closed": closed}),
     ))
 }

@@ -938,11 +938,22 @@ async fn break_glass_opens_a_patient_for_four_hours_flagged_and_reviewed() {
 
 /// A state whose registry is a file the API may change (with the users of [`state`]).
 async fn state_with_registry_file() -> (tempfile::TempDir, AppState) {
+    let (dir, s, _) = state_with_registry_file_and_clock().await;
+    (dir, s)
+}
+
+/// [`state_with_registry_file`], with its clock.
+async fn state_with_registry_file_and_clock() -> (
+    tempfile::TempDir,
+    AppState,
+    Arc<vigil_model::clock::ManualClock>,
+) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("registry.toml");
     let text = vigil_testkit::example_registry();
     std::fs::write(&path, &text).unwrap();
-    let mut s = state().await;
+    let clock = Arc::new(vigil_model::clock::ManualClock::new(now()));
+    let mut s = state_with(clock.clone()).await;
     let (switch, current) =
         vigil_ingest::intake::RegistrySwitch::standalone(Arc::new(Registry::parse(&text).unwrap()));
     s.registry = Some(current);
@@ -954,7 +965,7 @@ async fn state_with_registry_file() -> (tempfile::TempDir, AppState) {
         Arc::new(vigil_rules::ruleset::RuleSet::default()),
         s.clock.clone(),
     )));
-    (dir, s)
+    (dir, s, clock)
 }
 
 async fn send_json(
@@ -1239,5 +1250,93 @@ async fn the_weekly_report_is_an_export_through_the_care_relationship() {
         entries.iter().any(|e| e["action"] == "export"
             && e["actor"] == "wang"
             && e["patient_id"] == "p-000123")
+    );
+}
+
+#[tokio::test]
+async fn a_referral_opens_the_patient_to_the_doctor_until_it_is_closed() {
+    let (dir, s, clock) = state_with_registry_file_and_clock().await;
+    // The duty desk (d-duty-01) is not on p-000123's care team.
+    assert_eq!(
+        get(&s, PATIENT, Some("tok-duty")).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let (_, list) = get(&s, "/api/v1/patients", Some("tok-duty")).await;
+    assert_eq!(list["items"], json!([]));
+    // Only the care team refers, with a reason, to a doctor of the registry.
+    let refer = "/api/v1/patients/p-000123/referrals";
+    let body = json!({"to": "d-duty-01", "reason": "ambulatory BP monitoring at the hub"});
+    assert_eq!(
+        send_json(&s, "POST", refer, "tok-duty", Some(body.clone()))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    let (status, problem) = send_json(
+        &s,
+        "POST",
+        refer,
+        "tok-wang",
+        Some(json!({"to": "d-9999", "reason": "ambulatory BP monitoring"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert!(
+        problem["problems"].to_string().contains("d-9999"),
+        "{problem}"
+    );
+    let (status, made) = send_json(&s, "POST", refer, "tok-wang", Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    assert_eq!(made["by"], "d-0001");
+    assert!(
+        std::fs::read_to_string(dir.path().join("registry.toml"))
+            .unwrap()
+            .contains("[[referral]]")
+    );
+    // While open: the referred doctor reads the patient and finds them in their list.
+    assert_eq!(get(&s, PATIENT, Some("tok-duty")).await.0, StatusCode::OK);
+    let (_, list) = get(&s, "/api/v1/patients", Some("tok-duty")).await;
+    assert_eq!(list["items"][0]["id"], "p-000123");
+    let (_, page) = get(&s, "/api/v1/patients/p-000123", Some("tok-wang")).await;
+    assert_eq!(page["referrals"][0]["open"], true);
+    // Closed a day later: no longer (the referral stays on record, with its end).
+    clock.advance(chrono::TimeDelta::days(1));
+    let close = "/api/v1/patients/p-000123/referrals/d-duty-01";
+    assert_eq!(
+        send_json(&s, "DELETE", close, "tok-wang", None).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send_json(&s, "DELETE", close, "tok-wang", None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get(&s, PATIENT, Some("tok-duty")).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let (_, page) = get(&s, "/api/v1/patients/p-000123", Some("tok-wang")).await;
+    assert_eq!(page["referrals"][0]["open"], false);
+    assert_eq!(page["referrals"][0]["until"], "2026-12-02T08:00:00+00:00");
+    // One closed the instant it opened never was open: removed, not kept empty.
+    let (status, _) = send_json(
+        &s,
+        "POST",
+        refer,
+        "tok-wang",
+        Some(json!({"to": "d-duty-01", "reason": "second opinion"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(
+        send_json(&s, "DELETE", close, "tok-wang", None).await.0,
+        StatusCode::OK
+    );
+    let (_, page) = get(&s, "/api/v1/patients/p-000123", Some("tok-wang")).await;
+    assert_eq!(page["referrals"].as_array().unwrap().len(), 1);
+    let entries = audit(&s).await;
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["action"] == "referral" && e["actor"] == "wang")
     );
 }

@@ -71,7 +71,8 @@ async fn the_document_and_the_router_agree() {
     for (method, path) in ROUTES {
         let uri = path
             .replace("{id}", "p-000123")
-            .replace("{rule}", "hr_brady");
+            .replace("{rule}", "hr_brady")
+            .replace("{doctor}", "d-0001");
         let req = match *method {
             "get" => Request::get(&uri),
             "delete" => Request::delete(&uri),

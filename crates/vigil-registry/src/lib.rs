@@ -254,6 +254,27 @@ impl Assignment {
     }
 }
 
+/// A patient referred to a doctor (a specialist, a hub's clinic) over `[from, until)`;
+/// open-ended without `until`. While open, the doctor has a care relationship with the
+/// patient (reads their data through the API).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Referral {
+    pub patient: PatientId,
+    pub to: DoctorId,
+    pub from: DateTime<FixedOffset>,
+    pub until: Option<DateTime<FixedOffset>>,
+    /// Who referred (a doctor of the care team), and why.
+    pub by: Option<DoctorId>,
+    pub reason: Option<String>,
+}
+
+impl Referral {
+    /// Whether the referral is open at the instant.
+    pub fn open_at(&self, t: DateTime<Utc>) -> bool {
+        self.from <= t && self.until.is_none_or(|u| t < u)
+    }
+}
+
 /// A consistent registry: every id resolves, nothing overlaps.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Registry {
@@ -266,6 +287,7 @@ pub struct Registry {
     pub devices: BTreeMap<DeviceId, Device>,
     /// Sorted by device, then start.
     pub assignments: Vec<Assignment>,
+    pub referrals: Vec<Referral>,
 }
 
 /// Why a registry file was refused: every problem found, one per line.
@@ -329,6 +351,13 @@ impl Registry {
     /// The device, if registered.
     pub fn device(&self, id: &DeviceId) -> Option<&Device> {
         self.devices.get(id)
+    }
+
+    /// Whether `doctor` has an open referral of `patient` at `t`.
+    pub fn referred_to(&self, patient: &PatientId, doctor: &DoctorId, t: DateTime<Utc>) -> bool {
+        self.referrals
+            .iter()
+            .any(|r| &r.patient == patient && &r.to == doctor && r.open_at(t))
     }
 
     /// The assignment of a device that covers an instant, if any (at most one does).

@@ -12,7 +12,7 @@ use vigil_model::{DeviceId, DoctorId, GatewayId, InstitutionId, PatientId};
 use crate::{
     Assignment, CareTeam, Channels, Consortium, DEFAULT_ESCALATION, Device, Doctor,
     EscalationMinutes, Gateway, Institution, LoadError, OnCall, Override, Patient, QuietHours,
-    Registry, Role, Tier,
+    Referral, Registry, Role, Tier,
 };
 
 #[derive(Debug, Deserialize)]
@@ -33,6 +33,8 @@ pub(crate) struct File {
     device: Vec<RawDevice>,
     #[serde(default)]
     assignment: Vec<RawAssignment>,
+    #[serde(default)]
+    referral: Vec<RawReferral>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -82,6 +84,20 @@ struct RawOnCall {
     doctor: DoctorId,
     from: DateTime<FixedOffset>,
     to: DateTime<FixedOffset>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReferral {
+    patient: PatientId,
+    to: DoctorId,
+    from: DateTime<FixedOffset>,
+    #[serde(default)]
+    until: Option<DateTime<FixedOffset>>,
+    #[serde(default)]
+    by: Option<DoctorId>,
+    #[serde(default)]
+    reason: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -467,6 +483,31 @@ pub(crate) fn check(f: File) -> Result<Registry, LoadError> {
         }
     }
 
+    for r in &f.referral {
+        if !patients_out.contains_key(&r.patient) {
+            p.push(format!(
+                "referral of {} to {}: patient {} is not in the registry",
+                r.patient, r.to, r.patient
+            ));
+        }
+        for (what, d) in [("to", Some(&r.to)), ("by", r.by.as_ref())] {
+            if let Some(d) = d
+                && !doctors.contains(d)
+            {
+                p.push(format!(
+                    "referral of {}: '{what}' {d} is not a doctor of the registry",
+                    r.patient
+                ));
+            }
+        }
+        if r.until.is_some_and(|u| u <= r.from) {
+            p.push(format!(
+                "referral of {} to {}: 'until' must be after 'from' ({})",
+                r.patient, r.to, r.from
+            ));
+        }
+    }
+
     if !p.is_empty() {
         return Err(LoadError { problems: p });
     }
@@ -491,5 +532,17 @@ pub(crate) fn check(f: File) -> Result<Registry, LoadError> {
         gateways: gateways_out,
         devices: devices_out,
         assignments,
+        referrals: f
+            .referral
+            .into_iter()
+            .map(|r| Referral {
+                patient: r.patient,
+                to: r.to,
+                from: r.from,
+                until: r.until,
+                by: r.by,
+                reason: r.reason,
+            })
+            .collect(),
     })
 }
