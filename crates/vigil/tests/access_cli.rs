@@ -123,3 +123,104 @@ fn tokens_open_the_api_and_the_audit_trail_is_checked() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("BROKEN at entry 2"), "{text}");
 }
+
+/// A request with a bearer token and a JSON body: (status, body).
+fn request(addr: &str, method: &str, path: &str, token: &str, body: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (
+        status,
+        out.split("\r\n\r\n").nth(1).unwrap_or("").to_owned(),
+    )
+}
+
+#[test]
+fn vigil_serve_changes_its_registry_file_through_the_api_and_reloads_it_on_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = dir.path().join("registry.toml");
+    std::fs::write(&registry, vigil_testkit::example_registry()).unwrap();
+    let config = dir.path().join("vigil.toml");
+    let nowhere = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\nregistry = {:?}\n[broker]\nurl = \"mqtt://127.0.0.1:{nowhere}\"\n[http]\nlisten = \"127.0.0.1:0\"\n",
+            dir.path().join("data"),
+            registry,
+        ),
+    )
+    .unwrap();
+    let token = |args: &[&str]| {
+        let out = vigil(args, &config);
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let root = token(&["users", "add", "--id", "root", "--role", "platform_admin"]);
+    let wang = token(&[
+        "users", "add", "--id", "wang", "--role", "doctor", "--doctor", "d-0001",
+    ]);
+    let mut serve = spawn_serve(dir.path(), "serve.log");
+    let http = http_addr(&dir.path().join("serve.log"));
+    let device = r#"{"id": "glu-new", "types": ["glucose"], "gateway": "gw-0042", "registered": "2026-11-01T00:00:00+08:00"}"#;
+    let (status, body) = request(&http, "POST", "/api/v1/devices", &root, device);
+    assert_eq!(status, 201, "{body}");
+    assert!(
+        std::fs::read_to_string(&registry)
+            .unwrap()
+            .contains("id = \"glu-new\"")
+    );
+    let (status, body) = request(&http, "GET", "/api/v1/devices", &root, "");
+    assert_eq!(status, 200);
+    assert!(body.contains("glu-new"), "{body}");
+    // The responsible doctor sets an override; the file has it with who and why.
+    let (status, body) = request(
+        &http,
+        "PUT",
+        "/api/v1/patients/p-000123/overrides/bp_uncontrolled_home",
+        &wang,
+        r#"{"systolic": 150, "diastolic": 90, "reason": "aged 67"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let text = std::fs::read_to_string(&registry).unwrap();
+    assert!(text.contains("bp_uncontrolled_home"), "{text}");
+    assert!(text.contains("by = \"d-0001\""), "{text}");
+    // Edited by hand: not overwritten until SIGHUP has loaded it.
+    std::fs::write(&registry, format!("{text}\n# a note by hand\n")).unwrap();
+    let cuff = r#"{"id": "bpm-2", "types": ["bp"], "gateway": "gw-0042", "registered": "2026-11-01T00:00:00+08:00"}"#;
+    let (status, body) = request(&http, "POST", "/api/v1/devices", &root, cuff);
+    assert_eq!(status, 409, "{body}");
+    let log = dir.path().join("serve.log");
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &serve.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("registry reloaded")
+    {
+        assert!(std::time::Instant::now() < deadline, "no reload in the log");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let (status, body) = request(&http, "POST", "/api/v1/devices", &root, cuff);
+    assert_eq!(status, 201, "{body}");
+    let text = std::fs::read_to_string(&registry).unwrap();
+    assert!(text.contains("# a note by hand") && text.contains("id = \"bpm-2\""));
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+}
