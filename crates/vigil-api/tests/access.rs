@@ -1340,3 +1340,120 @@ async fn a_referral_opens_the_patient_to_the_doctor_until_it_is_closed() {
             .any(|e| e["action"] == "referral" && e["actor"] == "wang")
     );
 }
+
+/// A raw HTTP/1.0 request over a real socket: the status.
+fn raw_status(addr: &str, method: &str, path: &str, token: Option<&str>) -> u16 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let body = if matches!(method, "POST" | "PUT") {
+        "{}"
+    } else {
+        ""
+    };
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    // The status line is enough (a stream's body never ends).
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).unwrap();
+    String::from_utf8_lossy(&head[9..12]).parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_a_real_socket_every_route_refuses_who_may_not_use_it_and_the_refusal_is_audited() {
+    let s = state().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let router = app(s.clone());
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
+    // What a doctor of p-000123's care team may use; the rest of /api/v1 is refused to
+    // them (403) and every route but the open ones to nobody signed in (401).
+    let open = ["/healthz", "/readyz", "/metrics", "/api/v1/openapi.json"];
+    let for_the_doctor = [
+        ("get", "/api/v1/patients/{id}/readings"),
+        ("get", "/api/v1/alert-events"),
+        ("get", "/api/v1/alerts/stream"),
+        ("post", "/api/v1/alerts/{id}/ack"),
+        ("post", "/api/v1/alerts/{id}/resolve"),
+        ("get", "/api/v1/institutions"),
+        ("get", "/api/v1/doctors"),
+        ("get", "/api/v1/patients"),
+        ("get", "/api/v1/patients/{id}"),
+        ("post", "/api/v1/session"),
+        ("get", "/api/v1/session"),
+        ("delete", "/api/v1/session"),
+        ("get", "/api/v1/inbox"),
+        ("get", "/api/v1/patients/{id}/summary"),
+        ("post", "/api/v1/patients/{id}/break-glass"),
+        ("put", "/api/v1/patients/{id}/overrides/{rule}"),
+        ("delete", "/api/v1/patients/{id}/overrides/{rule}"),
+        ("get", "/api/v1/patients/{id}/report"),
+        ("post", "/api/v1/patients/{id}/referrals"),
+        ("delete", "/api/v1/patients/{id}/referrals/{doctor}"),
+    ];
+    let mut refused = 0;
+    for (method, route) in vigil_api::ROUTES {
+        let path = route
+            .replace("{id}", "p-000123")
+            .replace("{rule}", "hr_brady")
+            .replace("{doctor}", "d-duty-01");
+        // Query strings the routes need to get past their own checks.
+        let path = match *route {
+            "/api/v1/alert-events" => format!("{path}?patient=p-000123"),
+            "/api/v1/alerts/stream" => format!("{path}?doctor=d-0001"),
+            _ => path,
+        };
+        let m = method.to_uppercase();
+        let (a, p) = (addr.clone(), path.clone());
+        let anonymous = tokio::task::spawn_blocking(move || raw_status(&a, &m, &p, None))
+            .await
+            .unwrap();
+        if open.contains(route) || (*method, *route) == ("post", "/api/v1/session") {
+            assert_ne!(anonymous, 401, "{method} {route} is open");
+            continue;
+        }
+        assert_eq!(anonymous, 401, "{method} {route} without a token");
+        let m = method.to_uppercase();
+        let (a, p) = (addr.clone(), path.clone());
+        let as_doctor =
+            tokio::task::spawn_blocking(move || raw_status(&a, &m, &p, Some("tok-wang")))
+                .await
+                .unwrap();
+        if for_the_doctor.contains(&(*method, *route)) {
+            // Past access control (the handler may still find the body wanting).
+            assert!(
+                ![401, 403].contains(&as_doctor),
+                "{method} {route}: {as_doctor}"
+            );
+            continue;
+        }
+        assert_eq!(as_doctor, 403, "{method} {route} as a doctor");
+        refused += 1;
+    }
+    assert!(refused >= 25, "{refused}");
+    // Every refusal is in the audit trail with the caller's address.
+    let entries = audit(&s).await;
+    let doctor_refusals = entries
+        .iter()
+        .filter(|e| e["actor"] == "wang" && e["outcome"] == "refused: 403")
+        .count();
+    assert_eq!(doctor_refusals, refused);
+    assert!(
+        entries
+            .iter()
+            .filter(|e| e["outcome"] == "refused: 401")
+            .all(|e| e["from"] == "127.0.0.1")
+    );
+}
