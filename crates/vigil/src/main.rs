@@ -17,6 +17,7 @@ mod access_cli;
 mod broker;
 mod config;
 mod demo;
+mod loadgen;
 mod replay;
 mod serve;
 
@@ -49,6 +50,10 @@ enum Command {
     /// cleanly. Nothing else needs installing, and nothing is read from outside the
     /// binary.
     Demo(demo::DemoArgs),
+    /// Drive a broker with a simulated fleet and measure: the broker alone
+    /// (--baseline) or a running vigil serve (--metrics); see `vigil loadgen run --help`.
+    #[command(subcommand)]
+    Loadgen(LoadgenCommand),
     /// Run the ingester: take readings off MQTT, validate, store, acknowledge.
     ///
     /// Subscribes to every gateway's readings with a persistent session and acknowledges
@@ -89,6 +94,14 @@ enum Command {
     /// The clinical rules: replay a scenario through the engine.
     #[command(subcommand)]
     Rules(RulesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum LoadgenCommand {
+    /// Print the registry of the simulated fleet (load it into vigil serve before a run).
+    Registry(loadgen::FleetArgs),
+    /// Publish the load and measure what the far end takes.
+    Run(Box<loadgen::RunArgs>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -217,6 +230,14 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Loadgen(LoadgenCommand::Registry(args)) => {
+            loadgen::print_registry(&args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Loadgen(LoadgenCommand::Run(args)) => {
+            loadgen::run(*args)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Demo(args) => {
             demo::run(args)?;
             Ok(ExitCode::SUCCESS)

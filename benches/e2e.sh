@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# The ingester beside the broker-only baseline, measured in one run on this machine.
+#
+# For each scenario and each repetition: a fresh Mosquitto (persistence on, the
+# settings docs/architecture.md asks for) on a free port; `vigil loadgen run --baseline`
+# (a no-op QoS 1 subscriber drains the load: the ceiling); then, on the same broker, a
+# fresh `vigil serve` (new store, the fleet's registry) and `vigil loadgen run
+# --metrics` against it (publish until every reading is committed). Prints, per
+# scenario, the median (min-max) readings per second of both, and the ratio.
+#
+#   benches/e2e.sh                      # every scenario, 3 repetitions
+#   REPS=5 SCENARIOS="ten one" benches/e2e.sh
+#   KEEP=1 benches/e2e.sh               # keep the work directory (logs, JSON)
+#
+# Environment: REPS (3), SECONDS_PER_RUN (10), PATIENTS (2000), SCENARIOS (all:
+# one ten ecg130 ecg500x12), VIGIL (target/release/vigil, built when missing).
+# Needs mosquitto and python3 (for free ports and the medians).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+REPS=${REPS:-3}
+RUN_SECONDS=${SECONDS_PER_RUN:-10}
+PATIENTS=${PATIENTS:-2000}
+SCENARIOS=${SCENARIOS:-"one ten ecg130 ecg500x12"}
+VIGIL=${VIGIL:-target/release/vigil}
+if [ ! -x "$VIGIL" ]; then
+    cargo build --release --locked --bin vigil
+fi
+command -v mosquitto >/dev/null || { echo "benches/e2e.sh: mosquitto is needed (apt-get install mosquitto)" >&2; exit 1; }
+
+work=$(mktemp -d)
+mq_pid=""
+serve_pid=""
+cleanup() {
+    [ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null || true
+    [ -n "$mq_pid" ] && kill "$mq_pid" 2>/dev/null || true
+    wait 2>/dev/null || true
+    if [ -z "${KEEP:-}" ]; then rm -rf "$work"; else echo "work directory: $work" >&2; fi
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+wait_port() {
+    for _ in $(seq 1 200); do
+        if python3 -c "import socket,sys; s=socket.socket(); s.settimeout(0.2); sys.exit(s.connect_ex(('127.0.0.1', $1)))"; then return 0; fi
+        sleep 0.05
+    done
+    echo "benches/e2e.sh: nothing listens on port $1" >&2
+    return 1
+}
+
+start_broker() {
+    port=$(free_port)
+    rm -rf "$work/mq" && mkdir -p "$work/mq"
+    cat > "$work/mq/mosquitto.conf" <<EOF
+listener $port 127.0.0.1
+allow_anonymous true
+persistence true
+persistence_location $work/mq/
+max_queued_messages 1000000
+max_inflight_messages 1000
+max_packet_size 16842752
+log_dest file $work/mq/mosquitto.log
+EOF
+    mosquitto -c "$work/mq/mosquitto.conf" &
+    mq_pid=$!
+    wait_port "$port"
+}
+
+stop_broker() { kill "$mq_pid"; wait "$mq_pid" 2>/dev/null || true; mq_pid=""; }
+
+start_serve() {
+    local data="$work/serve-$1"
+    mkdir -p "$data"
+    cat > "$data/vigil.toml" <<EOF
+data_dir = "$data/data"
+registry = "$work/registry.toml"
+[broker]
+url = "mqtt://127.0.0.1:$port"
+client_id = "bench-$1"
+[http]
+listen = "127.0.0.1:0"
+auth = false
+EOF
+    "$VIGIL" serve --config "$data/vigil.toml" 2> "$data/serve.log" >/dev/null &
+    serve_pid=$!
+    for _ in $(seq 1 400); do
+        http=$(sed -n 's/.*HTTP on http:\/\/\([^ ]*\).*/\1/p' "$data/serve.log" | head -n 1)
+        if [ -n "$http" ] && python3 - "$http" <<'PY'
+import sys, urllib.request
+try:
+    sys.exit(0 if urllib.request.urlopen(f"http://{sys.argv[1]}/readyz", timeout=1).status == 200 else 1)
+except Exception:
+    sys.exit(1)
+PY
+        then return 0; fi
+        sleep 0.05
+    done
+    echo "benches/e2e.sh: vigil serve did not become ready:" >&2
+    cat "$data/serve.log" >&2
+    return 1
+}
+
+stop_serve() { kill "$serve_pid"; wait "$serve_pid" 2>/dev/null || true; serve_pid=""; }
+
+scenario_args() {
+    case "$1" in
+        one) echo "--batch 1 --rate 40000 --seconds $RUN_SECONDS --connections 4" ;;
+        ten) echo "--batch 10 --rate 200000 --seconds $RUN_SECONDS --connections 4" ;;
+        ecg130) echo "--batch 1 --rate 10 --seconds $RUN_SECONDS --connections 1 --ecg-hz 130 --ecg-leads 1" ;;
+        ecg500x12) echo "--batch 1 --rate 10 --seconds $RUN_SECONDS --connections 1 --ecg-hz 500 --ecg-leads 12" ;;
+        *) echo "benches/e2e.sh: unknown scenario $1" >&2; return 1 ;;
+    esac
+}
+
+"$VIGIL" loadgen registry --patients "$PATIENTS" > "$work/registry.toml"
+echo "machine: $(nproc) cores, $(uname -sr); $(mosquitto -h 2>/dev/null | head -n 1); date: $(date -u +%F)"
+echo "fleet: $PATIENTS patients; $REPS repetitions of $RUN_SECONDS s per scenario"
+for s in $SCENARIOS; do
+    args=$(scenario_args "$s")
+    for rep in $(seq 1 "$REPS"); do
+        start_broker
+        # shellcheck disable=SC2086
+        "$VIGIL" loadgen run --patients "$PATIENTS" --broker "mqtt://127.0.0.1:$port" $args --baseline --json \
+            >> "$work/$s.baseline.jsonl" 2>> "$work/$s.log"
+        start_serve "$s-$rep"
+        # shellcheck disable=SC2086
+        "$VIGIL" loadgen run --patients "$PATIENTS" --broker "mqtt://127.0.0.1:$port" $args \
+            --metrics "http://$http" --ingester-pid "$serve_pid" --json \
+            >> "$work/$s.vigil.jsonl" 2>> "$work/$s.log"
+        stop_serve
+        stop_broker
+        echo "  $s: repetition $rep of $REPS done" >&2
+    done
+done
+
+python3 - "$work" $SCENARIOS <<'PY'
+import json, statistics, sys
+work, scenarios = sys.argv[1], sys.argv[2:]
+def load(path):
+    with open(path) as f:
+        return [json.loads(l) for l in f if l.strip()]
+def fmt(xs):
+    return f"{statistics.median(xs):,.0f} ({min(xs):,.0f}-{max(xs):,.0f})"
+print()
+print("| scenario | baseline readings/s | baseline messages/s | vigil readings/s | vigil ECG samples/s | ratio vigil/baseline | vigil peak RSS |")
+print("|---|---|---|---|---|---|---|")
+for s in scenarios:
+    b, v = load(f"{work}/{s}.baseline.jsonl"), load(f"{work}/{s}.vigil.jsonl")
+    br = [x["readings_per_second"] for x in b]
+    bm = [x["messages_per_second"] for x in b]
+    vr = [x["readings_per_second"] for x in v]
+    ve = [x["ecg_samples_per_second"] for x in v]
+    rss = [x["ingester"]["peak_rss_mb"] or 0 for x in v]
+    ratio = statistics.median(vr) / statistics.median(br)
+    print(f"| {s} | {fmt(br)} | {fmt(bm)} | {fmt(vr)} | {fmt(ve)} | {ratio:.2f} | {max(rss):.0f} MB |")
+PY
