@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use vigil_store::access::User;
 
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, signed_in};
 
 /// How long a break-glass access lasts.
 pub const BREAK_GLASS_TTL: chrono::TimeDelta = chrono::TimeDelta::hours(4);
@@ -30,10 +30,6 @@ pub const MIN_REASON_CHARS: usize = 10;
 #[derive(Debug, Deserialize)]
 pub(crate) struct OpenBody {
     reason: String,
-}
-
-fn signed_in(user: Option<axum::Extension<Option<User>>>) -> Option<User> {
-    user.and_then(|u| u.0)
 }
 
 /// `POST /api/v1/patients/{id}/break-glass`.

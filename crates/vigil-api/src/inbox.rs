@@ -43,11 +43,7 @@ pub(crate) async fn inbox(
         .ok_or_else(|| ApiError::BadRequest("name the doctor: ?doctor=<id>".to_owned()))?;
     let doctor =
         DoctorId::parse(&doctor).map_err(|e| ApiError::BadRequest(format!("'doctor' {e}")))?;
-    let registry = s
-        .registry
-        .as_ref()
-        .map(|r| r())
-        .ok_or_else(|| ApiError::BadRequest("no registry is loaded".to_owned()))?;
+    let registry = crate::registry_in_force(&s)?;
     if !registry.doctors.contains_key(&doctor) {
         return Err(ApiError::NotFound(format!(
             "no doctor {doctor} in the registry"

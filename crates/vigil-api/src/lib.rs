@@ -268,6 +268,23 @@ impl std::fmt::Debug for AppState {
     }
 }
 
+/// The signed-in user a handler was given by the access middleware (none with `auth`
+/// off).
+pub(crate) type SignedIn = Option<axum::Extension<Option<vigil_store::access::User>>>;
+
+/// The signed-in user, if any.
+pub(crate) fn signed_in(user: SignedIn) -> Option<vigil_store::access::User> {
+    user.and_then(|u| u.0)
+}
+
+/// The registry in force, or a 400 saying none is loaded.
+pub(crate) fn registry_in_force(s: &AppState) -> Result<Arc<vigil_registry::Registry>, ApiError> {
+    s.registry
+        .as_ref()
+        .map(|r| r())
+        .ok_or_else(|| ApiError::BadRequest("no registry is loaded".to_owned()))
+}
+
 /// Every error a route returns, mapped in one place.
 #[derive(Debug)]
 pub enum ApiError {

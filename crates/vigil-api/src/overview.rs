@@ -263,11 +263,7 @@ pub(crate) async fn overview(
     Query(q): Query<OverviewQuery>,
     user: Option<axum::Extension<Option<User>>>,
 ) -> Result<Json<Value>, ApiError> {
-    let registry = s
-        .registry
-        .as_ref()
-        .map(|r| r())
-        .ok_or_else(|| ApiError::BadRequest("no registry is loaded".to_owned()))?;
+    let registry = crate::registry_in_force(&s)?;
     let user = user.and_then(|u| u.0);
     let scope = match user.as_ref().filter(|u| u.role == Role::InstitutionAdmin) {
         Some(u) => u.institution_id.clone(),

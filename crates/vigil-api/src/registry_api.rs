@@ -21,10 +21,7 @@ pub(crate) struct Page {
 }
 
 fn registry(s: &AppState) -> Result<std::sync::Arc<Registry>, ApiError> {
-    s.registry
-        .as_ref()
-        .map(|r| r())
-        .ok_or_else(|| ApiError::BadRequest("no registry is loaded".to_owned()))
+    crate::registry_in_force(s)
 }
 
 /// One page of `items` (already in id order) after `page.after`.
@@ -53,8 +50,8 @@ fn paged(items: Vec<(String, Value)>, page: &Page) -> Result<Json<Value>, ApiErr
     })))
 }
 
-fn user(u: Option<axum::Extension<Option<User>>>) -> Option<User> {
-    u.and_then(|u| u.0)
+fn user(u: crate::SignedIn) -> Option<User> {
+    crate::signed_in(u)
 }
 
 /// `GET /api/v1/institutions`.

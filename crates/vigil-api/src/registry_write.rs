@@ -210,8 +210,8 @@ fn file(s: &AppState) -> Result<Arc<RegistryFile>, ApiError> {
     })
 }
 
-fn who(user: Option<axum::Extension<Option<User>>>) -> Option<User> {
-    user.and_then(|u| u.0)
+fn who(user: crate::SignedIn) -> Option<User> {
+    crate::signed_in(user)
 }
 
 fn actor(user: &Option<User>) -> String {

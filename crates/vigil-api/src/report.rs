@@ -428,11 +428,7 @@ pub(crate) async fn report(
 ) -> Result<Response, ApiError> {
     let pid = vigil_model::PatientId::parse(&id)
         .map_err(|e| ApiError::BadRequest(format!("patient id {e}")))?;
-    let registry = s
-        .registry
-        .as_ref()
-        .map(|r| r())
-        .ok_or_else(|| ApiError::BadRequest("no registry is loaded".to_owned()))?;
+    let registry = crate::registry_in_force(&s)?;
     let patient = registry
         .patients
         .get(&pid)

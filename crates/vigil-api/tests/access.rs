@@ -817,18 +817,7 @@ async fn the_overview_is_for_institution_admins_of_their_institution_and_platfor
 }
 
 async fn post(state: &AppState, uri: &str, token: &str, body: Value) -> (StatusCode, Value) {
-    let req = Request::post(uri)
-        .header("authorization", format!("Bearer {token}"))
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let res = app(state.clone()).oneshot(req).await.unwrap();
-    let status = res.status();
-    let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    send_json(state, "POST", uri, token, Some(body)).await
 }
 
 #[tokio::test]

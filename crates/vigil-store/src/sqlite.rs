@@ -1315,14 +1315,9 @@ impl SqliteStore {
         .await?;
         rows.iter()
             .map(|r| {
-                let by: Option<String> = r.try_get(14)?;
-                let at: Option<i64> = r.try_get(15)?;
                 Ok(crate::OpenAlert {
                     latest: alert_event_record(r)?,
-                    acknowledged: match (by, at) {
-                        (Some(by), Some(at)) => Some((by, millis(at)?)),
-                        _ => None,
-                    },
+                    acknowledged: first_ack(r, 14)?,
                 })
             })
             .collect()
@@ -1380,17 +1375,12 @@ impl SqliteStore {
         .await?;
         rows.iter()
             .map(|r| {
-                let by: Option<String> = r.try_get(4)?;
-                let at: Option<i64> = r.try_get(5)?;
                 Ok(crate::OpenedAlert {
                     alert_id: r.try_get(0)?,
                     patient_id: r.try_get(1)?,
                     severity: r.try_get(2)?,
                     opened_at: millis(r.try_get(3)?)?,
-                    acknowledged: match (by, at) {
-                        (Some(by), Some(at)) => Some((by, millis(at)?)),
-                        _ => None,
-                    },
+                    acknowledged: first_ack(r, 4)?,
                 })
             })
             .collect()
@@ -1602,6 +1592,20 @@ fn alert_event_record(r: &sqlx::sqlite::SqliteRow) -> Result<AlertEventRecord, E
         evidence: serde_json::from_str(&r.try_get::<String, _>(11)?)
             .map_err(|e| corrupt("evidence", e))?,
         ordinal: u32::try_from(r.try_get::<i64, _>(13)?).unwrap_or(0),
+    })
+}
+
+/// The acknowledging doctor and instant in columns `col` and `col + 1` of a row joined
+/// to the first `ack` action (both null when there is none).
+fn first_ack(
+    r: &sqlx::sqlite::SqliteRow,
+    col: usize,
+) -> Result<Option<(String, DateTime<Utc>)>, Error> {
+    let by: Option<String> = r.try_get(col)?;
+    let at: Option<i64> = r.try_get(col + 1)?;
+    Ok(match (by, at) {
+        (Some(by), Some(at)) => Some((by, millis(at)?)),
+        _ => None,
     })
 }
 
