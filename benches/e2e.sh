@@ -13,7 +13,9 @@
 #   KEEP=1 benches/e2e.sh               # keep the work directory (logs, JSON)
 #
 # Environment: REPS (3), SECONDS_PER_RUN (10), PATIENTS (2000), SCENARIOS (all:
-# one ten ecg130 ecg500x12), VIGIL (target/release/vigil, built when missing).
+# one ten ecg130 ecg500x12), VIGIL (target/release/vigil, built when missing), SERVE
+# (the binary run as `vigil serve`: VIGIL by default; another build to compare two
+# versions of the ingester under the same load generator).
 # Needs mosquitto and python3 (for free ports and the medians).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +28,7 @@ VIGIL=${VIGIL:-target/release/vigil}
 if [ ! -x "$VIGIL" ]; then
     cargo build --release --locked --bin vigil
 fi
+SERVE=${SERVE:-$VIGIL}
 command -v mosquitto >/dev/null || { echo "benches/e2e.sh: mosquitto is needed (apt-get install mosquitto)" >&2; exit 1; }
 
 work=$(mktemp -d)
@@ -53,6 +56,8 @@ wait_port() {
 start_broker() {
     port=$(free_port)
     rm -rf "$work/mq" && mkdir -p "$work/mq"
+    # Mosquitto started as root drops to its own user: let it write here.
+    chmod 777 "$work" "$work/mq"
     cat > "$work/mq/mosquitto.conf" <<EOF
 listener $port 127.0.0.1
 allow_anonymous true
@@ -83,7 +88,7 @@ client_id = "bench-$1"
 listen = "127.0.0.1:0"
 auth = false
 EOF
-    "$VIGIL" serve --config "$data/vigil.toml" 2> "$data/serve.log" >/dev/null &
+    "$SERVE" serve --config "$data/vigil.toml" 2> "$data/serve.log" >/dev/null &
     serve_pid=$!
     for _ in $(seq 1 400); do
         http=$(sed -n 's/.*HTTP on http:\/\/\([^ ]*\).*/\1/p' "$data/serve.log" | head -n 1)
@@ -106,8 +111,8 @@ stop_serve() { kill "$serve_pid"; wait "$serve_pid" 2>/dev/null || true; serve_p
 
 scenario_args() {
     case "$1" in
-        one) echo "--batch 1 --rate 40000 --seconds $RUN_SECONDS --connections 4" ;;
-        ten) echo "--batch 10 --rate 200000 --seconds $RUN_SECONDS --connections 4" ;;
+        one) echo "--batch 1 --rate 30000 --count $((30000 * RUN_SECONDS)) --connections 4" ;;
+        ten) echo "--batch 10 --rate 150000 --count $((150000 * RUN_SECONDS)) --connections 4" ;;
         ecg130) echo "--batch 1 --rate 10 --seconds $RUN_SECONDS --connections 1 --ecg-hz 130 --ecg-leads 1" ;;
         ecg500x12) echo "--batch 1 --rate 10 --seconds $RUN_SECONDS --connections 1 --ecg-hz 500 --ecg-leads 12" ;;
         *) echo "benches/e2e.sh: unknown scenario $1" >&2; return 1 ;;

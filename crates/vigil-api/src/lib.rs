@@ -4,7 +4,7 @@
 //! | route | what |
 //! |---|---|
 //! | `GET /healthz` | 200 while the process runs |
-//! | `GET /readyz` | 200 when the MQTT subscription is confirmed and the store answers, else 503 |
+//! | `GET /readyz` | 200 when the MQTT subscription is confirmed and the store answers, else 503; with the intake's cheap counters (readings received, publishes pending) |
 //! | `GET /metrics` | Prometheus text: received, stored by type, quarantined by reason, duplicates, acked publishes, commit latency; the sink's, rule engine's, deliverers' and gap detector's counters when they run |
 //! | `GET /api/v1/patients/{id}/readings?type=&from=&to=&limit=&order=` | a patient's readings, oldest first (`order=desc`: newest first), canonical and original |
 //! | `GET /api/v1/quarantine?reason=&gateway=&limit=` | quarantined readings, newest first, with reason and message |
@@ -358,15 +358,21 @@ async fn readyz(State(s): State<AppState>) -> Response {
     let store = s.store.ping().await.is_ok();
     // The sink's state is a detail, not a condition: the ingester is ready (it stores
     // and acknowledges) while the time-series database is away; the sink catches up.
+    // What the ingester has taken and holds (cheap counters: a load generator polls
+    // them to know when its load is in; /metrics scans the store).
+    let intake = json!({"readings_received": s.stats.readings_received.load(Ordering::Relaxed),
+                        "pending_publishes": s.stats.pending.load(Ordering::Relaxed)});
     let body = match &s.sink {
-        Some(k) => json!({"mqtt_subscribed": subscribed, "store": store, "tsdb": {
-            "healthy": k.healthy.load(Ordering::Relaxed),
-            "cursor": k.cursor.load(Ordering::Relaxed),
-            "lag_readings": k.lag_readings.load(Ordering::Relaxed),
-            "lag_seconds": k.lag_millis.load(Ordering::Relaxed) as f64 / 1000.0,
-            "last_error": k.last_error.lock().map(|e| e.clone()).unwrap_or_default(),
-        }}),
-        None => json!({"mqtt_subscribed": subscribed, "store": store}),
+        Some(k) => {
+            json!({"mqtt_subscribed": subscribed, "store": store, "intake": intake, "tsdb": {
+                "healthy": k.healthy.load(Ordering::Relaxed),
+                "cursor": k.cursor.load(Ordering::Relaxed),
+                "lag_readings": k.lag_readings.load(Ordering::Relaxed),
+                "lag_seconds": k.lag_millis.load(Ordering::Relaxed) as f64 / 1000.0,
+                "last_error": k.last_error.lock().map(|e| e.clone()).unwrap_or_default(),
+            }})
+        }
+        None => json!({"mqtt_subscribed": subscribed, "store": store, "intake": intake}),
     };
     let status = if subscribed && store {
         StatusCode::OK

@@ -362,9 +362,12 @@ impl Registry {
 
     /// The assignment of a device that covers an instant, if any (at most one does).
     pub fn assignment_at(&self, device: &DeviceId, t: DateTime<Utc>) -> Option<&Assignment> {
-        self.assignments
+        // Sorted by device: a binary search to the device's first, then its few.
+        let first = self.assignments.partition_point(|a| a.device < *device);
+        self.assignments[first..]
             .iter()
-            .find(|a| &a.device == device && a.covers(t))
+            .take_while(|a| &a.device == device)
+            .find(|a| a.covers(t))
     }
 
     /// The zone for a patient's quiet hours and daily jobs: the patient's, else the

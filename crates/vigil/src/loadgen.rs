@@ -459,6 +459,20 @@ fn metric(text: &str, name: &str) -> f64 {
 
 /// `GET {base}/metrics` over a plain socket.
 async fn scrape(base: &str) -> anyhow::Result<String> {
+    get(base, "/metrics").await
+}
+
+/// (readings received, publishes pending) from `/readyz`: cheap counters, polled while
+/// the load drains (`/metrics` counts the store, too costly to poll under load).
+async fn intake(base: &str) -> anyhow::Result<(f64, f64)> {
+    let body: Value = serde_json::from_str(&get(base, "/readyz").await?)
+        .context("the ingester's /readyz is not JSON")?;
+    let n = |k: &str| body["intake"][k].as_f64().unwrap_or_default();
+    Ok((n("readings_received"), n("pending_publishes")))
+}
+
+/// `GET {base}{path}` over a plain socket: the body.
+async fn get(base: &str, path: &str) -> anyhow::Result<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = base
         .strip_prefix("http://")
@@ -467,7 +481,7 @@ async fn scrape(base: &str) -> anyhow::Result<String> {
     let mut s = tokio::net::TcpStream::connect(addr)
         .await
         .with_context(|| format!("connecting to {addr}"))?;
-    s.write_all(format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
         .await?;
     let mut out = String::new();
     s.read_to_string(&mut out).await?;
@@ -597,17 +611,15 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
         .await
         .context("the broker did not confirm the subscription within 10 s")?
         .ok();
-    let metrics_at_start = match &args.metrics {
-        Some(m) => Some(
-            scrape(m)
+    let received_at_start = match &args.metrics {
+        Some(m) => {
+            intake(m)
                 .await
-                .with_context(|| format!("reading {m}/metrics"))?,
-        ),
-        None => None,
+                .with_context(|| format!("reading {m}/readyz"))?
+                .0
+        }
+        None => 0.0,
     };
-    let received_at_start = metrics_at_start
-        .as_deref()
-        .map_or(0.0, |t| metric(t, "vigil_readings_received_total"));
 
     // Peak memory of the ingester, sampled.
     let peak_kb = Arc::new(AtomicU64::new(0));
@@ -665,9 +677,9 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
             loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 let done = match &metrics {
-                    Some(m) => scrape(m)
+                    Some(m) => intake(m)
                         .await
-                        .map(|t| metric(&t, "vigil_readings_received_total") - received_at_start)
+                        .map(|(taken, _)| taken - received_at_start)
                         .unwrap_or(0.0) as u64,
                     None => r.load(Ordering::Relaxed),
                 };
@@ -706,10 +718,8 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
                     .unwrap_or_else(Instant::now);
             }
         } else if let Some(m) = &args.metrics {
-            end_metrics = scrape(m).await?;
-            let taken = metric(&end_metrics, "vigil_readings_received_total") - received_at_start;
-            let pending = metric(&end_metrics, "vigil_pending_publishes");
-            if taken >= readings as f64 && pending == 0.0 {
+            let (taken, pending) = intake(m).await?;
+            if taken - received_at_start >= readings as f64 && pending == 0.0 {
                 break Instant::now();
             }
         }
@@ -720,7 +730,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
                 args.drain_timeout
             );
         }
-        tokio::time::sleep(Duration::from_millis(if args.baseline { 5 } else { 50 })).await;
+        tokio::time::sleep(Duration::from_millis(if args.baseline { 5 } else { 20 })).await;
     };
     // Alerts still to arrive get a moment (they follow the commit).
     let alerts_sent = published.alerts.load(Ordering::Relaxed);
@@ -736,6 +746,9 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
         }
     }
     progress.abort();
+    if let Some(m) = &args.metrics {
+        end_metrics = scrape(m).await?;
+    }
     let elapsed = finished_at.duration_since(start).as_secs_f64();
     let mut lat = latencies.lock().map(|l| l.clone()).unwrap_or_default();
     lat.sort_by(f64::total_cmp);
