@@ -161,6 +161,85 @@ async fn insert_gap_rows(
 /// Records a newly committed envelope in its gateway's gap state, inside the commit's
 /// transaction: a new gateway gets its baseline, a jump opens a gap, a batch inside a
 /// gap splits it, and the watermark moves up to below the lowest gap left.
+/// [`track`] for the envelopes of one transaction, in their order. A gateway whose
+/// envelopes here continue its sequence with nothing missing (the common case) costs
+/// one statement; any other falls back to [`track`] envelope by envelope. The marks
+/// are read once for all the gateways.
+pub(crate) async fn track_all(
+    tx: &mut SqliteConnection,
+    envelopes: &[(&GatewayId, u64, i64)],
+) -> Result<(), Error> {
+    let mut order: Vec<&str> = Vec::new();
+    let mut by_gateway: std::collections::HashMap<&str, Vec<(u64, i64)>> = Default::default();
+    for (g, seq, received) in envelopes {
+        let list = by_gateway.entry(g.as_str()).or_insert_with(|| {
+            order.push(g.as_str());
+            Vec::new()
+        });
+        list.push((*seq, *received));
+    }
+    let mut marks: std::collections::HashMap<String, (i64, i64)> = Default::default();
+    for chunk in order.chunks(500) {
+        let mut b = QueryBuilder::<Sqlite>::new(
+            "SELECT gateway_id, contiguous_through, highest FROM gateway_seqs WHERE gateway_id IN (",
+        );
+        let mut list = b.separated(", ");
+        for g in chunk {
+            list.push_bind(*g);
+        }
+        b.push(")");
+        for r in b.build().fetch_all(&mut *tx).await? {
+            marks.insert(r.try_get(0)?, (r.try_get(1)?, r.try_get(2)?));
+        }
+    }
+    for g in order {
+        let seqs = &by_gateway[g];
+        let run: Option<Vec<i64>> = seqs.iter().map(|(s, _)| i64::try_from(*s).ok()).collect();
+        let consecutive = |first: i64, run: &[i64]| {
+            run.iter()
+                .enumerate()
+                .all(|(k, s)| i64::try_from(k).is_ok_and(|k| first.checked_add(k) == Some(*s)))
+        };
+        match (run, marks.get(g)) {
+            // Continues the sequence, nothing open: the marks move to its last.
+            (Some(run), Some(&(through, highest)))
+                if through == highest
+                    && highest.checked_add(1).is_some_and(|f| consecutive(f, &run)) =>
+            {
+                let last = run[run.len() - 1];
+                sqlx::query(
+                    "UPDATE gateway_seqs SET highest = ?1, contiguous_through = ?1 WHERE gateway_id = ?2",
+                )
+                .bind(last)
+                .bind(g)
+                .execute(&mut *tx)
+                .await?;
+            }
+            // A gateway seen for the first time, its envelopes consecutive.
+            (Some(run), None) if consecutive(run[0], &run) => {
+                let last = run[run.len() - 1];
+                sqlx::query(
+                    "INSERT INTO gateway_seqs (gateway_id, baseline, contiguous_through, highest)
+                     VALUES (?, ?, ?, ?)",
+                )
+                .bind(g)
+                .bind(run[0])
+                .bind(last)
+                .bind(last)
+                .execute(&mut *tx)
+                .await?;
+            }
+            _ => {
+                let gateway = GatewayId::parse(g).map_err(|e| corrupt("gateway id", e))?;
+                for (seq, received) in seqs {
+                    track(tx, &gateway, *seq, *received).await?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 pub(crate) async fn track(
     tx: &mut SqliteConnection,
     gateway: &GatewayId,

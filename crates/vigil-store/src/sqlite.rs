@@ -230,35 +230,75 @@ impl<'a> ReadingRow<'a> {
 
 /// Inserts reading rows (one statement); returns how many were new (the others are
 /// duplicates by identity).
-async fn insert_readings(
-    tx: &mut sqlx::SqliteConnection,
-    rows: &[ReadingRow<'_>],
-    gateway: &GatewayId,
+/// A reading row with the envelope it came in.
+struct Placed<'a> {
+    row: ReadingRow<'a>,
+    gateway: &'a str,
     seq: i64,
     received_ms: i64,
-) -> Result<u32, Error> {
+}
+
+/// Inserts the rows (one statement; a row whose identity is stored already, or earlier
+/// in `rows`, is skipped, so the first of equal readings is the one stored) and returns
+/// the identities inserted.
+async fn insert_readings(
+    tx: &mut sqlx::SqliteConnection,
+    rows: &[Placed<'_>],
+) -> Result<Vec<String>, Error> {
     let mut b = QueryBuilder::<Sqlite>::new(
         "INSERT INTO readings (identity, patient_id, device_id, gateway_id, batch_seq, type,
              time_ms, time, received_ms, late, canonical, original, samples) ",
     );
-    b.push_values(rows, |mut v, row| {
+    b.push_values(rows, |mut v, p| {
+        let row = &p.row;
         v.push_bind(row.identity.as_str())
             .push_bind(row.patient)
             .push_bind(row.device)
-            .push_bind(gateway.as_str())
-            .push_bind(seq)
+            .push_bind(p.gateway)
+            .push_bind(p.seq)
             .push_bind(row.reading_type)
             .push_bind(row.time_ms)
             .push_bind(row.time.as_str())
-            .push_bind(received_ms)
+            .push_bind(p.received_ms)
             .push_bind(row.late)
             .push_bind(row.canonical.as_str())
             .push_bind(row.original.as_str())
             .push_bind(row.samples.as_deref());
     });
-    b.push(" ON CONFLICT (identity) DO NOTHING RETURNING id");
-    let inserted = b.build().fetch_all(&mut *tx).await?.len();
-    Ok(u32::try_from(inserted).unwrap_or(u32::MAX))
+    b.push(" ON CONFLICT (identity) DO NOTHING RETURNING identity");
+    b.build()
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| Ok(r.try_get::<String, _>(0)?))
+        .collect()
+}
+
+/// Which of the envelopes' (gateway, batch_seq) are committed already (one statement
+/// per 400 envelopes).
+async fn committed_before(
+    tx: &mut sqlx::SqliteConnection,
+    envelopes: &[EnvelopeCommit],
+) -> Result<std::collections::HashSet<(String, i64)>, Error> {
+    let mut out = std::collections::HashSet::new();
+    for chunk in envelopes.chunks(400) {
+        let mut b = QueryBuilder::<Sqlite>::new(
+            "SELECT gateway_id, batch_seq FROM envelopes WHERE (gateway_id, batch_seq) IN (",
+        );
+        let mut list = b.separated(", ");
+        for env in chunk {
+            list.push("(")
+                .push_bind_unseparated(env.gateway_id.as_str())
+                .push_unseparated(", ")
+                .push_bind_unseparated(env.batch_seq as i64)
+                .push_unseparated(")");
+        }
+        b.push(")");
+        for r in b.build().fetch_all(&mut *tx).await? {
+            out.insert((r.try_get(0)?, r.try_get(1)?));
+        }
+    }
+    Ok(out)
 }
 
 /// The clinical store in one SQLite file.
@@ -344,78 +384,109 @@ impl SqliteStore {
     /// Commits several envelopes in one transaction and returns, per envelope, what
     /// happened. On error nothing was written.
     pub async fn commit(&self, envelopes: &[EnvelopeCommit]) -> Result<Vec<Outcome>, Error> {
+        // A statement costs a round trip to SQLite's worker thread, far more than a
+        // row: each kind of write is one statement (per 500 rows) for all the
+        // envelopes of the transaction, not one per envelope.
         let mut tx = self.pool.begin().await?;
-        let mut outcomes = Vec::with_capacity(envelopes.len());
-        for env in envelopes {
-            let seq = env.batch_seq as i64; // bit for bit; see the schema
-            let seen =
-                sqlx::query("SELECT 1 FROM envelopes WHERE gateway_id = ? AND batch_seq = ?")
-                    .bind(env.gateway_id.as_str())
-                    .bind(seq)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if seen.is_some() {
-                outcomes.push(Outcome {
+        let mut outcomes = vec![Outcome::default(); envelopes.len()];
+        // Envelopes committed before, or earlier in this call: redeliveries.
+        let before = committed_before(&mut tx, envelopes).await?;
+        let mut taken: std::collections::HashSet<(&str, i64)> = Default::default();
+        let mut fresh = Vec::with_capacity(envelopes.len());
+        for (i, env) in envelopes.iter().enumerate() {
+            let key = (env.gateway_id.as_str(), env.batch_seq as i64); // bit for bit; see the schema
+            if before.contains(&(key.0.to_owned(), key.1)) || !taken.insert(key) {
+                outcomes[i] = Outcome {
                     already_committed: true,
                     redelivered: u32::try_from(env.items.len()).unwrap_or(u32::MAX),
                     ..Outcome::default()
-                });
-                continue;
+                };
+            } else {
+                fresh.push(i);
             }
-            let received_ms = env.received.timestamp_millis();
-            let mut out = Outcome::default();
-            // Rows first, then one multi-row INSERT per chunk: a statement costs a
-            // round trip to SQLite's worker thread, far more than a row.
-            let mut rows = Vec::new();
-            let mut quarantined = Vec::new();
+        }
+        // The rows to store, in order, and the envelope each came in.
+        let (mut placed, mut owners) = (Vec::new(), Vec::new());
+        let mut quarantined = Vec::new();
+        for &i in &fresh {
+            let env = &envelopes[i];
             for item in &env.items {
                 match item {
                     Item::Store { reading, patient } => {
-                        rows.push(ReadingRow::new(reading, patient)?)
+                        placed.push(Placed {
+                            row: ReadingRow::new(reading, patient)?,
+                            gateway: env.gateway_id.as_str(),
+                            seq: env.batch_seq as i64,
+                            received_ms: env.received.timestamp_millis(),
+                        });
+                        owners.push(i);
                     }
-                    Item::Quarantine(q) => quarantined.push(q),
+                    Item::Quarantine(q) => quarantined.push((i, q)),
                 }
             }
-            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-                let inserted =
-                    insert_readings(&mut tx, chunk, &env.gateway_id, seq, received_ms).await?;
-                out.stored += inserted;
-                out.duplicates += u32::try_from(chunk.len()).unwrap_or(u32::MAX) - inserted;
-            }
-            for chunk in quarantined.chunks(ROWS_PER_STATEMENT) {
-                let mut b = QueryBuilder::<Sqlite>::new(
-                    "INSERT INTO quarantine (reason, message, gateway_id, batch_seq, reading_index,
-                         device_id, time_ms, received_ms, raw) ",
-                );
-                b.push_values(chunk, |mut v, q| {
-                    v.push_bind(q.reason.as_str())
-                        .push_bind(q.message.as_str())
-                        .push_bind(env.gateway_id.as_str())
-                        .push_bind(seq)
-                        .push_bind(i64::try_from(q.index).unwrap_or(i64::MAX))
-                        .push_bind(q.device_id.as_ref().map(DeviceId::as_str))
-                        .push_bind(q.time.map(|t| t.timestamp_millis()))
-                        .push_bind(received_ms)
-                        .push_bind(q.raw.to_string());
-                });
-                b.build().execute(&mut *tx).await?;
-                out.quarantined += u32::try_from(chunk.len()).unwrap_or(u32::MAX);
-            }
-            sqlx::query(
-                "INSERT INTO envelopes (gateway_id, batch_seq, received_ms, stored, duplicates, quarantined)
-                 VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(env.gateway_id.as_str())
-            .bind(seq)
-            .bind(received_ms)
-            .bind(out.stored)
-            .bind(out.duplicates)
-            .bind(out.quarantined)
-            .execute(&mut *tx)
-            .await?;
-            crate::gaps::track(&mut tx, &env.gateway_id, env.batch_seq, received_ms).await?;
-            outcomes.push(out);
         }
+        let mut inserted: std::collections::HashSet<String> = Default::default();
+        for chunk in placed.chunks(ROWS_PER_STATEMENT) {
+            inserted.extend(insert_readings(&mut tx, chunk).await?);
+        }
+        // The first row with an inserted identity is the stored one; later ones, and
+        // rows whose identity was stored before, are duplicates.
+        for (p, &i) in placed.iter().zip(&owners) {
+            if inserted.remove(&p.row.identity) {
+                outcomes[i].stored += 1;
+            } else {
+                outcomes[i].duplicates += 1;
+            }
+        }
+        for chunk in quarantined.chunks(ROWS_PER_STATEMENT) {
+            let mut b = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO quarantine (reason, message, gateway_id, batch_seq, reading_index,
+                     device_id, time_ms, received_ms, raw) ",
+            );
+            b.push_values(chunk, |mut v, (i, q)| {
+                let env = &envelopes[*i];
+                v.push_bind(q.reason.as_str())
+                    .push_bind(q.message.as_str())
+                    .push_bind(env.gateway_id.as_str())
+                    .push_bind(env.batch_seq as i64)
+                    .push_bind(i64::try_from(q.index).unwrap_or(i64::MAX))
+                    .push_bind(q.device_id.as_ref().map(DeviceId::as_str))
+                    .push_bind(q.time.map(|t| t.timestamp_millis()))
+                    .push_bind(env.received.timestamp_millis())
+                    .push_bind(q.raw.to_string());
+            });
+            b.build().execute(&mut *tx).await?;
+        }
+        for (i, _) in &quarantined {
+            outcomes[*i].quarantined += 1;
+        }
+        for chunk in fresh.chunks(ROWS_PER_STATEMENT) {
+            let mut b = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO envelopes (gateway_id, batch_seq, received_ms, stored, duplicates, quarantined) ",
+            );
+            b.push_values(chunk, |mut v, i| {
+                let (env, out) = (&envelopes[*i], &outcomes[*i]);
+                v.push_bind(env.gateway_id.as_str())
+                    .push_bind(env.batch_seq as i64)
+                    .push_bind(env.received.timestamp_millis())
+                    .push_bind(out.stored)
+                    .push_bind(out.duplicates)
+                    .push_bind(out.quarantined);
+            });
+            b.build().execute(&mut *tx).await?;
+        }
+        let marks: Vec<(&GatewayId, u64, i64)> = fresh
+            .iter()
+            .map(|&i| {
+                let env = &envelopes[i];
+                (
+                    &env.gateway_id,
+                    env.batch_seq,
+                    env.received.timestamp_millis(),
+                )
+            })
+            .collect();
+        crate::gaps::track_all(&mut tx, &marks).await?;
         tx.commit().await?;
         Ok(outcomes)
     }
@@ -511,14 +582,15 @@ impl SqliteStore {
         let row = ReadingRow::new(reading, patient)?;
         let mut tx = self.pool.begin().await?;
         let seq = record.batch_seq as i64;
-        let stored = insert_readings(
-            &mut tx,
-            std::slice::from_ref(&row),
-            &record.gateway_id,
+        let placed = Placed {
+            row,
+            gateway: record.gateway_id.as_str(),
             seq,
-            record.received.timestamp_millis(),
-        )
-        .await?
+            received_ms: record.received.timestamp_millis(),
+        };
+        let stored = insert_readings(&mut tx, std::slice::from_ref(&placed))
+            .await?
+            .len()
             == 1;
         let (resolution, counter) = if stored {
             ("stored", "stored")
