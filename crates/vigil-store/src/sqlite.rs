@@ -228,8 +228,6 @@ impl<'a> ReadingRow<'a> {
     }
 }
 
-/// Inserts reading rows (one statement); returns how many were new (the others are
-/// duplicates by identity).
 /// A reading row with the envelope it came in.
 struct Placed<'a> {
     row: ReadingRow<'a>,
