@@ -15,7 +15,8 @@
 # Environment: REPS (3), SECONDS_PER_RUN (10), PATIENTS (2000), SCENARIOS (all:
 # one ten ecg130 ecg500x12), VIGIL (target/release/vigil, built when missing), SERVE
 # (the binary run as `vigil serve`: VIGIL by default; another build to compare two
-# versions of the ingester under the same load generator).
+# versions of the ingester under the same load generator), INGEST_TOML (lines for the
+# ingester's [ingest] section, e.g. "max_batch = 256", to compare settings).
 # Needs mosquitto and python3 (for free ports and the medians).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -87,6 +88,8 @@ client_id = "bench-$1"
 [http]
 listen = "127.0.0.1:0"
 auth = false
+${INGEST_TOML:+[ingest]
+$INGEST_TOML}
 EOF
     "$SERVE" serve --config "$data/vigil.toml" 2> "$data/serve.log" >/dev/null &
     serve_pid=$!

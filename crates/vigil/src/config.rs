@@ -59,11 +59,13 @@ listen = "127.0.0.1:8080"
 auth = true
 
 [ingest]
-# Most publishes committed in one transaction. Larger batches amortise the fsync.
-max_batch = 64
+# Most publishes committed in one transaction. Larger batches amortise the fsync and
+# the statements (256 against 64: 1.2-1.3x the readings per second under load,
+# BENCHMARKS.md); a batch is what is waiting, so a quiet ingester commits at once.
+max_batch = 256
 # Publishes held (received, not yet acknowledged) at which the ingester stops reading
 # from the broker until commits catch up; the broker keeps the backlog.
-max_pending = 256
+max_pending = 1024
 # Gaps in a gateway's batch_seq (wire guarantee 6): a gap still open after
 # gap_timeout_s is requested from the gateway with a backfill command on its cmd
 # topic; still open, it is requested again after gap_timeout_s, then twice that, and
@@ -288,8 +290,8 @@ impl Default for BrokerConfig {
 impl Default for IngestConfig {
     fn default() -> Self {
         IngestConfig {
-            max_batch: 64,
-            max_pending: 256,
+            max_batch: 256,
+            max_pending: 1024,
             gap_timeout_s: 60,
             gap_max_backoff_s: 3600,
             gap_poll_ms: 1000,
