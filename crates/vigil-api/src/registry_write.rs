@@ -92,8 +92,9 @@ impl RegistryFile {
         let text = tokio::fs::read_to_string(&self.path)
             .await
             .map_err(|e| ApiError::Refused(format!("cannot read {}: {e}", self.path.display())))?;
+        let registry = parse(&text, "has", "the current registry stays")?;
         let applied = self
-            .switch_to(&text, &self.path.display().to_string())
+            .switch_to(registry, &text, &self.path.display().to_string())
             .await?;
         *current = text;
         Ok(applied)
@@ -136,33 +137,28 @@ impl RegistryFile {
             )));
         }
         // Checked before anything is written.
-        Registry::parse(&text).map_err(|e| ApiError::Invalid {
-            message: format!(
-                "the registry would have {} problem(s); nothing was changed",
-                e.problems.len()
-            ),
-            problems: e.problems,
-        })?;
+        let registry = parse(&text, "would have", "nothing was changed")?;
         let path = self.path.clone();
         let bytes = text.clone().into_bytes();
         tokio::task::spawn_blocking(move || write_atomically(&path, &bytes))
             .await
             .map_err(|_| ApiError::Unavailable)?
             .map_err(|e| ApiError::Refused(format!("cannot write the registry file: {e}")))?;
-        let applied = self.switch_to(&text, &format!("api ({by})")).await?;
+        let applied = self
+            .switch_to(registry, &text, &format!("api ({by})"))
+            .await?;
         *current = text;
         Ok(applied)
     }
 
-    /// Parses, keeps the version, switches the ingester, re-processes the unassigned.
-    async fn switch_to(&self, text: &str, source: &str) -> Result<Applied, ApiError> {
-        let registry = Arc::new(Registry::parse(text).map_err(|e| ApiError::Invalid {
-            message: format!(
-                "the registry has {} problem(s); the current registry stays",
-                e.problems.len()
-            ),
-            problems: e.problems,
-        })?);
+    /// Keeps the version, switches the ingester, re-processes the unassigned.
+    async fn switch_to(
+        &self,
+        registry: Registry,
+        text: &str,
+        source: &str,
+    ) -> Result<Applied, ApiError> {
+        let registry = Arc::new(registry);
         let now = self.clock.now();
         self.store.keep_registry(text, source, now).await?;
         self.switch.set(registry.clone()).await;
@@ -178,6 +174,15 @@ impl RegistryFile {
     pub fn rules(&self) -> &Arc<RuleSet> {
         &self.rules
     }
+}
+
+/// The registry of `text`, or every problem, said as "the registry {has} N
+/// problem(s); {then}".
+fn parse(text: &str, has: &str, then: &str) -> Result<Registry, ApiError> {
+    Registry::parse(text).map_err(|e| ApiError::Invalid {
+        message: format!("the registry {has} {} problem(s); {then}", e.problems.len()),
+        problems: e.problems,
+    })
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same directory, synced,
