@@ -246,9 +246,20 @@ pub async fn run(
     let mut recent: HashMap<GatewayId, std::collections::VecDeque<Reading>> = HashMap::new();
     let mut envelopes = 0u64;
     let mut last_report = std::time::Instant::now();
+    // Simulated time runs `speed` times the wall clock from `pace` (wall, simulated);
+    // what earlier runs handed over is regenerated without pacing, in steps.
+    let step = TimeDelta::milliseconds((options.speed * 100.0) as i64);
+    let mut pace = (clock.now(), sim_now);
     while generated < options.readings {
         let real_now = clock.now();
-        sim_now = (sim_now + TimeDelta::milliseconds((options.speed * 100.0) as i64)).min(real_now);
+        let catching_up = skip > 0;
+        let target = if catching_up {
+            sim_now + step
+        } else {
+            let elapsed = (real_now - pace.0).num_milliseconds().max(0) as f64;
+            pace.1 + TimeDelta::milliseconds((elapsed * options.speed) as i64)
+        };
+        sim_now = target.max(sim_now).min(real_now);
         let publishes = fleet.advance(sim_now);
         for publish in publishes {
             let gateway = publish.envelope.gateway_id.clone();
@@ -304,11 +315,12 @@ pub async fn run(
             last_report = std::time::Instant::now();
             progress(generated, pending(&forwarders).await);
         }
-        if sim_now >= real_now && generated < options.readings {
-            // Caught up with the clock: wait for more simulated time to exist.
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        } else {
+        if catching_up {
+            pace = (clock.now(), sim_now);
             tokio::task::yield_now().await;
+        } else if generated < options.readings {
+            // Wait for more simulated time to exist (at `speed`, and never past the clock).
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
     // Drain: every outbox empty.

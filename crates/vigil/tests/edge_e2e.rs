@@ -173,6 +173,11 @@ async fn a_simulated_fleet_arrives_exactly_once_through_an_outage_a_killed_gatew
         Duration::from_secs(60),
         || metric(&http, "vigil_readings_stored_total") >= stored / 4,
     );
+    // The drop happens only in this run: wait until a later batch of that gateway has
+    // shown the gap (a slow first gateway may not have formed batch 3 by now).
+    wait("the lost batch noticed", Duration::from_secs(60), || {
+        metric(&http, "vigil_batch_gaps_detected_total") >= 1
+    });
     // The broker goes away; the gateways keep measuring into their outboxes; then the
     // gateway process dies without warning.
     broker.stop();
