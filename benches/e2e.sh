@@ -11,12 +11,15 @@
 #   benches/e2e.sh                      # every scenario, 3 repetitions
 #   REPS=5 SCENARIOS="ten one" benches/e2e.sh
 #   KEEP=1 benches/e2e.sh               # keep the work directory (logs, JSON)
+#   PERF=1 KEEP=1 benches/e2e.sh        # also a perf profile of each ingester run
+#                                       # (work directory, SCENARIO-REP.perf.data)
 #
 # Environment: REPS (3), SECONDS_PER_RUN (10), PATIENTS (2000), SCENARIOS (all:
-# one ten ecg130 ecg500x12), VIGIL (target/release/vigil, built when missing), SERVE
-# (the binary run as `vigil serve`: VIGIL by default; another build to compare two
-# versions of the ingester under the same load generator), INGEST_TOML (lines for the
-# ingester's [ingest] section, e.g. "max_batch = 256", to compare settings).
+# one ten ecg130 ecg500x12 alerts), ALERT_RATE (readings/s of `alerts`, 5000),
+# VIGIL (target/release/vigil, built when missing), SERVE (the binary run as `vigil
+# serve`: VIGIL by default; another build to compare two versions of the ingester
+# under the same load generator), INGEST_TOML (lines for the ingester's [ingest]
+# section, e.g. "max_batch = 256", to compare settings), PERF (record a profile).
 # Needs mosquitto and python3 (for free ports and the medians).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +27,7 @@ cd "$(dirname "$0")/.."
 REPS=${REPS:-3}
 RUN_SECONDS=${SECONDS_PER_RUN:-10}
 PATIENTS=${PATIENTS:-2000}
-SCENARIOS=${SCENARIOS:-"one ten ecg130 ecg500x12"}
+SCENARIOS=${SCENARIOS:-"one ten ecg130 ecg500x12 alerts"}
 VIGIL=${VIGIL:-target/release/vigil}
 if [ ! -x "$VIGIL" ]; then
     cargo build --release --locked --bin vigil
@@ -118,6 +121,9 @@ scenario_args() {
         ten) echo "--batch 10 --rate 150000 --count $((150000 * RUN_SECONDS)) --connections 4" ;;
         ecg130) echo "--batch 1 --rate 10 --seconds $RUN_SECONDS --connections 1 --ecg-hz 130 --ecg-leads 1" ;;
         ecg500x12) echo "--batch 1 --rate 10 --seconds $RUN_SECONDS --connections 1 --ecg-hz 500 --ecg-leads 12" ;;
+        # Alert latency at about half the sustained 1-reading rate: one reading in 200
+        # a hypertensive crisis (CRITICAL), timed from its publish to the doctor topic.
+        alerts) echo "--batch 1 --rate ${ALERT_RATE:-5000} --seconds $RUN_SECONDS --connections 4 --alerts 0.005" ;;
         *) echo "benches/e2e.sh: unknown scenario $1" >&2; return 1 ;;
     esac
 }
@@ -133,10 +139,16 @@ for s in $SCENARIOS; do
         "$VIGIL" loadgen run --patients "$PATIENTS" --broker "mqtt://127.0.0.1:$port" $args --baseline --json \
             >> "$work/$s.baseline.jsonl" 2>> "$work/$s.log"
         start_serve "$s-$rep"
+        perf_pid=""
+        if [ -n "${PERF:-}" ]; then
+            perf record -F 499 -g -p "$serve_pid" -o "$work/$s-$rep.perf.data" 2>> "$work/perf.log" &
+            perf_pid=$!
+        fi
         # shellcheck disable=SC2086
         "$VIGIL" loadgen run --patients "$PATIENTS" --broker "mqtt://127.0.0.1:$port" $args \
             --metrics "http://$http" --ingester-pid "$serve_pid" --json \
             >> "$work/$s.vigil.jsonl" 2>> "$work/$s.log"
+        if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true; fi
         stop_serve
         stop_broker
         echo "  $s: repetition $rep of $REPS done" >&2
@@ -152,8 +164,8 @@ def load(path):
 def fmt(xs):
     return f"{statistics.median(xs):,.0f} ({min(xs):,.0f}-{max(xs):,.0f})"
 print()
-print("| scenario | baseline readings/s | baseline messages/s | vigil readings/s | vigil ECG samples/s | ratio vigil/baseline | vigil peak RSS |")
-print("|---|---|---|---|---|---|---|")
+print("| scenario | baseline readings/s | baseline messages/s | vigil readings/s | vigil ECG samples/s | ratio vigil/baseline | vigil peak RSS | alert latency p50 / p99 (max) |")
+print("|---|---|---|---|---|---|---|---|")
 for s in scenarios:
     b, v = load(f"{work}/{s}.baseline.jsonl"), load(f"{work}/{s}.vigil.jsonl")
     br = [x["readings_per_second"] for x in b]
@@ -162,5 +174,11 @@ for s in scenarios:
     ve = [x["ecg_samples_per_second"] for x in v]
     rss = [x["ingester"]["peak_rss_mb"] or 0 for x in v]
     ratio = statistics.median(vr) / statistics.median(br)
-    print(f"| {s} | {fmt(br)} | {fmt(bm)} | {fmt(vr)} | {fmt(ve)} | {ratio:.2f} | {max(rss):.0f} MB |")
+    lat = [x["alert_latency_ms"] for x in v if x["alert_latency_ms"]["received"]]
+    alerts = "-"
+    if lat:
+        alerts = (f"{statistics.median([l['p50'] for l in lat]):.0f} / "
+                  f"{statistics.median([l['p99'] for l in lat]):.0f} ({max(l['max'] for l in lat):.0f}) ms, "
+                  f"{sum(l['received'] for l in lat)} of {sum(l['sent'] for l in lat)} alerts")
+    print(f"| {s} | {fmt(br)} | {fmt(bm)} | {fmt(vr)} | {fmt(ve)} | {ratio:.2f} | {max(rss):.0f} MB | {alerts} |")
 PY
