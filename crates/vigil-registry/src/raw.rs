@@ -18,7 +18,9 @@ use crate::{
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct File {
-    consortium: RawConsortium,
+    /// Required; optional here so that a piece of a file parses without it.
+    #[serde(default)]
+    consortium: Option<RawConsortium>,
     #[serde(default)]
     institution: Vec<RawInstitution>,
     #[serde(default)]
@@ -153,12 +155,109 @@ fn parse_hhmm(s: &str) -> Option<NaiveTime> {
     NaiveTime::parse_from_str(s, "%H:%M").ok()
 }
 
+impl File {
+    /// Parses a TOML file in pieces of about `size` bytes (see [`pieces`]) and joins
+    /// them: a large registry never becomes one parse tree, which costs about 25
+    /// times the text. `None` when a piece does not parse or the consortium is given
+    /// twice: the caller then parses the whole text, for its errors and their lines.
+    pub(crate) fn from_toml_pieces(text: &str, size: usize) -> Option<File> {
+        let mut file: Option<File> = None;
+        for piece in pieces(text, size) {
+            let part: File = toml::from_str(piece).ok()?;
+            match &mut file {
+                None => file = Some(part),
+                Some(f) => f.absorb(part)?,
+            }
+        }
+        file
+    }
+
+    fn absorb(&mut self, part: File) -> Option<()> {
+        if part.consortium.is_some() {
+            if self.consortium.is_some() {
+                return None;
+            }
+            self.consortium = part.consortium;
+        }
+        self.institution.extend(part.institution);
+        self.doctor.extend(part.doctor);
+        self.on_call.extend(part.on_call);
+        self.patient.extend(part.patient);
+        self.gateway.extend(part.gateway);
+        self.device.extend(part.device);
+        self.assignment.extend(part.assignment);
+        self.referral.extend(part.referral);
+        Some(())
+    }
+}
+
+/// Cuts a TOML text into pieces of at least `size` bytes (the last one shorter), each
+/// cut just before a line that opens an element of a top-level array of tables
+/// (`[[patient]]`: a bare name, no dot), where a TOML document's context starts
+/// afresh. Multi-line strings are followed by a line scan; a cut it gets wrong falls
+/// inside a string, and the piece before it then fails to parse.
+pub(crate) fn pieces(text: &str, size: usize) -> Vec<&str> {
+    const QUOTES: [&str; 2] = ["\"\"\"", "'''"];
+    let mut out = Vec::new();
+    let (mut start, mut at) = (0usize, 0usize);
+    let mut open: Option<&str> = None;
+    for line in text.split_inclusive('\n') {
+        if open.is_none() && at > start && at - start >= size && opens_array_element(line) {
+            out.push(&text[start..at]);
+            start = at;
+        }
+        let mut rest = line;
+        loop {
+            let found = match open {
+                Some(q) => rest.find(q).map(|i| (i, None)),
+                None => QUOTES
+                    .into_iter()
+                    .filter_map(|q| rest.find(q).map(|i| (i, Some(q))))
+                    .min(),
+            };
+            let Some((i, now_open)) = found else {
+                break;
+            };
+            rest = &rest[i + 3..];
+            open = now_open;
+        }
+        at += line.len();
+    }
+    out.push(&text[start..]);
+    out
+}
+
+/// `[[name]]` with a bare name (letters, digits, `_`, `-`), then at most a comment.
+fn opens_array_element(line: &str) -> bool {
+    let Some((name, after)) = line
+        .trim_start()
+        .strip_prefix("[[")
+        .and_then(|rest| rest.split_once("]]"))
+    else {
+        return false;
+    };
+    let (name, after) = (name.trim(), after.trim());
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && (after.is_empty() || after.starts_with('#'))
+}
+
 /// Collects every problem, then builds the registry if there were none.
-pub(crate) fn check(f: File) -> Result<Registry, LoadError> {
+pub(crate) fn check(mut f: File) -> Result<Registry, LoadError> {
     let mut p: Vec<String> = Vec::new();
 
-    if let Err(e) = check_id(&f.consortium.id) {
-        p.push(format!("consortium id {:?} {e}", f.consortium.id));
+    let Some(consortium) = f.consortium.take() else {
+        return Err(LoadError {
+            problems: vec![
+                "the registry has no [consortium] section: add one with its id and duty_desk"
+                    .to_owned(),
+            ],
+        });
+    };
+    if let Err(e) = check_id(&consortium.id) {
+        p.push(format!("consortium id {:?} {e}", consortium.id));
     }
 
     // Unique ids per kind.
@@ -199,10 +298,10 @@ pub(crate) fn check(f: File) -> Result<Registry, LoadError> {
         }
     };
 
-    if !doctors.contains(&f.consortium.duty_desk) {
+    if !doctors.contains(&consortium.duty_desk) {
         p.push(format!(
             "consortium duty_desk {} is not a doctor of the registry",
-            f.consortium.duty_desk
+            consortium.duty_desk
         ));
     }
 
@@ -513,8 +612,8 @@ pub(crate) fn check(f: File) -> Result<Registry, LoadError> {
     }
     Ok(Registry {
         consortium: Consortium {
-            id: f.consortium.id,
-            duty_desk: f.consortium.duty_desk,
+            id: consortium.id,
+            duty_desk: consortium.duty_desk,
         },
         institutions,
         doctors: doctors_out,
@@ -545,4 +644,106 @@ pub(crate) fn check(f: File) -> Result<Registry, LoadError> {
             })
             .collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed assertion
+
+    use super::*;
+
+    const DOC: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/registry.md"
+    ));
+
+    fn example() -> &'static str {
+        let start = DOC.find("```toml registry\n").unwrap() + "```toml registry\n".len();
+        let end = start + DOC[start..].find("```").unwrap();
+        &DOC[start..end]
+    }
+
+    #[test]
+    fn pieces_cut_before_top_level_array_elements_and_join_back() {
+        let text = example();
+        for size in [0, 1, 200, 1 << 20] {
+            let pieces = pieces(text, size);
+            assert_eq!(pieces.concat(), text);
+            for p in &pieces[1..] {
+                assert!(opens_array_element(p.lines().next().unwrap()), "{p}");
+            }
+        }
+        assert!(pieces(text, 0).len() > 5);
+        assert_eq!(pieces(text, 1 << 20).len(), 1);
+    }
+
+    #[test]
+    fn a_file_in_pieces_loads_as_the_whole() {
+        let whole = check(toml::from_str(example()).unwrap()).unwrap();
+        for size in [0, 1, 300] {
+            let file = File::from_toml_pieces(example(), size).unwrap();
+            assert_eq!(check(file).unwrap(), whole);
+        }
+    }
+
+    #[test]
+    fn only_bare_top_level_array_headers_are_cuts() {
+        for yes in [
+            "[[patient]]\n",
+            "  [[on_call]] # the rota\n",
+            "[[ device ]]",
+        ] {
+            assert!(opens_array_element(yes), "{yes}");
+        }
+        for no in [
+            "[patient]\n",
+            "[[patient.overrides]]\n",
+            "[[\"patient\"]]\n",
+            "[[patient]] x = 1\n",
+            "x = \"[[patient]]\"\n",
+        ] {
+            assert!(!opens_array_element(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn no_cut_inside_a_multi_line_string() {
+        for q in ["\"\"\"", "'''"] {
+            let text = format!(
+                "[[doctor]]\nid = \"a\"\nname = {q}\n[[doctor]]\n{q}\n[[doctor]]\nid = \"b\"\n"
+            );
+            let cuts: Vec<usize> = pieces(&text, 0)
+                .iter()
+                .scan(0, |at, p| {
+                    *at += p.len();
+                    Some(*at)
+                })
+                .collect();
+            let inside = text.find(&format!("{q}\n[[doctor]]")).unwrap() + 4;
+            assert!(!cuts.contains(&inside), "{cuts:?} {inside}");
+            assert_eq!(pieces(&text, 0).len(), 2);
+        }
+    }
+
+    #[test]
+    fn a_file_without_a_consortium_says_what_to_add() {
+        let text = &example()[example().find("[[institution]]").unwrap()..];
+        let problems = check(toml::from_str(text).unwrap()).unwrap_err().problems;
+        assert_eq!(
+            problems,
+            ["the registry has no [consortium] section: add one with its id and duty_desk"]
+        );
+    }
+
+    #[test]
+    fn a_piece_that_does_not_parse_or_a_second_consortium_gives_none() {
+        let text = format!("{}\n[[doctor]]\nid = \n", example());
+        assert!(File::from_toml_pieces(&text, 0).is_none());
+        let twice = format!(
+            "{}\n[[doctor]]\nid = \"d-x\"\nname = \"X\"\ninstitution = \"hub\"\n[consortium]\nid = \"c\"\nduty_desk = \"d-x\"\n",
+            example()
+        );
+        assert!(toml::from_str::<File>(&twice).is_err());
+        assert!(File::from_toml_pieces(&twice, 0).is_none());
+    }
 }

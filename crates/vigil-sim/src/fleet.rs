@@ -35,7 +35,7 @@ pub fn china() -> FixedOffset {
 /// How big the fleet is and how eventful.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FleetConfig {
-    /// Patients, one home gateway each (1 to 10 000).
+    /// Patients, one home gateway each (1 to 100 000).
     pub patients: usize,
     /// The same seed and start give the same fleet and the same readings.
     pub seed: u64,
@@ -293,7 +293,7 @@ const COMMUNITIES: [&str; 2] = ["chc-east", "chc-west"];
 impl Fleet {
     /// Builds the fleet; nothing is emitted before [`Fleet::advance`].
     pub fn new(config: FleetConfig) -> Fleet {
-        let patients_n = config.patients.clamp(1, 10_000);
+        let patients_n = config.patients.clamp(1, 100_000);
         let mut rng = Rng::new(config.seed);
         let tz = china();
         // Enrolled on 1 January of the year before the start: stable across resumed

@@ -39,7 +39,7 @@ use vigil_sim::fleet::{DeviceKind, Fleet, FleetConfig};
 /// fleet).
 #[derive(Debug, Clone, clap::Args)]
 pub struct FleetArgs {
-    /// Patients, one home gateway each (1 to 10 000).
+    /// Patients, one home gateway each (1 to 100 000).
     #[arg(long, default_value_t = 1000)]
     pub patients: usize,
     /// The fleet's seed.
@@ -116,8 +116,8 @@ struct Home {
 /// The fleet: the same options give the same registry and homes.
 fn fleet(args: &FleetArgs) -> anyhow::Result<Fleet> {
     anyhow::ensure!(
-        (1..=10_000).contains(&args.patients),
-        "--patients must be 1 to 10000"
+        (1..=100_000).contains(&args.patients),
+        "--patients must be 1 to 100000"
     );
     // A fixed start: registration times do not depend on when it runs.
     let start = DateTime::parse_from_rfc3339("2026-01-01T00:00:00+08:00")?.to_utc();
@@ -621,14 +621,22 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
         None => 0.0,
     };
 
-    // Peak memory of the ingester, sampled.
+    // Memory of the ingester: the peak (sampled every 200 ms), and every 10 s a
+    // sample (seconds since the load began, MB) to show whether it grows.
     let peak_kb = Arc::new(AtomicU64::new(0));
+    let rss_samples: Arc<Mutex<Vec<(u64, f64)>>> = Arc::default();
     if let Some(pid) = args.ingester_pid {
-        let pk = peak_kb.clone();
+        let (pk, samples) = (peak_kb.clone(), rss_samples.clone());
         tokio::spawn(async move {
-            loop {
+            let began = Instant::now();
+            for tick in 0u64.. {
                 if let Some(kb) = rss_kb(pid) {
                     pk.fetch_max(kb, Ordering::Relaxed);
+                    if tick % 50 == 0
+                        && let Ok(mut s) = samples.lock()
+                    {
+                        s.push((began.elapsed().as_secs(), kb as f64 / 1024.0));
+                    }
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
@@ -772,6 +780,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
             "quarantined": metric(&end_metrics, "vigil_readings_quarantined_total"),
             "duplicates": metric(&end_metrics, "vigil_readings_duplicate_total"),
             "peak_rss_mb": args.ingester_pid.map(|_| peak_kb.load(Ordering::Relaxed) as f64 / 1024.0),
+            "rss_mb_every_10s": rss_samples.lock().map(|s| s.clone()).unwrap_or_default(),
         })),
         "alert_latency_ms": (!args.baseline).then(|| json!({
             "received": lat.len(), "sent": alerts_sent,
