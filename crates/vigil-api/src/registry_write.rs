@@ -30,7 +30,7 @@ use toml_edit::DocumentMut;
 use vigil_registry::Registry;
 use vigil_rules::ruleset::RuleSet;
 use vigil_store::SqliteStore;
-use vigil_store::access::{Role, User};
+use vigil_store::access::{Role, User, sha256_hex};
 
 use crate::{ApiError, AppState};
 
@@ -41,8 +41,10 @@ pub struct RegistryFile {
     switch: vigil_ingest::intake::RegistrySwitch,
     rules: Arc<RuleSet>,
     clock: Arc<dyn vigil_model::clock::Clock>,
-    /// The text in force; the lock serialises every change.
-    text: tokio::sync::Mutex<String>,
+    /// The SHA-256 of the text in force (not the text: a registry of 100 000
+    /// patients is 77 MB; the file holds it, and the store keeps every version); the
+    /// lock serialises every change.
+    in_force: tokio::sync::Mutex<String>,
 }
 
 impl std::fmt::Debug for RegistryFile {
@@ -65,7 +67,7 @@ impl RegistryFile {
     /// `text` is what was loaded from `path` and is in force.
     pub fn new(
         path: PathBuf,
-        text: String,
+        text: &str,
         store: SqliteStore,
         switch: vigil_ingest::intake::RegistrySwitch,
         rules: Arc<RuleSet>,
@@ -77,18 +79,40 @@ impl RegistryFile {
             switch,
             rules,
             clock,
-            text: tokio::sync::Mutex::new(text),
+            in_force: tokio::sync::Mutex::new(sha256_hex(text.as_bytes())),
         }
     }
 
-    /// The text in force.
-    pub async fn text(&self) -> String {
-        self.text.lock().await.clone()
+    /// The text in force: the file's, unless it was changed on disk since (then the
+    /// version the store kept when it came into force).
+    pub async fn text(&self) -> Result<String, ApiError> {
+        let in_force = self.in_force.lock().await;
+        if let Ok(text) = self.current_text(&in_force).await {
+            return Ok(text);
+        }
+        self.store
+            .latest_registry()
+            .await?
+            .ok_or(ApiError::Unavailable)
+    }
+
+    /// The file's text if it is the text in force, else a conflict.
+    async fn current_text(&self, in_force: &str) -> Result<String, ApiError> {
+        let on_disk = tokio::fs::read_to_string(&self.path)
+            .await
+            .unwrap_or_default();
+        if sha256_hex(on_disk.as_bytes()) != in_force {
+            return Err(ApiError::Conflict(format!(
+                "the registry file {} was changed on disk since it was loaded: load it first (SIGHUP to vigil serve), then retry",
+                self.path.display()
+            )));
+        }
+        Ok(on_disk)
     }
 
     /// Reloads the file from disk (SIGHUP): the same checks and steps as a write.
     pub async fn reload(&self) -> Result<Applied, ApiError> {
-        let mut current = self.text.lock().await;
+        let mut in_force = self.in_force.lock().await;
         let text = tokio::fs::read_to_string(&self.path)
             .await
             .map_err(|e| ApiError::Refused(format!("cannot read {}: {e}", self.path.display())))?;
@@ -96,7 +120,7 @@ impl RegistryFile {
         let applied = self
             .switch_to(registry, &text, &self.path.display().to_string())
             .await?;
-        *current = text;
+        *in_force = sha256_hex(text.as_bytes());
         Ok(applied)
     }
 
@@ -106,48 +130,45 @@ impl RegistryFile {
         by: &str,
         edit: impl FnOnce(&mut DocumentMut) -> Result<(), ApiError>,
     ) -> Result<Applied, ApiError> {
-        let mut current = self.text.lock().await;
+        let mut in_force = self.in_force.lock().await;
+        let current = self.current_text(&in_force).await?;
         let mut doc: DocumentMut = current.parse().map_err(|e| {
             ApiError::Refused(format!("the registry in force does not parse as TOML ({e}); replace it with PUT /api/v1/registry"))
         })?;
         edit(&mut doc)?;
+        drop(current);
         let text = doc.to_string();
-        self.write_and_switch(&mut current, text, by).await
+        self.write_and_switch(&mut in_force, text, by).await
     }
 
     /// Replaces the whole text (an import).
     pub async fn replace(&self, by: &str, text: String) -> Result<Applied, ApiError> {
-        let mut current = self.text.lock().await;
-        self.write_and_switch(&mut current, text, by).await
+        let mut in_force = self.in_force.lock().await;
+        self.current_text(&in_force).await?;
+        self.write_and_switch(&mut in_force, text, by).await
     }
 
+    /// Checks, writes, keeps and switches; the caller has checked that the file is
+    /// the text in force.
     async fn write_and_switch(
         &self,
-        current: &mut String,
+        in_force: &mut String,
         text: String,
         by: &str,
     ) -> Result<Applied, ApiError> {
-        let on_disk = tokio::fs::read_to_string(&self.path)
-            .await
-            .unwrap_or_default();
-        if on_disk != *current {
-            return Err(ApiError::Conflict(format!(
-                "the registry file {} was changed on disk since it was loaded: load it first (SIGHUP to vigil serve), then retry",
-                self.path.display()
-            )));
-        }
         // Checked before anything is written.
         let registry = parse(&text, "would have", "nothing was changed")?;
         let path = self.path.clone();
-        let bytes = text.clone().into_bytes();
-        tokio::task::spawn_blocking(move || write_atomically(&path, &bytes))
+        let text = Arc::new(text);
+        let bytes = text.clone();
+        tokio::task::spawn_blocking(move || write_atomically(&path, bytes.as_bytes()))
             .await
             .map_err(|_| ApiError::Unavailable)?
             .map_err(|e| ApiError::Refused(format!("cannot write the registry file: {e}")))?;
         let applied = self
             .switch_to(registry, &text, &format!("api ({by})"))
             .await?;
-        *current = text;
+        *in_force = sha256_hex(text.as_bytes());
         Ok(applied)
     }
 
@@ -234,7 +255,7 @@ fn changed(applied: &Applied) -> Json<Value> {
 
 /// `GET /api/v1/registry`: the TOML in force.
 pub(crate) async fn export(State(s): State<AppState>) -> Result<Response, ApiError> {
-    let text = file(&s)?.text().await;
+    let text = file(&s)?.text().await?;
     Ok((
         [(header::CONTENT_TYPE, "application/toml; charset=utf-8")],
         text,
@@ -530,21 +551,21 @@ pub(crate) async fn set_override(
     let f = file(&s)?;
     let rules = f.rules().clone();
     let now = s.clock.now();
-    // The override is checked against the rules before anything is written: the edit
-    // is made on a copy first.
-    let mut probe: DocumentMut = f.text().await.parse().map_err(|_| ApiError::Unavailable)?;
-    put_override(&mut probe, &id, &rule, o.clone())?;
-    if let Ok(r) = Registry::parse(&probe.to_string()) {
-        let (_, refused) = vigil_ingest::rules::profile_for(&r, &rules, &pid, now);
-        if let Some(refusal) = refused.iter().find(|x| x.rule == rule) {
-            return Err(ApiError::Refused(format!(
-                "override of {rule} refused: {}",
-                refusal.reason
-            )));
-        }
-    }
+    // The override is checked against the rules before anything is written.
     let applied = f
-        .edit(&actor(&user), |doc| put_override(doc, &id, &rule, o))
+        .edit(&actor(&user), |doc| {
+            put_override(doc, &id, &rule, o)?;
+            if let Ok(r) = Registry::parse(&doc.to_string()) {
+                let (_, refused) = vigil_ingest::rules::profile_for(&r, &rules, &pid, now);
+                if let Some(refusal) = refused.iter().find(|x| x.rule == rule) {
+                    return Err(ApiError::Refused(format!(
+                        "override of {rule} refused: {}",
+                        refusal.reason
+                    )));
+                }
+            }
+            Ok(())
+        })
         .await?;
     let set = applied
         .registry

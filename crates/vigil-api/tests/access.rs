@@ -948,7 +948,7 @@ async fn state_with_registry_file_and_clock() -> (
     s.registry = Some(current);
     s.registry_file = Some(Arc::new(vigil_api::registry_write::RegistryFile::new(
         path,
-        text,
+        &text,
         s.store.clone(),
         switch,
         Arc::new(vigil_rules::ruleset::RuleSet::default()),
@@ -1073,6 +1073,11 @@ async fn platform_admins_change_the_registry_through_the_api_checked_as_a_whole(
     let (status, body) = send_json(&s, "DELETE", "/api/v1/devices/glu-new", "tok-root", None).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert!(body["error"].as_str().unwrap().contains("SIGHUP"), "{body}");
+    // The export is still the registry in force (the version the store kept).
+    assert_eq!(
+        s.registry_file.as_ref().unwrap().text().await.unwrap(),
+        exported
+    );
     s.registry_file.as_ref().unwrap().reload().await.unwrap();
     let (status, _) = send_json(&s, "DELETE", "/api/v1/devices/glu-new", "tok-root", None).await;
     assert_eq!(status, StatusCode::OK);

@@ -1563,6 +1563,15 @@ impl SqliteStore {
         Ok(true)
     }
 
+    /// The text of the registry version kept last, if any.
+    pub async fn latest_registry(&self) -> Result<Option<String>, Error> {
+        Ok(
+            sqlx::query_scalar("SELECT text FROM registry_versions ORDER BY id DESC LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
     /// The registry versions kept, oldest first: (loaded, source, text).
     pub async fn registry_versions(&self) -> Result<Vec<(DateTime<Utc>, String, String)>, Error> {
         let rows = sqlx::query("SELECT loaded_ms, source, text FROM registry_versions ORDER BY id")

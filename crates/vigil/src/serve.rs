@@ -108,12 +108,13 @@ async fn serve(config: Config, registry: Registry, registry_text: String) -> any
     // The registry file: reloaded on SIGHUP, changed through the API, one at a time.
     let registry_file = Arc::new(vigil_api::registry_write::RegistryFile::new(
         config.registry.clone(),
-        registry_text.clone(),
+        &registry_text,
         store.clone(),
         intake.registry_switch(),
         rule_set.clone(),
         Arc::new(SystemClock),
     ));
+    drop(registry_text);
     let rules = vigil_ingest::rules::RuleRunner::start(
         store.clone(),
         intake.current_registry(),
