@@ -33,6 +33,13 @@ echo "ingester ready: $(grep VmRSS "/proc/$serve_pid/status" | tr -s ' ')"
     --batch 10 --rate "$RATE" --seconds "$LOAD_SECONDS" --connections 4 \
     --metrics "http://$http" --ingester-pid "$serve_pid" --json \
     > "$work/memory.json" 2> "$work/memory.log"
+python3 - "$http" <<'PY'
+import sys, urllib.request
+text = urllib.request.urlopen(f"http://{sys.argv[1]}/metrics", timeout=60).read().decode()
+keep = ("vigil_readings_stored_total ", "vigil_alerts_opened_total ", "vigil_rule_readings_evaluated_total ",
+        "vigil_alert_events_total ")
+print("ingester at the end: " + "; ".join(l for l in text.splitlines() if l.startswith(keep)))
+PY
 stop_serve
 stop_broker
 

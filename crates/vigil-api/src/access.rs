@@ -343,29 +343,30 @@ pub async fn guard(State(s): State<AppState>, mut req: Request, next: Next) -> R
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     let cookie = crate::session::cookie_token(req.headers());
+    // A store that does not answer is not a missing sign-in: 503, not 401.
     let (user, by_cookie) = match (s.auth, bearer, cookie) {
-        (false, _, _) => (None, false),
+        (false, _, _) => (Ok(None), false),
         (true, Some(t), _) => (
-            s.store
-                .user_by_token(&sha256_hex(t.as_bytes()))
-                .await
-                .ok()
-                .flatten(),
+            s.store.user_by_token(&sha256_hex(t.as_bytes())).await,
             false,
         ),
         (true, None, Some(c)) => (
             s.store
                 .user_by_session(&sha256_hex(c.as_bytes()), s.clock.now())
-                .await
-                .ok()
-                .flatten(),
+                .await,
             true,
         ),
-        (true, None, None) => (None, false),
+        (true, None, None) => (Ok(None), false),
     };
+    let store_answered = user.is_ok();
+    let user = user.ok().flatten();
     let changes = !matches!(*req.method(), Method::GET | Method::HEAD);
     // Who, and whether they may.
     let decision = match (&user, s.auth) {
+        (None, true) if !store_answered => Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the clinical store did not answer while checking who you are: retry",
+        )),
         (None, true) => Err((
             StatusCode::UNAUTHORIZED,
             "sign in (POST /api/v1/session) or send an API token: Authorization: Bearer <token> (vigil users add makes one)",

@@ -360,8 +360,12 @@ async fn readyz(State(s): State<AppState>) -> Response {
     // and acknowledges) while the time-series database is away; the sink catches up.
     // What the ingester has taken and holds (cheap counters: a load generator polls
     // them to know when its load is in; /metrics scans the store).
-    let intake = json!({"readings_received": s.stats.readings_received.load(Ordering::Relaxed),
-                        "pending_publishes": s.stats.pending.load(Ordering::Relaxed)});
+    let mut intake = json!({"readings_received": s.stats.readings_received.load(Ordering::Relaxed),
+                            "readings_stored": s.stats.readings_stored.load(Ordering::Relaxed),
+                            "pending_publishes": s.stats.pending.load(Ordering::Relaxed)});
+    if let Some(r) = &s.rules {
+        intake["rules_evaluated"] = r.readings_evaluated.load(Ordering::Relaxed).into();
+    }
     let body = match &s.sink {
         Some(k) => {
             json!({"mqtt_subscribed": subscribed, "store": store, "intake": intake, "tsdb": {

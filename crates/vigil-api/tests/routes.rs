@@ -81,7 +81,7 @@ async fn health_is_always_ok_and_readiness_waits_for_the_subscription() {
     assert_eq!(
         json_of(&body),
         json!({"mqtt_subscribed": false, "store": true,
-               "intake": {"readings_received": 0, "pending_publishes": 0}})
+               "intake": {"readings_received": 0, "readings_stored": 0, "pending_publishes": 0}})
     );
     s.stats.subscriptions_acked.store(1, Ordering::Relaxed);
     assert_eq!(get(&s, "/readyz").await.0, StatusCode::OK);

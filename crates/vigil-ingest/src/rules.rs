@@ -164,7 +164,9 @@ fn enrolment(registry: &Registry, patient: &PatientId) -> Option<DateTime<Utc>> 
 }
 
 struct Engines {
-    engines: HashMap<PatientId, Engine>,
+    /// Boxed: an engine is about 1.3 kB (its thresholds most of it), and a map's
+    /// spare slots would each hold one (173 MB for 100 000 patients, inline).
+    engines: HashMap<PatientId, Box<Engine>>,
     registry: Arc<Registry>,
     rules: Arc<RuleSet>,
 }
@@ -180,7 +182,7 @@ impl Engines {
                     r.rule, r.reason
                 );
             }
-            let mut engine = Engine::new(profile);
+            let mut engine = Box::new(Engine::new(profile));
             if let Some(at) = enrolment(registry, patient) {
                 engine.enrol(at);
             }
@@ -287,6 +289,12 @@ fn record(patient: &PatientId, e: &Event) -> AlertEventRecord {
     }
 }
 
+/// Readings evaluated per pass. The store has one connection, which the intake's
+/// commits hold most of the time under load: each pass waits for it (three times), so
+/// a small page left the engine behind the intake (5 000 readings/s evaluated against
+/// 16 000 committed with 100 000 patients; BENCHMARKS.md).
+const PAGE: u32 = 5000;
+
 async fn run(
     store: SqliteStore,
     registry: CurrentRegistry,
@@ -355,7 +363,7 @@ async fn run(
     }
     let mut after = 0;
     loop {
-        let Ok(rows) = store.rule_inputs(after, cursor, since, 5000).await else {
+        let Ok(rows) = store.rule_inputs(after, cursor, since, PAGE).await else {
             stats.errors.fetch_add(1, Ordering::Relaxed);
             pause(&mut stopped, Duration::from_secs(1)).await;
             if *stopped.borrow() {
@@ -394,7 +402,7 @@ async fn run(
         }
         let mut records = Vec::new();
         let rows = match store
-            .rule_inputs(cursor, i64::MAX, DateTime::<Utc>::MIN_UTC, 1000)
+            .rule_inputs(cursor, i64::MAX, DateTime::<Utc>::MIN_UTC, PAGE)
             .await
         {
             Ok(rows) => rows,
@@ -440,7 +448,7 @@ async fn run(
         // Timers, on the clock, once the backlog is evaluated (a timer must not fire
         // before the reading that would have settled it is seen).
         let now = clock.now();
-        if rows.len() < 1000 {
+        if rows.len() < PAGE as usize {
             for (patient, engine) in &mut engines.engines {
                 records.extend(engine.advance(now).iter().map(|e| record(patient, e)));
             }
@@ -481,7 +489,7 @@ async fn run(
             }
         }
         stats.passes.fetch_add(1, Ordering::Release);
-        if rows.len() < 1000 {
+        if rows.len() < PAGE as usize {
             let commit = async {
                 match &committed {
                     Some(n) => n.notified().await,

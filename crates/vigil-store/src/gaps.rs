@@ -153,7 +153,7 @@ async fn insert_gap_rows(
                 .push_bind(r.last_request_ms)
                 .push_bind(r.next_request_ms);
         });
-        b.build().execute(&mut *tx).await?;
+        b.build().persistent(false).execute(&mut *tx).await?;
     }
     Ok(())
 }
@@ -188,7 +188,7 @@ pub(crate) async fn track_all(
             list.push_bind(*g);
         }
         b.push(")");
-        for r in b.build().fetch_all(&mut *tx).await? {
+        for r in b.build().persistent(false).fetch_all(&mut *tx).await? {
             marks.insert(r.try_get(0)?, (r.try_get(1)?, r.try_get(2)?));
         }
     }

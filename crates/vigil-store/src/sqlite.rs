@@ -265,6 +265,7 @@ async fn insert_readings(
     });
     b.push(" ON CONFLICT (identity) DO NOTHING RETURNING identity");
     b.build()
+        .persistent(false)
         .fetch_all(&mut *tx)
         .await?
         .iter()
@@ -292,12 +293,17 @@ async fn committed_before(
                 .push_unseparated(")");
         }
         b.push(")");
-        for r in b.build().fetch_all(&mut *tx).await? {
+        for r in b.build().persistent(false).fetch_all(&mut *tx).await? {
             out.insert((r.try_get(0)?, r.try_get(1)?));
         }
     }
     Ok(out)
 }
+
+// Statements built for a number of rows (`QueryBuilder`) run with `persistent(false)`:
+// each row count is another SQL text, and sqlx's cache of prepared statements (100 per
+// connection) would keep one compiled program per count, some hundred kB each for a
+// few hundred rows: resident memory grew by hundreds of MB under load. BENCHMARKS.md.
 
 /// The clinical store in one SQLite file.
 #[derive(Debug, Clone)]
@@ -314,7 +320,12 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(std::time::Duration::from_secs(10));
+            .busy_timeout(std::time::Duration::from_secs(10))
+            // sqlx hands rows from its SQLite thread through a channel of this size;
+            // at its default (50) a page of thousands of rows (the rule engine's)
+            // stops that thread, and with it the only connection, every 50 rows
+            // until the task reading them runs.
+            .row_buffer_size(4096);
         Self::with_options(options, &path.display().to_string()).await
     }
 
@@ -453,7 +464,7 @@ impl SqliteStore {
                     .push_bind(env.received.timestamp_millis())
                     .push_bind(q.raw.to_string());
             });
-            b.build().execute(&mut *tx).await?;
+            b.build().persistent(false).execute(&mut *tx).await?;
         }
         for (i, _) in &quarantined {
             outcomes[*i].quarantined += 1;
@@ -471,7 +482,7 @@ impl SqliteStore {
                     .push_bind(out.duplicates)
                     .push_bind(out.quarantined);
             });
-            b.build().execute(&mut *tx).await?;
+            b.build().persistent(false).execute(&mut *tx).await?;
         }
         let marks: Vec<(&GatewayId, u64, i64)> = fresh
             .iter()

@@ -462,13 +462,27 @@ async fn scrape(base: &str) -> anyhow::Result<String> {
     get(base, "/metrics").await
 }
 
-/// (readings received, publishes pending) from `/readyz`: cheap counters, polled while
-/// the load drains (`/metrics` counts the store, too costly to poll under load).
-async fn intake(base: &str) -> anyhow::Result<(f64, f64)> {
+/// The ingester's progress from `/readyz`: cheap counters, polled while the load
+/// drains (`/metrics` counts the store, too costly to poll under load).
+#[derive(Debug, Clone, Copy, Default)]
+struct Intake {
+    received: f64,
+    stored: f64,
+    pending: f64,
+    /// Stored readings the rule engine has evaluated (when it runs).
+    evaluated: Option<f64>,
+}
+
+async fn intake(base: &str) -> anyhow::Result<Intake> {
     let body: Value = serde_json::from_str(&get(base, "/readyz").await?)
         .context("the ingester's /readyz is not JSON")?;
     let n = |k: &str| body["intake"][k].as_f64().unwrap_or_default();
-    Ok((n("readings_received"), n("pending_publishes")))
+    Ok(Intake {
+        received: n("readings_received"),
+        stored: n("readings_stored"),
+        pending: n("pending_publishes"),
+        evaluated: body["intake"]["rules_evaluated"].as_f64(),
+    })
 }
 
 /// `GET {base}{path}` over a plain socket: the body.
@@ -611,14 +625,11 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
         .await
         .context("the broker did not confirm the subscription within 10 s")?
         .ok();
-    let received_at_start = match &args.metrics {
-        Some(m) => {
-            intake(m)
-                .await
-                .with_context(|| format!("reading {m}/readyz"))?
-                .0
-        }
-        None => 0.0,
+    let at_start = match &args.metrics {
+        Some(m) => intake(m)
+            .await
+            .with_context(|| format!("reading {m}/readyz"))?,
+        None => Intake::default(),
     };
 
     // Memory of the ingester: the peak (sampled every 200 ms), and every 10 s a
@@ -687,7 +698,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
                 let done = match &metrics {
                     Some(m) => intake(m)
                         .await
-                        .map(|(taken, _)| taken - received_at_start)
+                        .map(|i| i.received - at_start.received)
                         .unwrap_or(0.0) as u64,
                     None => r.load(Ordering::Relaxed),
                 };
@@ -726,8 +737,17 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
                     .unwrap_or_else(Instant::now);
             }
         } else if let Some(m) = &args.metrics {
-            let (taken, pending) = intake(m).await?;
-            if taken - received_at_start >= readings as f64 && pending == 0.0 {
+            // Every reading taken and committed, and every stored one evaluated by
+            // the rule engine: the figure is for the whole path, rules included.
+            let now = intake(m).await?;
+            let evaluated = match (now.evaluated, at_start.evaluated) {
+                (Some(n), Some(s)) => n - s >= now.stored - at_start.stored,
+                _ => true,
+            };
+            if now.received - at_start.received >= readings as f64
+                && now.pending == 0.0
+                && evaluated
+            {
                 break Instant::now();
             }
         }
