@@ -30,7 +30,7 @@ start_broker
 start_serve memory
 echo "ingester ready: $(grep VmRSS "/proc/$serve_pid/status" | tr -s ' ')"
 "$VIGIL" loadgen run --patients "$PATIENTS" --broker "mqtt://127.0.0.1:$port" \
-    --batch 10 --rate "$RATE" --seconds "$LOAD_SECONDS" --connections 4 \
+    --batch 10 --rate "$RATE" --seconds "$LOAD_SECONDS" --connections 4 --drain-timeout 900 \
     --metrics "http://$http" --ingester-pid "$serve_pid" --json \
     > "$work/memory.json" 2> "$work/memory.log"
 python3 - "$http" <<'PY'

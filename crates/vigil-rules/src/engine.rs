@@ -2,7 +2,7 @@
 //!
 //! Implements, from `clinical/rules.md`:
 //! - the **acute rules** of §1: `bp_crisis` (sessions of readings within 3 minutes,
-//!   scored by their mean; confirmed by a second session 5–30 minutes later or by a
+//!   at most [`SESSION_READINGS`] of them, scored by their mean; confirmed by a second session 5–30 minutes later or by a
 //!   red-flag symptom, else `bp_crisis_unconfirmed` when the 30 minutes pass; a repeat
 //!   below the threshold cancels it), `bp_hypotension` (confirmed the same way, or by a
 //!   symptom), the glucose, SpO2 (both scales), heart-rate (single-reading), temperature
@@ -170,6 +170,13 @@ struct Trigger {
     display: String,
     evidence: Vec<Evidence>,
 }
+
+/// The most readings one BP session holds. Measurement protocols take two or three
+/// (clinical rules §1, §5); "readings within 3 min of each other" would otherwise
+/// chain a device that measures more often than that (an ambulatory monitor, a stuck
+/// cuff) into one endless session, its readings kept and re-scored at every reading.
+/// The next reading starts a new session.
+pub const SESSION_READINGS: usize = 12;
 
 /// An alert episode.
 #[derive(Debug, Clone, PartialEq)]
@@ -951,10 +958,12 @@ impl Engine {
         now: DateTime<Utc>,
         events: &mut Vec<Event>,
     ) {
-        // Join the session under way, or start a new one.
+        // Join the session under way, or start a new one (also once it holds
+        // SESSION_READINGS: see there).
         let joins = self.session.as_ref().is_some_and(|s| {
             measured >= s.last
                 && measured - s.last <= TimeDelta::minutes(self.profile.rules.bp.session_minutes)
+                && s.systolic.len() < SESSION_READINGS
         });
         let reading = self.trigger.evidence.clone();
         if joins && let Some(s) = self.session.as_mut() {
