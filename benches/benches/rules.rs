@@ -58,7 +58,7 @@ fn rules(c: &mut Criterion) {
         spo2_scale: Some(1),
         timezone: chrono_tz::Asia::Shanghai,
         ladder: Ladder::default(),
-        thresholds: Thresholds::from_rules(&set, false),
+        thresholds: Arc::new(Thresholds::from_rules(&set, false)),
         rules: set.clone(),
     };
     let offset = FixedOffset::east_opt(8 * 3600).unwrap();

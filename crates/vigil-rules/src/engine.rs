@@ -77,8 +77,9 @@ pub struct Profile {
     pub ladder: Ladder,
     /// The rule set in force (thresholds that overrides do not move, windows, clears).
     pub rules: Arc<RuleSet>,
-    /// The §1 thresholds of the rule set with this patient's overrides applied.
-    pub thresholds: Thresholds,
+    /// The §1 thresholds of the rule set with this patient's overrides applied
+    /// (shared between patients without overrides).
+    pub thresholds: Arc<Thresholds>,
 }
 
 impl Profile {

@@ -218,11 +218,11 @@ impl Scenario {
             spo2_scale,
             timezone,
             ladder: Ladder::default(),
-            thresholds: Thresholds::defaults(false),
+            thresholds: Arc::new(Thresholds::defaults(false)),
             rules: rules.clone(),
         };
-        profile.thresholds = Thresholds::from_rules(&rules, profile.scale2());
-        let refused = profile.thresholds.apply(&requests, first);
+        profile.thresholds = Arc::new(Thresholds::from_rules(&rules, profile.scale2()));
+        let refused = Arc::make_mut(&mut profile.thresholds).apply(&requests, first);
         Ok(Scenario {
             profile,
             refused,
