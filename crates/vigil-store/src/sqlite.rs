@@ -309,6 +309,14 @@ async fn committed_before(
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
+    /// A second connection for the rule engine's reads (a file store only; WAL lets
+    /// it read while the writer commits): without it, each of the engine's pages
+    /// waited for the intake's commit to finish. In memory, the same pool.
+    read: SqlitePool,
+    /// An in-memory store's database lives while a connection to it is open, and the
+    /// pool closes its one connection when a cancelled query leaves it unusable (or
+    /// after its lifetime): this idle connection keeps the database.
+    _anchor: Option<std::sync::Arc<std::sync::Mutex<sqlx::SqliteConnection>>>,
 }
 
 impl SqliteStore {
@@ -326,13 +334,31 @@ impl SqliteStore {
             // stops that thread, and with it the only connection, every 50 rows
             // until the task reading them runs.
             .row_buffer_size(4096);
-        Self::with_options(options, &path.display().to_string()).await
+        let mut store = Self::with_options(options.clone(), &path.display().to_string()).await?;
+        store.read = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(|source| Error::Open {
+                path: path.display().to_string(),
+                source,
+            })?;
+        Ok(store)
     }
 
     /// A private in-memory store (tests, `envelope check`-like tools).
     pub async fn in_memory() -> Result<SqliteStore, Error> {
+        use sqlx::ConnectOptions;
+        // A named, shared-cache database (sqlx's ":memory:"): every connection made
+        // with these options opens the same one.
         let options = SqliteConnectOptions::from_str("sqlite::memory:")?;
-        Self::with_options(options, ":memory:").await
+        let anchor = options.connect().await.map_err(|source| Error::Open {
+            path: ":memory:".to_owned(),
+            source,
+        })?;
+        let mut store = Self::with_options(options, ":memory:").await?;
+        store._anchor = Some(std::sync::Arc::new(std::sync::Mutex::new(anchor)));
+        Ok(store)
     }
 
     async fn with_options(options: SqliteConnectOptions, name: &str) -> Result<SqliteStore, Error> {
@@ -387,7 +413,11 @@ impl SqliteStore {
         .await?;
         // Gap tracking starts at each gateway's highest batch in a store from before it.
         crate::gaps::start_tracking(&pool).await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            read: pool.clone(),
+            pool,
+            _anchor: None,
+        })
     }
 
     /// Commits several envelopes in one transaction and returns, per envelope, what
@@ -788,7 +818,7 @@ impl SqliteStore {
         .bind(up_to)
         .bind(since.timestamp_millis())
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await?;
         rows.iter()
             .map(|row| {
@@ -888,7 +918,7 @@ impl SqliteStore {
         )
         .bind(after)
         .bind(since.timestamp_millis())
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await?;
         rows.iter()
             .map(|r| {
