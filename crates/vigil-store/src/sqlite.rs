@@ -331,8 +331,8 @@ impl SqliteStore {
             .busy_timeout(std::time::Duration::from_secs(10))
             // sqlx hands rows from its SQLite thread through a channel of this size;
             // at its default (50) a page of thousands of rows (the rule engine's)
-            // stops that thread, and with it the only connection, every 50 rows
-            // until the task reading them runs.
+            // stops that thread, and its connection, every 50 rows until the task
+            // reading them runs.
             .row_buffer_size(4096);
         let mut store = Self::with_options(options.clone(), &path.display().to_string()).await?;
         store.read = SqlitePoolOptions::new()
