@@ -33,13 +33,6 @@ echo "ingester ready: $(grep VmRSS "/proc/$serve_pid/status" | tr -s ' ')"
     --batch 10 --rate "$RATE" --seconds "$LOAD_SECONDS" --connections 4 --drain-timeout 900 \
     --metrics "http://$http" --ingester-pid "$serve_pid" --json \
     > "$work/memory.json" 2> "$work/memory.log"
-python3 - "$http" <<'PY'
-import sys, urllib.request
-text = urllib.request.urlopen(f"http://{sys.argv[1]}/metrics", timeout=60).read().decode()
-keep = ("vigil_readings_stored_total ", "vigil_alerts_opened_total ", "vigil_rule_readings_evaluated_total ",
-        "vigil_alert_events_total ")
-print("ingester at the end: " + "; ".join(l for l in text.splitlines() if l.startswith(keep)))
-PY
 stop_serve
 stop_broker
 
@@ -54,6 +47,7 @@ for t, mb in samples:
 first = [mb for t, mb in samples if t < 60]
 last_t = samples[-1][0] if samples else 0
 last = [mb for t, mb in samples if t > last_t - 60]
-print(f"readings/s committed: {r['readings_per_second']:,.0f}; stored {ing['stored']:,.0f}")
+print(f"readings/s committed and evaluated: {r['readings_per_second']:,.0f}; stored {ing['stored']:,.0f}, "
+      f"evaluated by the rules {ing['rules_evaluated']:,.0f}, alerts opened {ing['alerts_opened']:,.0f}")
 print(f"peak RSS {ing['peak_rss_mb']:.0f} MB; first minute max {max(first):.0f} MB, last minute max {max(last):.0f} MB, growth {max(last) - max(first):+.0f} MB")
 PY

@@ -158,9 +158,6 @@ async fn insert_gap_rows(
     Ok(())
 }
 
-/// Records a newly committed envelope in its gateway's gap state, inside the commit's
-/// transaction: a new gateway gets its baseline, a jump opens a gap, a batch inside a
-/// gap splits it, and the watermark moves up to below the lowest gap left.
 /// [`track`] for the envelopes of one transaction, in their order. A gateway whose
 /// envelopes here continue its sequence with nothing missing (the common case) costs
 /// one statement; any other falls back to [`track`] envelope by envelope. The marks
@@ -240,6 +237,9 @@ pub(crate) async fn track_all(
     Ok(())
 }
 
+/// Records a newly committed envelope in its gateway's gap state, inside the commit's
+/// transaction: a new gateway gets its baseline, a jump opens a gap, a batch inside a
+/// gap splits it, and the watermark moves up to below the lowest gap left.
 pub(crate) async fn track(
     tx: &mut SqliteConnection,
     gateway: &GatewayId,

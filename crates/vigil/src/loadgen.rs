@@ -799,6 +799,8 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
             "stored": metric(&end_metrics, "vigil_readings_stored_total") ,
             "quarantined": metric(&end_metrics, "vigil_readings_quarantined_total"),
             "duplicates": metric(&end_metrics, "vigil_readings_duplicate_total"),
+            "rules_evaluated": metric(&end_metrics, "vigil_rule_readings_evaluated_total"),
+            "alerts_opened": metric(&end_metrics, "vigil_alerts_opened_total"),
             "peak_rss_mb": args.ingester_pid.map(|_| peak_kb.load(Ordering::Relaxed) as f64 / 1024.0),
             "rss_mb_every_10s": rss_samples.lock().map(|s| s.clone()).unwrap_or_default(),
         })),

@@ -120,6 +120,12 @@ fn loadgen_measures_the_broker_alone_and_an_ingester_that_accounts_for_every_rea
         "{run}"
     );
     assert!(published["invalid"].as_u64().unwrap() >= 20);
+    // The run ends only once the rule engine has evaluated every stored reading.
+    assert_eq!(
+        ingester["rules_evaluated"].as_f64().unwrap(),
+        stored,
+        "{run}"
+    );
     let alerts = &run["alert_latency_ms"];
     // About one reading in a hundred (each of the 4 connections sends whole ones).
     assert!(alerts["sent"].as_u64().unwrap() >= 12, "{run}");
