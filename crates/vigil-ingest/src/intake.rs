@@ -553,47 +553,97 @@ async fn write_acks(
     }
 }
 
-/// The worker's view of the registry: the current one, and the generation it uses.
+/// The worker's view of the registry: the current one, and the generation in use.
 struct Registries {
     current: watch::Receiver<(u64, Arc<Registry>)>,
     in_use: watch::Sender<u64>,
 }
 
-impl Registries {
-    /// The current registry, noting that the worker uses it from now on.
-    fn take(&mut self) -> Arc<Registry> {
-        let (generation, registry) = self.current.borrow_and_update().clone();
-        self.in_use.send_replace(generation);
-        registry
-    }
+/// A group of publishes the preparing stage has decoded, validated and attributed,
+/// on its way to the committing stage; or a registry switch between two groups.
+enum Staged {
+    Batch {
+        batch: Vec<Taken>,
+        commits: Vec<EnvelopeCommit>,
+        /// Payloads that are not usable envelopes: (topic's gateway, payload, why).
+        rejected: Vec<(vigil_model::GatewayId, Vec<u8>, String)>,
+        received: chrono::DateTime<chrono::Utc>,
+        taken_at: std::time::Instant,
+    },
+    /// Every group before this one was prepared with an older registry: once they are
+    /// committed, this generation is the one in use.
+    Switched(u64),
 }
 
+/// Groups prepared ahead of the commit under way: one is enough to overlap decoding
+/// with committing, and bounds what is held to two groups past the one committing.
+const STAGED_AHEAD: usize = 1;
+
+/// The intake's worker, two stages on two tasks so that they run on both cores: one
+/// decodes, validates and attributes the next group of publishes while the other
+/// commits the group before and acknowledges it. Groups are committed, and
+/// acknowledged, in the order they were taken.
 #[allow(clippy::too_many_arguments)]
 async fn work<S: ClinicalStore>(
-    mut rx: mpsc::UnboundedReceiver<Taken>,
+    rx: mpsc::UnboundedReceiver<Taken>,
     acks: mpsc::UnboundedSender<Done>,
     on_commit: Vec<Arc<Notify>>,
     store: S,
-    mut registries: Registries,
+    registries: Registries,
+    clock: Arc<dyn Clock>,
+    max_batch: usize,
+    stats: Arc<IntakeStats>,
+    stopped: watch::Receiver<bool>,
+) {
+    let (staged_tx, staged_rx) = mpsc::channel(STAGED_AHEAD);
+    let Registries { current, in_use } = registries;
+    let preparer = tokio::spawn(prepare_batches(
+        rx,
+        staged_tx,
+        current,
+        clock,
+        max_batch,
+        stats.clone(),
+        stopped,
+    ));
+    commit_batches(staged_rx, acks, on_commit, store, in_use, stats).await;
+    let _ = preparer.await;
+}
+
+/// The first stage: takes the publishes waiting (up to `max_batch`), prepares them
+/// with the current registry and hands them on. Stops taking when `stopped`; what it
+/// took is committed by the second stage before that one ends.
+async fn prepare_batches(
+    mut rx: mpsc::UnboundedReceiver<Taken>,
+    staged: mpsc::Sender<Staged>,
+    mut current: watch::Receiver<(u64, Arc<Registry>)>,
     clock: Arc<dyn Clock>,
     max_batch: usize,
     stats: Arc<IntakeStats>,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let mut registry = registries.take();
+    let (mut generation, mut registry) = current.borrow_and_update().clone();
+    if staged.send(Staged::Switched(generation)).await.is_err() {
+        return;
+    }
     loop {
-        let first = tokio::select! {
-            p = rx.recv() => match p { Some(p) => p, None => return },
+        let (first, switch) = tokio::select! {
+            p = rx.recv() => match p {
+                Some(p) => (Some(p), current.has_changed().unwrap_or(false)),
+                None => return,
+            },
             _ = stopped.changed() => return,
-            // Between batches: switch at once.
-            Ok(()) = registries.current.changed() => {
-                registry = registries.take();
-                continue;
-            }
+            // Between groups: switch at once.
+            Ok(()) = current.changed() => (None, true),
         };
-        if registries.current.has_changed().unwrap_or(false) {
-            registry = registries.take();
+        if switch {
+            let (g, r) = current.borrow_and_update().clone();
+            (generation, registry) = (g, r);
+            if staged.send(Staged::Switched(generation)).await.is_err() {
+                return;
+            }
         }
+        let Some(first) = first else { continue };
         let mut batch = vec![first];
         while batch.len() < max_batch {
             match rx.try_recv() {
@@ -602,9 +652,9 @@ async fn work<S: ClinicalStore>(
             }
         }
         let received = clock.now();
-        let started = std::time::Instant::now();
+        let taken_at = std::time::Instant::now();
         let mut commits: Vec<EnvelopeCommit> = Vec::new();
-        let mut rejected: Vec<(vigil_model::GatewayId, Vec<u8>, String)> = Vec::new();
+        let mut rejected = Vec::new();
         for p in batch.iter().map(|t| &t.publish) {
             let gateway = match Topic::parse(&p.topic) {
                 Ok(Topic::Readings(gw)) => gw,
@@ -621,7 +671,44 @@ async fn work<S: ClinicalStore>(
                 Err(e) => rejected.push((gateway, p.payload.to_vec(), e.message)),
             }
         }
-        // Commit (retrying while acks are withheld), then ack in receive order.
+        let group = Staged::Batch {
+            batch,
+            commits,
+            rejected,
+            received,
+            taken_at,
+        };
+        if staged.send(group).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The second stage: commits each prepared group (retrying while its acks are
+/// withheld), then acknowledges it in receive order. Ends when the first stage has
+/// ended and everything it handed on is committed.
+async fn commit_batches<S: ClinicalStore>(
+    mut staged: mpsc::Receiver<Staged>,
+    acks: mpsc::UnboundedSender<Done>,
+    on_commit: Vec<Arc<Notify>>,
+    store: S,
+    in_use: watch::Sender<u64>,
+    stats: Arc<IntakeStats>,
+) {
+    while let Some(group) = staged.recv().await {
+        let (batch, mut commits, mut rejected, received, taken_at) = match group {
+            Staged::Switched(generation) => {
+                in_use.send_replace(generation);
+                continue;
+            }
+            Staged::Batch {
+                batch,
+                commits,
+                rejected,
+                received,
+                taken_at,
+            } => (batch, commits, rejected, received, taken_at),
+        };
         let mut delay = Duration::from_millis(50);
         // Each unusable payload is kept once: a retry after a failed commit does not
         // keep it again.
@@ -645,7 +732,7 @@ async fn work<S: ClinicalStore>(
                 }
             }
         };
-        stats.commit_latency.observe(started.elapsed());
+        stats.commit_latency.observe(taken_at.elapsed());
         stats.commits.fetch_add(1, Ordering::Relaxed);
         for n in &on_commit {
             n.notify_one();
