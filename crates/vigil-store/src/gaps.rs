@@ -189,6 +189,10 @@ pub(crate) async fn track_all(
             marks.insert(r.try_get(0)?, (r.try_get(1)?, r.try_get(2)?));
         }
     }
+    // Gateways whose envelopes simply continue their sequence, nothing open (or new
+    // gateways, their envelopes consecutive): (gateway, baseline if new, last batch),
+    // written below with one statement per 500 rather than one each.
+    let mut moves: Vec<(&str, i64, i64)> = Vec::new();
     for g in order {
         let seqs = &by_gateway[g];
         let run: Option<Vec<i64>> = seqs.iter().map(|(s, _)| i64::try_from(*s).ok()).collect();
@@ -203,28 +207,11 @@ pub(crate) async fn track_all(
                 if through == highest
                     && highest.checked_add(1).is_some_and(|f| consecutive(f, &run)) =>
             {
-                let last = run[run.len() - 1];
-                sqlx::query(
-                    "UPDATE gateway_seqs SET highest = ?1, contiguous_through = ?1 WHERE gateway_id = ?2",
-                )
-                .bind(last)
-                .bind(g)
-                .execute(&mut *tx)
-                .await?;
+                moves.push((g, run[0], run[run.len() - 1]));
             }
             // A gateway seen for the first time, its envelopes consecutive.
             (Some(run), None) if consecutive(run[0], &run) => {
-                let last = run[run.len() - 1];
-                sqlx::query(
-                    "INSERT INTO gateway_seqs (gateway_id, baseline, contiguous_through, highest)
-                     VALUES (?, ?, ?, ?)",
-                )
-                .bind(g)
-                .bind(run[0])
-                .bind(last)
-                .bind(last)
-                .execute(&mut *tx)
-                .await?;
+                moves.push((g, run[0], run[run.len() - 1]));
             }
             _ => {
                 let gateway = GatewayId::parse(g).map_err(|e| corrupt("gateway id", e))?;
@@ -233,6 +220,24 @@ pub(crate) async fn track_all(
                 }
             }
         }
+    }
+    // A new gateway's row starts at its first batch (the baseline); a known one keeps
+    // its baseline and its watermark and highest move to the last batch.
+    for chunk in moves.chunks(500) {
+        let mut b = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO gateway_seqs (gateway_id, baseline, contiguous_through, highest) ",
+        );
+        b.push_values(chunk, |mut v, (g, first, last)| {
+            v.push_bind(*g)
+                .push_bind(*first)
+                .push_bind(*last)
+                .push_bind(*last);
+        });
+        b.push(
+            " ON CONFLICT (gateway_id) DO UPDATE SET
+                 contiguous_through = excluded.contiguous_through, highest = excluded.highest",
+        );
+        b.build().persistent(false).execute(&mut *tx).await?;
     }
     Ok(())
 }
@@ -834,5 +839,64 @@ mod tests {
         );
         commit(&store, "gw-1", &[12], 10).await;
         assert_eq!(ranges(&store, "gw-1").await, [(10, 11)]);
+    }
+
+    /// The gap state of every gateway, as the API and the backfill requester see it.
+    async fn gap_state(
+        store: &SqliteStore,
+    ) -> (Vec<Option<SeqMarks>>, Vec<GatewayGaps>, GapTotals) {
+        let mut marks = Vec::new();
+        for g in ["gw-1", "gw-2", "gw-3"] {
+            marks.push(store.seq_marks(&gw(g)).await.unwrap());
+        }
+        (
+            marks,
+            store.gateway_gaps().await.unwrap(),
+            store.gap_totals().await.unwrap(),
+        )
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// A commit of many envelopes tracks gaps exactly as committing them one by
+        /// one does (the commit groups gateways whose sequence simply continues into
+        /// one statement; everything else goes envelope by envelope).
+        #[test]
+        fn committing_envelopes_together_tracks_gaps_as_committing_them_one_by_one(
+            envelopes in proptest::collection::vec((0..3usize, 1..30u64), 1..60),
+            cuts in proptest::collection::vec(1..12usize, 1..20),
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let (together, alone) = runtime.block_on(async {
+                let names = ["gw-1", "gw-2", "gw-3"];
+                let envelope = |&(g, seq): &(usize, u64)| EnvelopeCommit {
+                    gateway_id: gw(names[g]),
+                    batch_seq: seq,
+                    received: at(0),
+                    items: Vec::new(),
+                };
+                let grouped = SqliteStore::in_memory().await.unwrap();
+                let mut rest = envelopes.as_slice();
+                for n in cuts.iter().cycle() {
+                    if rest.is_empty() {
+                        break;
+                    }
+                    let (group, after) = rest.split_at((*n).min(rest.len()));
+                    let group: Vec<EnvelopeCommit> = group.iter().map(envelope).collect();
+                    grouped.commit(&group).await.unwrap();
+                    rest = after;
+                }
+                let single = SqliteStore::in_memory().await.unwrap();
+                for e in &envelopes {
+                    single.commit(&[envelope(e)]).await.unwrap();
+                }
+                (gap_state(&grouped).await, gap_state(&single).await)
+            });
+            proptest::prop_assert_eq!(together, alone);
+        }
     }
 }
