@@ -15,7 +15,10 @@
 #                                       # (work directory, SCENARIO-REP.perf.data)
 #
 # Environment: REPS (3), SECONDS_PER_RUN (10), PATIENTS (2000), SCENARIOS (all:
-# one ten ecg130 ecg500x12 alerts), ALERT_RATE (readings/s of `alerts`, 5000),
+# one ten ecg130 ecg500x12 alerts fleet), ALERT_RATE (readings/s of `alerts`, 5000),
+# FLEET_PATIENTS (the `fleet` scenario's patients, 12000: 10 000 of their gateways
+# publish, each on its own connection; the file-descriptor limit is raised to the
+# hard limit, which must allow 10 100),
 # VIGIL (target/release/vigil, built when missing), SERVE (the binary run as `vigil
 # serve`: VIGIL by default; another build to compare two versions of the ingester
 # under the same load generator), INGEST_TOML (lines for the ingester's [ingest]
@@ -27,11 +30,10 @@ cd "$(dirname "$0")/.."
 REPS=${REPS:-3}
 RUN_SECONDS=${SECONDS_PER_RUN:-10}
 PATIENTS=${PATIENTS:-2000}
-SCENARIOS=${SCENARIOS:-"one ten ecg130 ecg500x12 alerts"}
+SCENARIOS=${SCENARIOS:-"one ten ecg130 ecg500x12 alerts fleet"}
 NAME=benches/e2e.sh
 # shellcheck source=benches/lib.sh
 . benches/lib.sh
-REGISTRY="$work/registry.toml"
 
 scenario_args() {
     case "$1" in
@@ -42,19 +44,42 @@ scenario_args() {
         # Alert latency at about half the sustained 1-reading rate: one reading in 200
         # a hypertensive crisis (CRITICAL), timed from its publish to the doctor topic.
         alerts) echo "--batch 1 --rate ${ALERT_RATE:-5000} --seconds $RUN_SECONDS --connections 4 --alerts 0.005" ;;
+        # 10 000 home gateways, each on its MQTT connection as in a deployment, one
+        # reading a second each, 1 % out of range and 1 % sent twice.
+        fleet) echo "--batch 1 --rate 10000 --seconds $RUN_SECONDS --connections 10000 --invalid 0.01 --duplicates 0.01" ;;
         *) echo "benches/e2e.sh: unknown scenario $1" >&2; return 1 ;;
     esac
 }
 
-"$VIGIL" loadgen registry --patients "$PATIENTS" > "$work/registry.toml"
+# The fleet of a scenario: 2 000 patients (PATIENTS), the 10 000-gateway fleet more
+# (FLEET_PATIENTS: enough homes with vitals devices for 10 000 connections).
+scenario_patients() {
+    case "$1" in
+        fleet) echo "${FLEET_PATIENTS:-12000}" ;;
+        *) echo "$PATIENTS" ;;
+    esac
+}
+# 10 000 connections need 10 000 descriptors in the broker and in the load generator
+# (and a few more): raise the soft limit to the hard one, as a deployment's unit file
+# would (LimitNOFILE).
+if [[ " $SCENARIOS " == *" fleet "* ]]; then
+    ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+    if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 10100 ]; then
+        echo "$NAME: the fleet scenario needs 10 100 file descriptors; the limit here is $(ulimit -n) (raise the hard limit: ulimit -Hn, /etc/security/limits.conf)" >&2
+        exit 1
+    fi
+fi
 echo "machine: $(nproc) cores, $(uname -sr); $(mosquitto -h 2>/dev/null | head -n 1); date: $(date -u +%F)"
-echo "fleet: $PATIENTS patients; $REPS repetitions of $RUN_SECONDS s per scenario"
+echo "fleet: $PATIENTS patients (fleet scenario: ${FLEET_PATIENTS:-12000}); $REPS repetitions of $RUN_SECONDS s per scenario"
 for s in $SCENARIOS; do
     args=$(scenario_args "$s")
+    patients=$(scenario_patients "$s")
+    REGISTRY="$work/registry-$patients.toml"
+    [ -f "$REGISTRY" ] || "$VIGIL" loadgen registry --patients "$patients" > "$REGISTRY"
     for rep in $(seq 1 "$REPS"); do
         start_broker
         # shellcheck disable=SC2086
-        "$VIGIL" loadgen run --patients "$PATIENTS" --broker "mqtt://127.0.0.1:$port" $args --baseline --json \
+        "$VIGIL" loadgen run --patients "$patients" --broker "mqtt://127.0.0.1:$port" $args --baseline --json \
             >> "$work/$s.baseline.jsonl" 2>> "$work/$s.log"
         start_serve "$s-$rep"
         perf_pid=""
@@ -63,7 +88,7 @@ for s in $SCENARIOS; do
             perf_pid=$!
         fi
         # shellcheck disable=SC2086
-        "$VIGIL" loadgen run --patients "$PATIENTS" --broker "mqtt://127.0.0.1:$port" $args \
+        "$VIGIL" loadgen run --patients "$patients" --broker "mqtt://127.0.0.1:$port" $args \
             --metrics "http://$http" --ingester-pid "$serve_pid" --json \
             >> "$work/$s.vigil.jsonl" 2>> "$work/$s.log"
         if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true; fi

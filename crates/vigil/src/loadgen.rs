@@ -67,7 +67,10 @@ pub struct RunArgs {
     /// Readings per envelope.
     #[arg(long, default_value_t = 1)]
     pub batch: usize,
-    /// Publishing MQTT connections.
+    /// Publishing MQTT connections (1 to 10 000; each takes some homes, at most one
+    /// connection per home with vitals devices: 10 000 is a fleet of gateways each on
+    /// its own connection, which needs a file-descriptor limit above that for the load
+    /// generator and the broker).
     #[arg(long, default_value_t = 4)]
     pub connections: usize,
     /// Share of readings out of range (quarantined), 0 to 1.
@@ -231,12 +234,29 @@ fn broker(url: &str) -> anyhow::Result<(String, u16)> {
     Ok((host.to_owned(), port.parse().context("the broker's port")?))
 }
 
+/// Most publishing connections (`--connections`).
+const MAX_CONNECTIONS: usize = 10_000;
+
+/// A connection with a window of 1 000 publishes in flight and a queue of 10 000.
 fn mqtt(host: &str, port: u16, id: &str) -> (AsyncClient, rumqttc::EventLoop) {
+    mqtt_sized(host, port, id, 1000, 10_000)
+}
+
+/// A connection with `inflight` publishes in flight (rumqttc keeps a slot for each up
+/// front: 10 000 connections of 1 000 would take a gigabyte) and a request queue of
+/// `queue`.
+fn mqtt_sized(
+    host: &str,
+    port: u16,
+    id: &str,
+    inflight: u16,
+    queue: usize,
+) -> (AsyncClient, rumqttc::EventLoop) {
     let mut opts = MqttOptions::new(id, host, port);
     opts.set_keep_alive(Duration::from_secs(30));
     opts.set_max_packet_size(16 * 1024 * 1024, 16 * 1024 * 1024);
-    opts.set_inflight(1000);
-    AsyncClient::new(opts, 10_000)
+    opts.set_inflight(inflight);
+    AsyncClient::new(opts, queue)
 }
 
 /// Polls an event loop until it fails for good, counting PUBACKs.
@@ -265,20 +285,31 @@ async fn publisher(
     published: Arc<Published>,
 ) -> anyhow::Result<()> {
     // (A gateway's envelopes all go through one connection: its batch_seq stays whole.)
-    let (client, events) = mqtt(
+    // The window and the queue are shared out over the connections, and so is the
+    // pacing: 10 000 connections each waking every 5 ms would be 2 million wake-ups a
+    // second; each wakes at most 200 times a second, and at least once per reading of
+    // its share.
+    let connections = args.connections.max(1);
+    let (client, events) = mqtt_sized(
         &host,
         port,
         &format!("vigil-loadgen-{}-{index}", std::process::id()),
+        u16::try_from((64_000 / connections).clamp(16, 1000)).unwrap_or(1000),
+        (640_000 / connections).clamp(64, 10_000),
     );
     drive(events, published.clone());
-    let share = args.connections.max(1) as f64;
-    let rate = args.rate / share;
+    let rate = args.rate / connections as f64;
     let mut seq: HashMap<String, u64> = HashMap::new();
     let mut last: HashMap<String, Value> = HashMap::new();
     let start = Instant::now();
     let (mut n, mut home_at) = (0u64, 0usize);
-    let mut acc = (0.0f64, 0.0f64, 0.0f64); // invalid, duplicate, alert accumulators
-    let mut tick = tokio::time::interval(Duration::from_millis(5));
+    // Invalid, duplicate and alert accumulators. Each connection starts them at its own
+    // offset, so that a share too small for one connection's readings (1 % of a
+    // gateway's 10 readings) still comes out right over all of them.
+    let offset = (index as f64 + 0.5) / connections as f64;
+    let mut acc = (offset, offset, offset);
+    let tick_every = Duration::from_secs_f64((1.0 / rate).clamp(0.005, 0.5));
+    let mut tick = tokio::time::interval(tick_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     // With ECG streaming, the patches' homes are the ECG streamer's (one batch_seq per
     // gateway, from one sender).
@@ -530,8 +561,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         "--batch must be 1 to 1000"
     );
     anyhow::ensure!(
-        (1..=64).contains(&args.connections),
-        "--connections must be 1 to 64"
+        (1..=MAX_CONNECTIONS).contains(&args.connections),
+        "--connections must be 1 to {MAX_CONNECTIONS}"
     );
     for (name, v) in [
         ("--invalid", args.invalid),
@@ -558,6 +589,22 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     let (host, port) = broker(&args.broker)?;
     let fleet = fleet(&args.fleet)?;
     let homes = homes(&fleet);
+    // The homes that publish vitals (with ECG streaming, a patch's home is the ECG
+    // streamer's), dealt out over the connections: each connection has some.
+    let publishing: Vec<&Home> = homes
+        .iter()
+        .filter(|h| {
+            let streams_ecg = args.ecg_hz.is_some() && h.ecg.is_some();
+            !h.vitals.is_empty() && !streams_ecg
+        })
+        .collect();
+    anyhow::ensure!(
+        args.connections <= publishing.len(),
+        "--connections {} is more than the {} homes that publish vitals: a home's gateway \
+         publishes on one connection; use more --patients or fewer --connections",
+        args.connections,
+        publishing.len()
+    );
     let total = args
         .count
         .unwrap_or((args.rate * args.seconds).round() as u64)
@@ -658,11 +705,11 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     let mut tasks = Vec::new();
     let per = total / args.connections as u64;
     for i in 0..args.connections {
-        let share: Vec<Home> = homes
+        let share: Vec<Home> = publishing
             .iter()
             .enumerate()
             .filter(|(k, _)| k % args.connections == i)
-            .map(|(_, h)| h.clone())
+            .map(|(_, h)| (*h).clone())
             .collect();
         let n = if i == 0 {
             total - per * (args.connections as u64 - 1)

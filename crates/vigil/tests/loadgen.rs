@@ -57,6 +57,24 @@ fn loadgen_measures_the_broker_alone_and_an_ingester_that_accounts_for_every_rea
     assert_eq!(base["published"]["readings"], 2000);
     assert_eq!(base["published"]["envelopes"], 200);
     assert!(base["readings_per_second"].as_f64().unwrap() > 0.0);
+    // A gateway per connection (the fleet scenario's shape): every envelope arrives.
+    let many = loadgen(&[
+        "run",
+        "--patients",
+        "300",
+        "--broker",
+        &url,
+        "--rate",
+        "2000",
+        "--count",
+        "1000",
+        "--connections",
+        "200",
+        "--baseline",
+        "--json",
+    ]);
+    assert_eq!(many["published"]["envelopes"], 1000);
+    assert_eq!(many["published"]["readings"], 1000);
 
     std::fs::write(
         dir.path().join("vigil.toml"),
@@ -180,4 +198,29 @@ fn loadgen_says_what_to_measure_and_refuses_nonsense() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--invalid must be a share"));
+    for (args, says) in [
+        (
+            &["--connections", "10001"][..],
+            "--connections must be 1 to 10000",
+        ),
+        (
+            &["--patients", "20", "--connections", "500"][..],
+            "homes that publish vitals",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args([
+                "loadgen",
+                "run",
+                "--baseline",
+                "--broker",
+                "mqtt://127.0.0.1:1",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
 }
