@@ -576,7 +576,8 @@ enum Staged {
 }
 
 /// Groups prepared ahead of the commit under way: one is enough to overlap decoding
-/// with committing, and bounds what is held to two groups past the one committing.
+/// with committing. (What is held stays within the window, `max_pending` publishes:
+/// a publish leaves it only once committed.)
 const STAGED_AHEAD: usize = 1;
 
 /// The intake's worker, two stages on two tasks so that they run on both cores: one
@@ -622,7 +623,7 @@ async fn prepare_batches(
     stats: Arc<IntakeStats>,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let (mut generation, mut registry) = current.borrow_and_update().clone();
+    let (generation, mut registry) = current.borrow_and_update().clone();
     if staged.send(Staged::Switched(generation)).await.is_err() {
         return;
     }
@@ -637,8 +638,8 @@ async fn prepare_batches(
             Ok(()) = current.changed() => (None, true),
         };
         if switch {
-            let (g, r) = current.borrow_and_update().clone();
-            (generation, registry) = (g, r);
+            let generation;
+            (generation, registry) = current.borrow_and_update().clone();
             if staged.send(Staged::Switched(generation)).await.is_err() {
                 return;
             }
