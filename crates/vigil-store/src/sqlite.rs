@@ -195,9 +195,10 @@ struct ReadingRow<'a> {
 impl<'a> ReadingRow<'a> {
     fn new(reading: &'a Validated, patient: &'a PatientId) -> Result<ReadingRow<'a>, Error> {
         let r = reading.reading();
-        let mut original =
-            serde_json::to_value(ReadingJson(r)).map_err(|e| Error::Corrupt(e.to_string()))?;
-        let samples = match &r.measurement {
+        let json = |e: serde_json::Error| Error::Corrupt(e.to_string());
+        // The original as text straight from the reading; an ECG strip's through a
+        // JSON tree, to take its samples out (they go in `samples`).
+        let (original, samples) = match &r.measurement {
             Measurement::EcgWaveform(w) => {
                 let leads: Vec<&[i32]> = match &w.leads {
                     EcgLeads::Single { samples_uv, .. } => vec![samples_uv.as_slice()],
@@ -205,12 +206,13 @@ impl<'a> ReadingRow<'a> {
                         samples_uv.iter().map(Vec::as_slice).collect()
                     }
                 };
+                let mut original = serde_json::to_value(ReadingJson(r)).map_err(json)?;
                 if let Some(values) = original.get_mut("values").and_then(|v| v.as_object_mut()) {
                     values.remove("samples_uv");
                 }
-                Some(crate::ecg::encode(&leads))
+                (original.to_string(), Some(crate::ecg::encode(&leads)))
             }
-            _ => None,
+            _ => (serde_json::to_string(&ReadingJson(r)).map_err(json)?, None),
         };
         Ok(ReadingRow {
             identity: identity_key(&r.identity()),
@@ -222,7 +224,7 @@ impl<'a> ReadingRow<'a> {
             late: reading.is_late(),
             canonical: serde_json::to_string(&CanonicalJson(reading.canonical().clone()))
                 .map_err(|e| Error::Corrupt(e.to_string()))?,
-            original: original.to_string(),
+            original,
             samples,
         })
     }
