@@ -25,6 +25,24 @@ fn loadgen(args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
 }
 
+/// `vigil loadgen run --baseline` on the 300-patient fleet at 2 000 readings/s, with
+/// `extra` options.
+fn baseline(url: &str, extra: &str) -> Value {
+    let mut args = vec![
+        "run",
+        "--patients",
+        "300",
+        "--broker",
+        url,
+        "--rate",
+        "2000",
+        "--baseline",
+        "--json",
+    ];
+    args.extend(extra.split_whitespace());
+    loadgen(&args)
+}
+
 #[test]
 fn loadgen_measures_the_broker_alone_and_an_ingester_that_accounts_for_every_reading() {
     let broker = Mosquitto::start();
@@ -38,41 +56,13 @@ fn loadgen_measures_the_broker_alone_and_an_ingester_that_accounts_for_every_rea
     std::fs::write(dir.path().join("registry.toml"), &registry.stdout).unwrap();
 
     // The ceiling: the broker and a no-op subscriber.
-    let base = loadgen(&[
-        "run",
-        "--patients",
-        "300",
-        "--broker",
-        &url,
-        "--rate",
-        "2000",
-        "--count",
-        "2000",
-        "--batch",
-        "10",
-        "--baseline",
-        "--json",
-    ]);
+    let base = baseline(&url, "--count 2000 --batch 10");
     assert_eq!(base["mode"], "baseline");
     assert_eq!(base["published"]["readings"], 2000);
     assert_eq!(base["published"]["envelopes"], 200);
     assert!(base["readings_per_second"].as_f64().unwrap() > 0.0);
     // A gateway per connection (the fleet scenario's shape): every envelope arrives.
-    let many = loadgen(&[
-        "run",
-        "--patients",
-        "300",
-        "--broker",
-        &url,
-        "--rate",
-        "2000",
-        "--count",
-        "1000",
-        "--connections",
-        "200",
-        "--baseline",
-        "--json",
-    ]);
+    let many = baseline(&url, "--count 1000 --connections 200");
     assert_eq!(many["published"]["envelopes"], 1000);
     assert_eq!(many["published"]["readings"], 1000);
 
