@@ -223,7 +223,7 @@ impl<'a> ReadingRow<'a> {
             time: r.time.to_rfc3339(),
             late: reading.is_late(),
             canonical: serde_json::to_string(&CanonicalJson(reading.canonical().clone()))
-                .map_err(|e| Error::Corrupt(e.to_string()))?,
+                .map_err(json)?,
             original,
             samples,
         })
