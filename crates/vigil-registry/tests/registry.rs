@@ -107,6 +107,78 @@ fn escalation_goes_to_the_hubs_on_call_doctor_then_the_specialist_then_the_duty_
 }
 
 #[test]
+fn level_two_follows_the_on_call_schedule_shift_by_shift_then_the_specialist() {
+    // Two on-call doctors of the hub, neither of them the patient's specialist, on
+    // consecutive shifts.
+    let text = example()
+        .replace(
+            "[[on_call]]",
+            r#"[[doctor]]
+id = "d-0200"
+name = "Dr. Zhao"
+institution = "hub-tongji"
+roles = ["on_call"]
+
+[[doctor]]
+id = "d-0201"
+name = "Dr. Sun"
+institution = "hub-tongji"
+roles = ["on_call"]
+
+[[on_call]]
+institution = "hub-tongji"
+doctor = "d-0201"
+from = "2026-11-21T08:00:00+08:00"
+to   = "2026-11-22T08:00:00+08:00"
+
+[[on_call]]"#,
+        )
+        .replace(
+            "doctor = \"d-0100\"\nfrom = \"2026-11-22T08:00:00+08:00\"",
+            "doctor = \"d-0200\"\nfrom = \"2026-11-22T08:00:00+08:00\"",
+        );
+    let r = Registry::parse(&text).unwrap();
+    let p = &r.patients[&"p-000123".parse::<PatientId>().unwrap()];
+    let level2 = |t: &str| r.escalation_target(p, 2, at(t)).map(|d| d.to_string());
+    assert_eq!(
+        level2("2026-11-21T20:00:00+08:00").as_deref(),
+        Some("d-0201")
+    );
+    // The shift changes at 08:00: the window's end belongs to the next shift.
+    assert_eq!(
+        level2("2026-11-22T07:59:59+08:00").as_deref(),
+        Some("d-0201")
+    );
+    assert_eq!(
+        level2("2026-11-22T08:00:00+08:00").as_deref(),
+        Some("d-0200")
+    );
+    assert_eq!(
+        level2("2026-11-23T07:00:00+08:00").as_deref(),
+        Some("d-0200")
+    );
+    // Nobody on call: the care team's specialist.
+    assert_eq!(
+        level2("2026-11-23T08:00:00+08:00").as_deref(),
+        Some("d-0100")
+    );
+    assert_eq!(
+        level2("2026-11-20T12:00:00+08:00").as_deref(),
+        Some("d-0100")
+    );
+    // Level 1 and 3 do not depend on the schedule.
+    let target = |level, t| r.escalation_target(p, level, at(t)).map(|d| d.to_string());
+    assert_eq!(
+        target(1, "2026-11-22T09:00:00+08:00").as_deref(),
+        Some("d-0001")
+    );
+    assert_eq!(
+        target(3, "2026-11-22T09:00:00+08:00").as_deref(),
+        Some("d-duty-01")
+    );
+}
+
+#[test]
 fn every_broken_reference_is_reported_at_once() {
     let text = example()
         .replace("responsible = \"d-0001\"", "responsible = \"d-9999\"")
