@@ -334,6 +334,66 @@ async fn the_demo_shows_its_addresses_first_streams_over_mqtt_and_accounts_for_e
     assert!(totals.envelopes > first_envelopes);
 }
 
+/// A doctor's client on `mqtt` (host:port) subscribed to every doctor's alert topic;
+/// returns the topic and the decoded event of the first alert within 60 s.
+async fn first_alert(mqtt: &str, client_id: &str) -> (String, vigil_wire::alert::AlertEvent) {
+    let (host, port) = mqtt.rsplit_once(':').unwrap();
+    let opts = MqttOptions::new(client_id, host, port.parse().unwrap());
+    let (client, mut eventloop) = rumqttc::AsyncClient::new(opts, 64);
+    client
+        .subscribe("vigil/v1/doctor/+/alerts", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let p = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            if let Ok(Event::Incoming(Packet::Publish(p))) = eventloop.poll().await {
+                return p;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{client_id}: no alert within 60 s of subscribing"));
+    println!(
+        "{client_id}: {} after {:.1} s",
+        p.topic,
+        started.elapsed().as_secs_f64()
+    );
+    let _ = client.disconnect().await;
+    (
+        p.topic.clone(),
+        vigil_wire::alert::decode_alert(&p.payload).unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_its_default_speed_a_doctor_subscribing_at_any_moment_has_an_alert_within_a_minute() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut demo = Demo::start(
+        &dir.path().join("demo-data"),
+        &["--http", "127.0.0.1:0", "--broker", "127.0.0.1:0"],
+    );
+    let (_, mqtt) = demo.addresses();
+    let registry = std::fs::read_to_string(dir.path().join("demo-data/registry.toml")).unwrap();
+    // A client subscribing as the demo starts, and another once that one has had its
+    // alert (a later moment; alerts are not retained, so a new one must come).
+    for client_id in ["doctor-at-start", "doctor-later"] {
+        let (topic, alert) = first_alert(&mqtt, client_id).await;
+        let doctor = topic
+            .strip_prefix("vigil/v1/doctor/")
+            .and_then(|t| t.strip_suffix("/alerts"))
+            .unwrap_or_else(|| panic!("{topic}"));
+        assert!(
+            registry.contains(&format!("id = \"{doctor}\"")),
+            "{doctor} is not a doctor of the demo's registry"
+        );
+        assert!(!alert.display.is_empty());
+    }
+    demo.interrupt();
+    let (status, lines) = demo.finish();
+    assert!(status.success(), "{}", lines.join("\n"));
+}
+
 #[test]
 fn taken_ports_are_replaced_by_free_ones_and_the_demo_says_so() {
     let dir = tempfile::tempdir().unwrap();
