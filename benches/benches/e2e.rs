@@ -334,12 +334,11 @@ async fn vigil_phase(
         Some(evaluate),
     );
     let deliverer = Deliverer::start(
-        DeliveryConfig {
-            host: "127.0.0.1".into(),
-            port: broker.port,
-            client_id: format!("vigil-load-delivery-{tag}"),
-            tls: None,
-        },
+        DeliveryConfig::new(
+            "127.0.0.1",
+            broker.port,
+            format!("vigil-load-delivery-{tag}"),
+        ),
         store.clone(),
         intake.current_registry(),
         clock.clone(),

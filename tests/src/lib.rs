@@ -583,3 +583,107 @@ impl WebhookReceiver {
         self.received.lock().unwrap().clone()
     }
 }
+
+/// A broker that takes every publish and never acknowledges one: it accepts MQTT 3.1.1
+/// connections (CONNACK), answers pings and subscriptions, and counts each PUBLISH by
+/// topic, but sends no PUBACK. What a client sees from an overloaded or broken broker,
+/// or one whose ACL drops a topic without saying so; Mosquitto cannot be made to do it.
+#[derive(Debug)]
+pub struct SilentBroker {
+    pub port: u16,
+    /// PUBLISH packets taken, by topic.
+    pub publishes: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, u32>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for SilentBroker {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl SilentBroker {
+    pub async fn start() -> SilentBroker {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let publishes = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<
+            String,
+            u32,
+        >::new()));
+        let counts = publishes.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let counts = counts.clone();
+                tokio::spawn(async move {
+                    loop {
+                        let mut head = [0u8; 1];
+                        if conn.read_exact(&mut head).await.is_err() {
+                            return;
+                        }
+                        // The remaining length: up to four 7-bit digits.
+                        let (mut len, mut shift) = (0usize, 0);
+                        loop {
+                            let mut b = [0u8; 1];
+                            if conn.read_exact(&mut b).await.is_err() || shift > 21 {
+                                return;
+                            }
+                            len |= usize::from(b[0] & 0x7f) << shift;
+                            shift += 7;
+                            if b[0] & 0x80 == 0 {
+                                break;
+                            }
+                        }
+                        let mut body = vec![0u8; len];
+                        if conn.read_exact(&mut body).await.is_err() {
+                            return;
+                        }
+                        let reply: &[u8] = match head[0] >> 4 {
+                            1 => &[0x20, 0x02, 0x00, 0x00], // CONNECT: accepted
+                            3 if body.len() >= 2 => {
+                                let n = usize::from(u16::from_be_bytes([body[0], body[1]]));
+                                let topic =
+                                    String::from_utf8_lossy(&body[2..(2 + n).min(body.len())]);
+                                *counts
+                                    .lock()
+                                    .unwrap()
+                                    .entry(topic.into_owned())
+                                    .or_default() += 1;
+                                &[] // PUBLISH: taken, never acknowledged
+                            }
+                            8 if body.len() >= 2 => {
+                                // SUBSCRIBE: granted at QoS 0, one topic.
+                                let ack = [0x90, 0x03, body[0], body[1], 0x00];
+                                if conn.write_all(&ack).await.is_err() {
+                                    return;
+                                }
+                                &[]
+                            }
+                            12 => &[0xd0, 0x00], // PINGREQ
+                            14 => return,        // DISCONNECT
+                            _ => &[],
+                        };
+                        if !reply.is_empty() && conn.write_all(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        SilentBroker {
+            port,
+            publishes,
+            task,
+        }
+    }
+
+    /// How many times `topic` was published.
+    pub fn count(&self, topic: &str) -> u32 {
+        self.publishes
+            .lock()
+            .unwrap()
+            .get(topic)
+            .copied()
+            .unwrap_or(0)
+    }
+}

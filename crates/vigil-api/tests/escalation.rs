@@ -1,6 +1,8 @@
 //! The rule runner's escalation ladder under a controlled clock (clinical rules §0.10):
 //! an unacknowledged CRITICAL alert goes to level 2 at 15 minutes and level 3 at 30;
-//! an acknowledgement at 6 minutes stops the ladder for good.
+//! an acknowledgement at 6 minutes stops the ladder for good. The acknowledgements go
+//! through the API (`POST /api/v1/alerts/{id}/ack`, read-back checked) on the same
+//! clock as the runner, or straight into the store for the restart case.
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed assertion
 
@@ -8,8 +10,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
 use chrono::{DateTime, TimeDelta, Utc};
+use http_body_util::BodyExt;
 use serde_json::json;
+use tower::ServiceExt;
+use vigil_api::{AppState, app};
+use vigil_ingest::intake::IntakeStats;
 use vigil_ingest::pipeline::prepare;
 use vigil_ingest::rules::RuleRunner;
 use vigil_model::clock::ManualClock;
@@ -144,6 +152,99 @@ async fn an_ack_at_six_minutes_stops_the_ladder_for_good() {
     assert_eq!(
         changes(&store).await.len(),
         2,
+        "{:?}",
+        changes(&store).await
+    );
+    runner.shutdown().await;
+}
+
+/// The API on the runner's store and clock: acknowledgements are stamped with it.
+fn api(store: &SqliteStore, clock: &Arc<ManualClock>) -> AppState {
+    AppState {
+        store: store.clone(),
+        stats: Arc::new(IntakeStats::default()),
+        sink: None,
+        rules: None,
+        delivery: None,
+        webhooks: None,
+        gaps: None,
+        registry: None,
+        clock: clock.clone(),
+        institutions: None,
+        auth: false,
+        registry_file: None,
+    }
+}
+
+/// `POST /api/v1/alerts/{alert_id}/ack` as d-0001 with `read_back`.
+async fn ack(state: &AppState, alert_id: &str, read_back: &str) -> (StatusCode, String) {
+    let res = app(state.clone())
+        .oneshot(
+            Request::post(format!("/api/v1/alerts/{alert_id}/ack"))
+                .header("content-type", "application/json")
+                .body(Body::from(
+                    json!({"read_back": read_back, "by": "d-0001"}).to_string(),
+                ))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = res.status();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ack_through_the_api_at_six_minutes_stops_the_ladder() {
+    let (store, clock, runner) = crisis().await;
+    let api = api(&store, &clock);
+    let alert = store.alert_events(None).await.unwrap().remove(0);
+    clock.set(t0() + TimeDelta::minutes(6));
+    let (status, body) = ack(&api, &alert.alert_id, &alert.display).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let c = wait_changes(&store, 2).await;
+    assert_eq!(c[1], ("acknowledged".to_owned(), 1));
+    let events = store.alert_events(None).await.unwrap();
+    assert_eq!(events[1].at, t0() + TimeDelta::minutes(6));
+    // Past both steps of the ladder: nothing more.
+    clock.set(t0() + TimeDelta::minutes(45));
+    two_passes(&runner).await;
+    assert_eq!(
+        changes(&store).await.len(),
+        2,
+        "{:?}",
+        changes(&store).await
+    );
+    runner.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ack_with_a_wrong_read_back_is_refused_and_the_ladder_goes_on() {
+    let (store, clock, runner) = crisis().await;
+    let api = api(&store, &clock);
+    let alert = store.alert_events(None).await.unwrap().remove(0);
+    assert_eq!(alert.display, "196/114 mmHg");
+    clock.set(t0() + TimeDelta::minutes(6));
+    let (status, body) = ack(&api, &alert.alert_id, "196/104 mmHg").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.contains("does not match"), "{body}");
+    two_passes(&runner).await;
+    assert_eq!(changes(&store).await, [("opened".to_owned(), 1)]);
+    // The refused ack stopped nothing: level 2 at 15 minutes.
+    clock.set(t0() + TimeDelta::minutes(15));
+    let c = wait_changes(&store, 2).await;
+    assert_eq!(c[1], ("escalated".to_owned(), 2));
+    // An ack read back right, at 20 minutes, stops it before level 3.
+    clock.set(t0() + TimeDelta::minutes(20));
+    let (status, body) = ack(&api, &alert.alert_id, "196/114 mmHg").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let c = wait_changes(&store, 3).await;
+    assert_eq!(c[2], ("acknowledged".to_owned(), 2));
+    clock.set(t0() + TimeDelta::hours(2));
+    two_passes(&runner).await;
+    assert_eq!(
+        changes(&store).await.len(),
+        3,
         "{:?}",
         changes(&store).await
     );

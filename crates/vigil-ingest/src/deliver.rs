@@ -14,6 +14,10 @@
 //!   that publishes again: the `alert_id` is stable, so a client shows it once.
 //! - **Quiet hours**: a MEDIUM/LOW event with `deliver_at` in the future is recorded as
 //!   `held` and published when due.
+//! - **Given up, not lost**: a publish the broker never acknowledges, after
+//!   [`DeliveryConfig::max_attempts`] made while connected, is recorded `failed`, goes
+//!   to the next channel ([`fallback`]) and raises an `mqtt_failed` operational alert,
+//!   in one transaction, before the cursor moves past it.
 //!
 //! The dashboard's stream is served by `vigil-api` (`/api/v1/alerts/stream`); signed
 //! webhooks by [`crate::webhook`], whose given-up deliveries come back here as held
@@ -45,6 +49,25 @@ pub struct DeliveryConfig {
     pub port: u16,
     pub client_id: String,
     pub tls: Option<crate::intake::Tls>,
+    /// How long a publish waits for the broker's PUBACK before it is tried again
+    /// ([`ACK_TIMEOUT`]).
+    pub ack_timeout: Duration,
+    /// Attempts, made while connected, before a publish is given up ([`MAX_ATTEMPTS`]).
+    pub max_attempts: u32,
+}
+
+impl DeliveryConfig {
+    /// A deliverer connecting to `host:port` as `client_id`, with the default patience.
+    pub fn new(host: impl Into<String>, port: u16, client_id: impl Into<String>) -> DeliveryConfig {
+        DeliveryConfig {
+            host: host.into(),
+            port,
+            client_id: client_id.into(),
+            tls: None,
+            ack_timeout: ACK_TIMEOUT,
+            max_attempts: MAX_ATTEMPTS,
+        }
+    }
 }
 
 /// Upper bounds (seconds) of the delivery-latency histogram: milliseconds when all is
@@ -61,7 +84,8 @@ pub struct DeliveryStats {
     /// Events no doctor could be found for (the registry lacks the patient).
     pub unroutable: AtomicU64,
     pub retries: AtomicU64,
-    /// (event, doctor) publishes given up after [`MAX_ATTEMPTS`].
+    /// (event, doctor) publishes given up (after [`DeliveryConfig::max_attempts`], or
+    /// held ones that can no longer be rendered); each is an operational alert.
     pub failed: AtomicU64,
     pub cursor: AtomicI64,
     /// From the receipt of the reading that opened or upgraded an alert (the event's
@@ -84,8 +108,29 @@ impl Default for DeliveryStats {
     }
 }
 
-/// Attempts before a publish the broker never acknowledges is recorded as failed.
+/// Attempts before a publish the broker never acknowledges is given up: recorded
+/// `failed`, handed to the next channel ([`fallback`]) and raised as an operational
+/// alert (`mqtt_failed`).
 pub const MAX_ATTEMPTS: u32 = 10;
+
+/// How long a publish waits for its PUBACK before it is tried again.
+pub const ACK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where an MQTT delivery to `doctor` goes when the broker never takes it: the
+/// doctor's webhook when they have one (the next channel), else the duty desk's MQTT
+/// topic (the next person; a per-topic refusal, such as an ACL, does not stop that
+/// one), else nowhere (the duty desk itself).
+pub fn fallback(registry: &Registry, doctor: &DoctorId) -> Option<(DoctorId, &'static str)> {
+    if registry
+        .doctors
+        .get(doctor)
+        .is_some_and(|d| d.channels.webhook.is_some())
+    {
+        return Some((doctor.clone(), "webhook"));
+    }
+    let desk = &registry.consortium.duty_desk;
+    (desk != doctor).then(|| (desk.clone(), "mqtt"))
+}
 
 /// A running deliverer; stop it with [`Deliverer::shutdown`].
 #[derive(Debug)]
@@ -181,8 +226,8 @@ pub fn recipients(
     out
 }
 
-/// The wire form of a kept event, times in the patient's zone.
-/// The wire form of a kept event (`None` when the registry lacks its patient).
+/// The wire form of a kept event, times in the patient's zone (`None` when the registry
+/// lacks its patient).
 pub fn wire_event(registry: &Registry, e: &AlertEventRecord) -> Option<AlertEvent> {
     let tz = registry
         .patients
@@ -327,6 +372,59 @@ impl Drop for Conn {
     }
 }
 
+/// An MQTT delivery given up, and where it goes next.
+struct GivenUp {
+    event: i64,
+    doctor: String,
+    attempts: u32,
+    error: String,
+    fallback: Option<(DoctorId, &'static str)>,
+}
+
+/// Records each delivery given up, its fallback and its operational alert (one
+/// transaction each); false when the store failed (then all are tried again).
+async fn give_up(
+    store: &SqliteStore,
+    stats: &DeliveryStats,
+    given_up: &[GivenUp],
+    now: DateTime<Utc>,
+) -> bool {
+    for g in given_up {
+        let fallback = g.fallback.as_ref().map(|(d, via)| (d.as_str(), *via));
+        match store
+            .give_up_delivery(
+                (g.event, &g.doctor, "mqtt"),
+                g.attempts,
+                &g.error,
+                fallback,
+                now,
+            )
+            .await
+        {
+            Ok(None) => {} // delivered meanwhile, or given up already
+            Ok(Some(queued)) => {
+                stats.failed.fetch_add(1, Ordering::Relaxed);
+                let next = match (&g.fallback, queued) {
+                    (None, _) => "it cannot be sent on any other channel".to_owned(),
+                    (Some((d, via)), true) => format!("sent to {d} by {via} instead"),
+                    (Some((d, via)), false) => format!("{d} has it by {via} already"),
+                };
+                eprintln!(
+                    "vigil: operational alert: alert event {} to doctor {} given up after {} attempts ({}); {next}",
+                    g.event, g.doctor, g.attempts, g.error
+                );
+            }
+            Err(e) => {
+                eprintln!(
+                    "vigil: a delivery given up could not be recorded (it will be tried again): {e}"
+                );
+                return false;
+            }
+        }
+    }
+    true
+}
+
 async fn run(
     config: DeliveryConfig,
     store: SqliteStore,
@@ -379,10 +477,10 @@ async fn run(
                 }
             }
         }
-        // Held deliveries whose time has come (quiet hours, webhook fallbacks). One
-        // that cannot be rendered (its event or patient gone) is recorded failed, so
-        // it neither waits forever nor crowds out the others.
-        let mut failed = Vec::new();
+        // Held deliveries whose time has come (quiet hours, fallbacks). One that
+        // cannot be rendered (its event or patient gone) is given up, so it neither
+        // waits forever nor crowds out the others.
+        let mut given_up: Vec<GivenUp> = Vec::new();
         for (id, doctor, _) in store.due_deliveries(now).await.unwrap_or_default() {
             let Ok(event) = store.alert_event(id).await else {
                 continue; // the store is busy: next round
@@ -395,13 +493,13 @@ async fn run(
                     encode_alert(&wire),
                     None,
                 )),
-                _ => {
-                    eprintln!(
-                        "vigil: held alert event {id} for {doctor} cannot be rendered (event or patient gone); recorded failed"
-                    );
-                    stats.failed.fetch_add(1, Ordering::Relaxed);
-                    failed.push((id, doctor, "mqtt".to_owned()));
-                }
+                _ => given_up.push(GivenUp {
+                    event: id,
+                    doctor,
+                    attempts: 0,
+                    error: "it cannot be rendered (its event or patient is gone)".to_owned(),
+                    fallback: None,
+                }),
             }
         }
         // Publish, and record only what the broker acknowledged, message by message.
@@ -428,7 +526,7 @@ async fn run(
                 }
                 waiting.push((send, attempts, seq));
             }
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            let deadline = tokio::time::Instant::now() + config.ack_timeout;
             loop {
                 let all = conn
                     .tracker
@@ -456,16 +554,16 @@ async fn run(
                         latencies.push((acked_at - since).to_std().unwrap_or_default());
                     }
                     delivered.push((send.0, send.1.to_string(), "mqtt".to_owned(), acked_at));
-                } else if attempts >= MAX_ATTEMPTS {
+                } else if attempts >= config.max_attempts {
                     // The broker keeps refusing this one: it must not hold up the
-                    // others (CRITICAL ones behind it). Recorded as failed, counted,
-                    // and said.
-                    eprintln!(
-                        "vigil: alert event {} could not be delivered to {} after {attempts} attempts",
-                        send.0, send.1
-                    );
-                    stats.failed.fetch_add(1, Ordering::Relaxed);
-                    failed.push((send.0, send.1.to_string(), "mqtt".to_owned()));
+                    // others (CRITICAL ones behind it). Given up, to the next channel.
+                    given_up.push(GivenUp {
+                        event: send.0,
+                        doctor: send.1.to_string(),
+                        attempts,
+                        error: "the broker never acknowledged it".to_owned(),
+                        fallback: fallback(&reg, &send.1),
+                    });
                 } else {
                     stats.retries.fetch_add(1, Ordering::Relaxed);
                     todo.push((send, attempts));
@@ -479,9 +577,15 @@ async fn run(
                 }
             }
         }
-        if !held.is_empty() || !delivered.is_empty() || !failed.is_empty() || last.is_some() {
+        // Given up before the cursor moves past them: a crash in between publishes
+        // them again rather than forgetting them.
+        if !give_up(&store, &stats, &given_up, now).await {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        }
+        if !held.is_empty() || !delivered.is_empty() || last.is_some() {
             if store
-                .record_deliveries(&held, &delivered, &failed, last, now)
+                .record_deliveries(&held, &delivered, &[], last, now)
                 .await
                 .is_err()
             {

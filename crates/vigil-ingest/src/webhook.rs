@@ -645,7 +645,7 @@ async fn settle(
                     key,
                     attempts,
                     error,
-                    fallback.then_some(doctor.as_str()),
+                    fallback.then_some((doctor.as_str(), "mqtt")),
                     now,
                 )
                 .await

@@ -77,12 +77,7 @@ async fn store_with_events(path: &std::path::Path) -> (SqliteStore, Vec<i64>) {
 }
 
 fn config(port: u16, client_id: &str) -> DeliveryConfig {
-    DeliveryConfig {
-        host: "127.0.0.1".into(),
-        port,
-        client_id: client_id.into(),
-        tls: None,
-    }
+    DeliveryConfig::new("127.0.0.1", port, client_id)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -298,4 +293,95 @@ async fn a_broker_outage_mid_delivery_delays_it_and_fails_nothing() {
         "{EVENTS} events delivered across a broker outage, {} retries, none failed",
         stats.retries.load(Ordering::Acquire)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_the_broker_never_acknowledges_goes_to_the_next_channel_with_an_operational_alert()
+ {
+    // A broker that takes publishes and never acknowledges one.
+    let broker = vigil_testkit::SilentBroker::start().await;
+    let store = SqliteStore::in_memory().await.unwrap();
+    // One CRITICAL event at level 2: for the responsible doctor d-0001 (who has a
+    // webhook) and the hub's on-call doctor d-0100 (who has none).
+    let mut event = events().remove(0);
+    event.change = "escalated".into();
+    event.level = 2;
+    store
+        .keep_alert_events(&[event], None, None, t0())
+        .await
+        .unwrap();
+    let id = store.alert_events_after(0, 1).await.unwrap()[0].0;
+    let registry = Arc::new(Registry::parse(&example_registry()).unwrap());
+    let deliverer = Deliverer::start(
+        DeliveryConfig {
+            ack_timeout: Duration::from_millis(200),
+            max_attempts: 2,
+            ..config(broker.port, "vigil-delivery-unacknowledged")
+        },
+        store.clone(),
+        Arc::new(move || registry.clone()),
+        Arc::new(ManualClock::new(t0() + TimeDelta::minutes(1))),
+        None,
+    );
+    let stats = deliverer.stats.clone();
+    // d-0001 and d-0100 given up, then d-0100's fallback, the duty desk, given up too.
+    eventually("three deliveries given up", Duration::from_secs(30), || {
+        stats.failed.load(Ordering::Acquire) == 3
+    })
+    .await;
+    deliverer.shutdown().await;
+    assert_eq!(stats.delivered.load(Ordering::Acquire), 0);
+    for doctor in ["d-0001", "d-0100", "d-duty-01"] {
+        let topic = format!("vigil/v1/doctor/{doctor}/alerts");
+        assert!(
+            broker.count(&topic) >= 2,
+            "{doctor}: {:?}",
+            broker.publishes
+        );
+    }
+    // Nothing recorded delivered; d-0001's next channel, the webhook, is queued for
+    // the webhook deliverer.
+    let rows: Vec<(String, String, String)> = store
+        .deliveries(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(d, c, s, at)| {
+            assert_eq!(at, None, "{d} {c}");
+            (d, c, s)
+        })
+        .collect();
+    let row = |d: &str, c: &str, s: &str| (d.to_owned(), c.to_owned(), s.to_owned());
+    assert_eq!(
+        rows,
+        [
+            row("d-0001", "mqtt", "failed"),
+            row("d-0001", "webhook", "pending"),
+            row("d-0100", "mqtt", "failed"),
+            row("d-duty-01", "mqtt", "failed"),
+        ]
+    );
+    // Each given-up delivery is an operational alert naming the doctor, not the
+    // patient, and saying where the event went instead.
+    let mut ops = store.ops_alerts(10).await.unwrap();
+    ops.reverse();
+    let ops: Vec<(String, String, String)> = ops
+        .into_iter()
+        .map(|o| (o.kind, o.subject, o.detail))
+        .collect();
+    assert_eq!(ops.len(), 3, "{ops:#?}");
+    for (kind, subject, detail) in &ops {
+        assert_eq!(kind, "mqtt_failed");
+        assert!(!detail.contains("p-000123"), "{detail}");
+        let next = match subject.as_str() {
+            "d-0001" => "falls back to a webhook for d-0001",
+            "d-0100" => "falls back to MQTT for d-duty-01",
+            "d-duty-01" => "no fallback",
+            other => panic!("{other}: {detail}"),
+        };
+        assert!(
+            detail.contains(next) && detail.contains("after 2 attempts"),
+            "{detail}"
+        );
+    }
 }

@@ -221,12 +221,7 @@ async fn a_failing_webhook_is_retried_then_falls_back_to_mqtt_with_an_operationa
     let r = registry.clone();
     let current: vigil_ingest::rules::CurrentRegistry = Arc::new(move || r.clone());
     let mqtt = Deliverer::start(
-        DeliveryConfig {
-            host: "127.0.0.1".into(),
-            port: broker.port,
-            client_id: "vigil-delivery".into(),
-            tls: None,
-        },
+        DeliveryConfig::new("127.0.0.1", broker.port, "vigil-delivery"),
         store.clone(),
         current.clone(),
         Arc::new(SystemClock),

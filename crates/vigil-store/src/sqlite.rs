@@ -1315,60 +1315,78 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Gives a pending delivery up, in one transaction: the row becomes `failed` with
-    /// its last error, the fallback delivery (event, `fallback_to`, `mqtt`) is held
-    /// for the MQTT deliverer from `at` (unless that doctor has the event on MQTT
-    /// delivered or queued already; a failed one is queued again), and an operational
-    /// alert is raised. Returns whether the fallback was queued, or `None` when the
-    /// delivery was no longer pending (then nothing is changed).
+    /// Gives a delivery up, in one transaction: the row (a pending webhook, or an MQTT
+    /// publish the broker never acknowledged, held or not yet recorded) becomes
+    /// `failed` with its attempts and last error; its fallback `(doctor, channel)` is
+    /// queued from `at`; and an operational alert is raised. A fallback on `mqtt` is
+    /// held for the MQTT deliverer unless that doctor has the event on MQTT delivered
+    /// or queued already (a failed one is queued again); one on `webhook` is pending for
+    /// the webhook deliverer unless that delivery exists in any state (so a webhook and
+    /// an MQTT topic that both keep failing hand the event back and forth once, not for
+    /// ever). Returns whether the fallback was queued, or `None` when the delivery was
+    /// delivered or given up already (then nothing is changed).
     pub async fn give_up_delivery(
         &self,
         (event, doctor, channel): (i64, &str, &str),
         attempts: u32,
         error: &str,
-        fallback_to: Option<&str>,
+        fallback: Option<(&str, &str)>,
         at: DateTime<Utc>,
     ) -> Result<Option<bool>, Error> {
         let mut tx = self.pool.begin().await?;
         let given_up = sqlx::query(
-            "UPDATE alert_deliveries SET state = 'failed', attempts = ?, last_error = ?
-             WHERE event_id = ? AND doctor_id = ? AND channel = ? AND state = 'pending'",
+            "INSERT INTO alert_deliveries (event_id, doctor_id, channel, state, due_ms, attempts, last_error)
+             VALUES (?, ?, ?, 'failed', ?, ?, ?)
+             ON CONFLICT (event_id, doctor_id, channel) DO UPDATE
+                 SET state = 'failed', attempts = excluded.attempts, last_error = excluded.last_error
+                 WHERE alert_deliveries.state IN ('pending', 'held')",
         )
-        .bind(attempts)
-        .bind(error)
         .bind(event)
         .bind(doctor)
         .bind(channel)
+        .bind(at.timestamp_millis())
+        .bind(attempts)
+        .bind(error)
         .execute(&mut *tx)
         .await?
         .rows_affected();
         if given_up == 0 {
-            // Not pending (delivered meanwhile, or given up already): nothing to do.
+            // Delivered meanwhile, or given up already: nothing to do.
             return Ok(None);
         }
-        let queued = match fallback_to {
-            Some(to) => {
-                sqlx::query(
-                    "INSERT INTO alert_deliveries (event_id, doctor_id, channel, state, due_ms)
-                     VALUES (?, ?, 'mqtt', 'held', ?)
-                     ON CONFLICT (event_id, doctor_id, channel) DO UPDATE
-                         SET state = 'held', due_ms = excluded.due_ms
-                         WHERE alert_deliveries.state = 'failed'",
-                )
-                .bind(event)
-                .bind(to)
-                .bind(at.timestamp_millis())
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
+        let queue = match fallback {
+            Some((_, "webhook")) => Some(
+                "INSERT INTO alert_deliveries (event_id, doctor_id, channel, state, due_ms)
+                 VALUES (?, ?, 'webhook', 'pending', ?)
+                 ON CONFLICT (event_id, doctor_id, channel) DO NOTHING",
+            ),
+            Some((_, "mqtt")) => Some(
+                "INSERT INTO alert_deliveries (event_id, doctor_id, channel, state, due_ms)
+                 VALUES (?, ?, 'mqtt', 'held', ?)
+                 ON CONFLICT (event_id, doctor_id, channel) DO UPDATE
+                     SET state = 'held', due_ms = excluded.due_ms
+                     WHERE alert_deliveries.state = 'failed'",
+            ),
+            _ => None,
+        };
+        let queued = match (fallback, queue) {
+            (Some((to, _)), Some(sql)) => {
+                sqlx::query(sql)
+                    .bind(event)
+                    .bind(to)
+                    .bind(at.timestamp_millis())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
                     > 0
             }
-            None => false,
+            _ => false,
         };
-        let fallback = match fallback_to {
-            None => "no fallback: it cannot be rendered".to_owned(),
-            Some(to) if queued => format!("falls back to MQTT for {to}"),
-            Some(to) => format!("{to} has it on MQTT already"),
+        let name = |via: &str| if via == "mqtt" { "MQTT" } else { "a webhook" };
+        let fallback = match fallback {
+            None => "no fallback".to_owned(),
+            Some((to, via)) if queued => format!("falls back to {} for {to}", name(via)),
+            Some((to, via)) => format!("{to} has it on {} already", name(via)),
         };
         sqlx::query("INSERT INTO ops_alerts (kind, subject, detail, at_ms) VALUES (?, ?, ?, ?)")
             .bind(format!("{channel}_failed"))

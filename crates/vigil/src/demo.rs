@@ -154,12 +154,11 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     );
     let rule_stats = rules.stats.clone();
     let deliverer = Deliverer::start(
-        DeliveryConfig {
-            host: broker_addr.ip().to_string(),
-            port: broker_addr.port(),
-            client_id: "vigil-demo-delivery".to_owned(),
-            tls: None,
-        },
+        DeliveryConfig::new(
+            broker_addr.ip().to_string(),
+            broker_addr.port(),
+            "vigil-demo-delivery",
+        ),
         store.clone(),
         intake.current_registry(),
         clock.clone(),

@@ -60,10 +60,12 @@ async fn serve(config: Config, registry: Registry, registry_text: String) -> any
         None
     };
     let delivery_config = vigil_ingest::deliver::DeliveryConfig {
-        host: broker.host.clone(),
-        port: broker.port,
-        client_id: format!("{}-delivery", config.broker.client_id),
         tls: tls.clone(),
+        ..vigil_ingest::deliver::DeliveryConfig::new(
+            broker.host.clone(),
+            broker.port,
+            format!("{}-delivery", config.broker.client_id),
+        )
     };
     let gap_config = config.gaps(&broker.host, broker.port, tls.clone());
     let mut intake_config = IntakeConfig::new(broker.host, broker.port);
