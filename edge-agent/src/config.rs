@@ -19,9 +19,10 @@ gateway_id = ""
 # sent, kept 7 days for backfill) and the device memory live. Keep it on storage that
 # survives a reboot.
 state_dir = "/var/lib/vigil-edge"
-# The outbox's cap on disk. When it is full of readings the broker has not
-# acknowledged, new readings are refused (counted and logged): meters keep them in
-# their memory and are read again later; a streaming ECG loses them.
+# The outbox's cap on disk. Past it, acknowledged batches kept for backfill are
+# deleted early, oldest first (counted and logged). When it is full of readings the
+# broker has not acknowledged, new readings are refused (counted and logged): meters
+# keep them in their memory and are read again later; a streaming ECG loses them.
 outbox_max_mb = 256
 # Readings per envelope, and how long a part-full envelope waits.
 batch_size = 50

@@ -97,6 +97,25 @@ pub struct Handle {
     wake: Arc<Notify>,
     clock: Arc<dyn Clock>,
     refused: Arc<AtomicU64>,
+    /// Acknowledged records the cap deleted before their retention, as last said.
+    evicted: Arc<AtomicU64>,
+}
+
+/// Says (on stderr) when the cap has deleted acknowledged records before their
+/// retention ended since it was last said: batches so deleted can no longer be
+/// backfilled. `said` holds the total last said.
+fn say_evictions(store: &Store, said: &AtomicU64) {
+    let (readings, envelopes) = store.stats();
+    let total = readings.evicted_records + envelopes.evicted_records;
+    let before = said.swap(total, Ordering::Relaxed);
+    if total > before {
+        eprintln!(
+            "vigil-edge: the outbox cap made room: {} acknowledged record(s) deleted before their retention ended ({} readings and {} envelopes since the start); those batches can no longer be backfilled",
+            total - before,
+            readings.evicted_records,
+            envelopes.evicted_records
+        );
+    }
 }
 
 impl Handle {
@@ -108,7 +127,13 @@ impl Handle {
     pub async fn add(&self, readings: Vec<Reading>) -> Result<(), vigil_outbox::Error> {
         let now = self.clock.now();
         let n = readings.len() as u64;
-        let r = blocking(&self.store, move |s| s.add(&readings, now)).await;
+        let evicted = self.evicted.clone();
+        let r = blocking(&self.store, move |s| {
+            let r = s.add(&readings, now);
+            say_evictions(s, &evicted);
+            r
+        })
+        .await;
         self.wake.notify_one();
         if let Err(vigil_outbox::Error::Full { .. }) = &r {
             let total = self.refused.fetch_add(n, Ordering::Relaxed) + n;
@@ -122,6 +147,16 @@ impl Handle {
     /// Readings refused because the outbox was full, since the start.
     pub fn refused(&self) -> u64 {
         self.refused.load(Ordering::Relaxed)
+    }
+
+    /// Acknowledged records (readings and envelopes) the cap deleted before their
+    /// retention ended, since the start.
+    pub async fn evicted(&self) -> u64 {
+        blocking(&self.store, |s| {
+            let (readings, envelopes) = s.stats();
+            readings.evicted_records + envelopes.evicted_records
+        })
+        .await
     }
 
     /// Readings not yet acknowledged by the broker.
@@ -176,6 +211,7 @@ impl Forwarder {
             wake,
             clock,
             refused: Arc::default(),
+            evicted: Arc::default(),
         };
         let task = tokio::spawn(run(config, handle.clone(), stats.clone(), tx, stopped));
         Forwarder {
@@ -357,6 +393,7 @@ async fn run(
         let mut announced = false;
         let mut announced_depth = 0u64;
         let mut announced_at = std::time::Instant::now();
+        let mut form_failing = false;
         let (client, tracker) = (conn.client.clone(), conn.tracker.clone());
         loop {
             if *stopped.borrow() {
@@ -424,8 +461,10 @@ async fn run(
                 config.gateway_id.clone(),
                 config.offset,
             );
-            let formed = blocking(&store, move |s| {
+            let evicted = handle.evicted.clone();
+            let (formed, failure) = blocking(&store, move |s| {
                 let mut n = 0u64;
+                let mut failure = None;
                 while let Ok((count, oldest)) = s.unformed() {
                     let waited = oldest
                         .is_some_and(|at| now.timestamp_millis() - at >= linger.as_millis() as i64);
@@ -434,13 +473,32 @@ async fn run(
                     }
                     match s.form(&gw, batch, now, offset) {
                         Ok(Some(_)) => n += 1,
-                        _ => break,
+                        Ok(None) => break,
+                        Err(e) => {
+                            failure = Some(e.to_string());
+                            break;
+                        }
                     }
                 }
-                n
+                say_evictions(s, &evicted);
+                (n, failure)
             })
             .await;
             stats.formed.fetch_add(formed, Ordering::Relaxed);
+            // The readings stay in the outbox, unformed, until an envelope can be
+            // written; said once when it starts failing and once when it stops.
+            match (&failure, form_failing) {
+                (Some(e), false) => eprintln!(
+                    "vigil-edge: no envelope can be formed ({e}); the readings wait in the outbox"
+                ),
+                (None, true) if formed > 0 => {
+                    eprintln!("vigil-edge: envelopes are formed again");
+                }
+                _ => {}
+            }
+            if failure.is_some() || formed > 0 {
+                form_failing = failure.is_some();
+            }
             if connected {
                 // The retained status: at each connection, then whenever the depth
                 // it shows is a minute old or the outbox has drained.

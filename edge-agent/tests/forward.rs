@@ -273,3 +273,45 @@ async fn a_full_outbox_refuses_readings_counts_them_and_keeps_what_it_holds() {
     assert_eq!(handle.depth().await, taken, "what it took, it keeps");
     forwarder.abort().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_cap_deletes_acknowledged_batches_early_for_room_and_counts_them() {
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(
+        dir.path(),
+        vigil_outbox::Config {
+            max_bytes: 40_000, // 20 000 for the readings, 20 000 for the envelopes
+            ..vigil_outbox::Config::default()
+        },
+    )
+    .unwrap();
+    let gw: GatewayId = "gw-0042".parse().unwrap();
+    let mut config = ForwarderConfig::new(gw, "127.0.0.1", broker.port);
+    config.batch_size = 10;
+    let forwarder = Forwarder::start(config, store, Arc::new(SystemClock));
+    let handle = forwarder.handle();
+    // 300 readings (about three times the cap), ten at a time, each ten acknowledged
+    // before the next: nothing is refused, and the room comes from acknowledged
+    // records deleted before their 7 days of retention.
+    for chunk in 0..30u64 {
+        handle
+            .add((chunk * 10..chunk * 10 + 10).map(reading).collect())
+            .await
+            .unwrap();
+        let h = handle.clone();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while h.depth().await > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "chunk {chunk} not acknowledged"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    assert_eq!(handle.refused(), 0);
+    let evicted = handle.evicted().await;
+    assert!(evicted > 0, "nothing evicted");
+    println!("{evicted} acknowledged records deleted early for room");
+    forwarder.abort().await;
+}

@@ -253,7 +253,8 @@ fn run(ops: Vec<Op>) {
                         max_bytes: config().max_bytes / 2,
                         ..config()
                     };
-                    let (mut readings, _) = Outbox::open(&dir.path().join("readings"), half).unwrap();
+                    let (mut readings, _) =
+                        Outbox::open(&dir.path().join("readings"), half).unwrap();
                     readings.ack(*range.start(), *range.end()).unwrap();
                     drop(readings);
                     store = Store::open(dir.path(), config()).unwrap().0;
@@ -308,7 +309,10 @@ fn run(ops: Vec<Op>) {
         store.acked(f.batch_seq).unwrap();
     }
     let all: Vec<u64> = (1..=model.readings.len() as u64).collect();
-    assert_eq!(carried, all, "each reading in exactly one envelope, in order");
+    assert_eq!(
+        carried, all,
+        "each reading in exactly one envelope, in order"
+    );
     assert_eq!(store.depth(), 0);
     assert_eq!(store.envelopes_pending(), 0);
 }
