@@ -85,8 +85,9 @@ pub async fn run(
     Ok(())
 }
 
-/// Acts on a platform command about a device.
-fn device_command(memory: &Mutex<DeviceMemory>, c: Command) {
+/// Acts on a platform command about a device: `backfill` by record sets the device's
+/// memory back (its next session reads from that record), `remeasure` is logged.
+pub fn device_command(memory: &Mutex<DeviceMemory>, c: Command) {
     match c {
         Command::BackfillDevice {
             device_id,
@@ -222,7 +223,16 @@ async fn bluetooth(
                     checked.offset,
                 );
                 sessions.spawn(async move {
-                    let r = session(p, &id, &handle, &memory, &clock, zone).await;
+                    let r = match crate::ble::BleLink::connect(p.clone(), Duration::from_secs(20))
+                        .await
+                    {
+                        Ok(mut link) => {
+                            let r = session(&mut link, &id, &handle, &memory, &clock, zone).await;
+                            let _ = p.disconnect().await;
+                            r
+                        }
+                        Err(e) => Err(e.to_string()),
+                    };
                     (address, id, r)
                 });
             }
@@ -230,30 +240,28 @@ async fn bluetooth(
     }
 }
 
-/// One session with one device: connect, read, outbox, remember, disconnect.
-#[cfg(feature = "bluetooth")]
-async fn session(
-    p: btleplug::platform::Peripheral,
+/// One session with one connected device (the caller connects and disconnects): the
+/// session its characteristics call for (ECG streaming for a Polar strap, RACP backfill
+/// for a glucometer, the measurement session for the others), its readings into the
+/// outbox, and only then, what was read into the device memory: a refused outbox
+/// leaves the memory as it was, so the next session reads the same records again.
+/// Returns the readings taken.
+pub async fn session<L: crate::device::Link>(
+    link: &mut L,
     device_id: &vigil_model::DeviceId,
     handle: &Handle,
     memory: &Mutex<DeviceMemory>,
     clock: &Arc<dyn Clock>,
     zone: chrono::FixedOffset,
 ) -> Result<usize, String> {
-    use crate::device::{
-        Link, Remembered, ecg_session, glucose_session, measurement_session, uuid,
-    };
-    use btleplug::api::Peripheral as _;
-    let mut link = crate::ble::BleLink::connect(p.clone(), Duration::from_secs(20))
-        .await
-        .map_err(|e| e.to_string())?;
+    use crate::device::{Remembered, ecg_session, glucose_session, measurement_session, uuid};
     if link.has_characteristic(uuid::PMD_CONTROL_POINT) {
         // An ECG strap streams while worn: a minute at a time into the outbox, until it
         // goes away.
         let mut total = 0;
         loop {
             let c = clock.clone();
-            match ecg_session(&mut link, device_id, 60.0, move || c.now(), zone).await {
+            match ecg_session(link, device_id, 60.0, move || c.now(), zone).await {
                 Ok(out) => {
                     total += out.readings.len();
                     handle
@@ -265,14 +273,13 @@ async fn session(
                 Err(e) => return Err(e.to_string()),
             }
         }
-        let _ = p.disconnect().await;
         return Ok(total);
     }
     let remembered = memory.lock().map(|m| m.get(device_id)).unwrap_or_default();
     let (readings, last_seq, correction) = if link.has_characteristic(uuid::RACP)
         && link.has_characteristic(uuid::GLUCOSE_MEASUREMENT)
     {
-        let out = glucose_session(&mut link, device_id, remembered.last_seq, clock.now(), zone)
+        let out = glucose_session(link, device_id, remembered.last_seq, clock.now(), zone)
             .await
             .map_err(|e| e.to_string())?;
         (
@@ -283,7 +290,7 @@ async fn session(
     } else {
         let c = clock.clone();
         let out = measurement_session(
-            &mut link,
+            link,
             device_id,
             (Duration::from_secs(10), Duration::from_secs(60)),
             move || c.now(),
@@ -297,7 +304,6 @@ async fn session(
             out.clock.map(|c| c.correction()),
         )
     };
-    let _ = p.disconnect().await;
     let n = readings.len();
     if n > 0 {
         handle

@@ -7,19 +7,24 @@
 //!   whose memory was reset is detected and read from its start;
 //! - clock correction: a meter whose clock is 3 years behind produces readings at the
 //!   right time, keeps its raw clock in `device_time`, and has its clock set;
-//! - the order that keeps readings safe: readings into the outbox first, then the new
-//!   last sequence number into the device memory (which survives a reopen).
+//! - the order that keeps readings safe, in `vigil-edge run`'s own session code
+//!   (`vigil_edge::run::session`, generic over the link): readings into the outbox
+//!   first, then the new last sequence number into the device memory (which survives
+//!   a reopen); an outbox that refuses them leaves the memory as it was; the platform's
+//!   `backfill` by record makes the next session read from that record.
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed assertion
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use vigil_edge::device::{DeviceMemory, Remembered, glucose_session};
-use vigil_edge::forward::CHINA;
+use vigil_edge::forward::{CHINA, Forwarder, ForwarderConfig, Handle};
+use vigil_edge::run::{device_command, session};
 use vigil_edge::sim::SimGlucometer;
 use vigil_model::clock::{Clock, ManualClock};
 use vigil_model::{DeviceId, Measurement};
+use vigil_wire::command::Command;
 
 fn t0() -> DateTime<Utc> {
     "2026-11-22T00:00:00Z".parse().unwrap()
@@ -153,48 +158,98 @@ async fn a_meter_three_years_behind_gives_readings_at_the_right_time_and_is_set_
     assert_eq!(out.readings[0].time, clock.now().with_timezone(&CHINA));
 }
 
-#[tokio::test]
-async fn readings_reach_the_outbox_before_the_last_sequence_number_is_remembered() {
+/// A forwarder with no broker to reach (its outbox only fills) on `dir`, and its handle.
+fn outbox(dir: &std::path::Path, max_bytes: u64) -> (Forwarder, Handle) {
+    let (store, _) = vigil_edge::store::Store::open(
+        dir,
+        vigil_outbox::Config {
+            max_bytes,
+            ..vigil_outbox::Config::default()
+        },
+    )
+    .unwrap();
+    let config = ForwarderConfig::new(
+        "gw-0042".parse().unwrap(),
+        "127.0.0.1",
+        vigil_testkit::free_port(),
+    );
+    let clock: Arc<dyn Clock> = Arc::new(vigil_model::clock::SystemClock);
+    let forwarder = Forwarder::start(config, store, clock);
+    let handle = forwarder.handle();
+    (forwarder, handle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateways_session_puts_readings_in_the_outbox_before_it_remembers_them() {
     let clock = Arc::new(ManualClock::new(t0()));
+    let dyn_clock: Arc<dyn Clock> = clock.clone();
     let dir = tempfile::tempdir().unwrap();
+    let memory_file = dir.path().join("devices.json");
+    let memory = Mutex::new(DeviceMemory::load(&memory_file).unwrap());
+    let (forwarder, handle) = outbox(&dir.path().join("state"), 64 * 1024 * 1024);
     let mut m = meter(&clock, 50);
-    let mut memory = DeviceMemory::load(&dir.path().join("devices.json")).unwrap();
-    let (mut store, _) =
-        vigil_edge::store::Store::open(&dir.path().join("state"), vigil_outbox::Config::default())
-            .unwrap();
-    let held = memory.get(&device()).last_seq;
-    let out = glucose_session(&mut m, &device(), held, clock.now(), CHINA)
+    // `vigil-edge run`'s own session code, over the simulated meter's link.
+    let n = session(&mut m, &device(), &handle, &memory, &dyn_clock, CHINA)
         .await
         .unwrap();
-    store.add(&out.readings, clock.now()).unwrap();
-    memory
-        .set(
-            &device(),
-            Remembered {
-                last_seq: out.last_seq,
-                clock_correction_s: out.clock.map_or(0, |c| c.correction().num_seconds()),
-            },
-        )
-        .unwrap();
-    assert_eq!(store.depth(), 50);
+    assert_eq!((n, handle.depth().await), (50, 50));
     // After a reboot: the memory says 50, so the next session asks from 51.
-    let memory = DeviceMemory::load(&dir.path().join("devices.json")).unwrap();
-    assert_eq!(memory.get(&device()).last_seq, Some(50));
+    let memory = Mutex::new(DeviceMemory::load(&memory_file).unwrap());
+    assert_eq!(memory.lock().unwrap().get(&device()).last_seq, Some(50));
     m.measure(clock.now(), 8.8);
-    let out = glucose_session(
-        &mut m,
-        &device(),
-        memory.get(&device()).last_seq,
-        clock.now(),
-        CHINA,
-    )
-    .await
-    .unwrap();
-    assert_eq!(out.request, [0x01, 0x03, 0x01, 51, 0]);
-    assert_eq!(out.readings.len(), 1);
+    let n = session(&mut m, &device(), &handle, &memory, &dyn_clock, CHINA)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(m.racp_requests.last().unwrap(), &[0x01, 0x03, 0x01, 51, 0]);
+    // The platform's `backfill` by record: the next session reads from record 40.
+    device_command(
+        &memory,
+        Command::BackfillDevice {
+            device_id: device(),
+            from_record_seq: 40,
+        },
+    );
+    assert_eq!(memory.lock().unwrap().get(&device()).last_seq, Some(39));
+    let n = session(&mut m, &device(), &handle, &memory, &dyn_clock, CHINA)
+        .await
+        .unwrap();
+    assert_eq!(n, 12, "records 40 to 51");
+    assert_eq!(m.racp_requests.last().unwrap(), &[0x01, 0x03, 0x01, 40, 0]);
+    assert_eq!(handle.depth().await, 63);
+    // `remeasure` is only logged (a gateway has no screen): the memory is unchanged.
+    device_command(
+        &memory,
+        Command::Remeasure {
+            device_id: device(),
+            reason: "implausible_value".into(),
+        },
+    );
+    assert_eq!(memory.lock().unwrap().get(&device()).last_seq, Some(51));
+    forwarder.abort().await;
+
+    // An outbox that refuses the readings: the session fails and the memory is left as
+    // it was, so the next session reads the same records again.
+    let dir = tempfile::tempdir().unwrap();
+    let memory_file = dir.path().join("devices.json");
+    let memory = Mutex::new(DeviceMemory::load(&memory_file).unwrap());
+    let (forwarder, handle) = outbox(&dir.path().join("state"), 4_000);
+    let mut m = meter(&clock, 50);
+    let e = session(&mut m, &device(), &handle, &memory, &dyn_clock, CHINA)
+        .await
+        .unwrap_err();
+    assert!(e.starts_with("outbox: "), "{e}");
+    assert_eq!(handle.depth().await, 0);
+    assert_eq!(memory.lock().unwrap().get(&device()).last_seq, None);
+    assert_eq!(
+        DeviceMemory::load(&memory_file).unwrap().get(&device()),
+        Remembered::default()
+    );
+    forwarder.abort().await;
+
     // A broken memory file is an error that names it, not a panic or a silent reset.
-    std::fs::write(dir.path().join("devices.json"), b"{not json").unwrap();
-    let e = DeviceMemory::load(&dir.path().join("devices.json")).unwrap_err();
+    std::fs::write(&memory_file, b"{not json").unwrap();
+    let e = DeviceMemory::load(&memory_file).unwrap_err();
     assert!(e.contains("devices.json"), "{e}");
 }
 
