@@ -149,6 +149,9 @@ pub struct Summary {
     pub gateways: usize,
     /// Readings that went through GATT bytes (the others were handed over as readings).
     pub via_gatt: u64,
+    /// Readings whose GATT bytes decoded to something else (an encoder or decoder
+    /// bug; handed over as they were): 0 in a healthy build.
+    pub gatt_mismatches: u64,
     pub pending: u64,
 }
 
@@ -240,6 +243,7 @@ pub async fn run(
     let mut skip = state.handed_over;
     let mut generated = state.handed_over;
     let mut via_gatt = 0u64;
+    let mut gatt_mismatches = 0u64;
     let mut sim_now = fleet.now();
     let mut injected = Injected::default();
     // Per gateway, the last readings handed over (what a memory re-read sends again).
@@ -275,7 +279,19 @@ pub async fn run(
                 let index = generated + batch.len() as u64;
                 let r = inject(r, index, options.seed, &options.faults, &mut injected);
                 let (r, gatt) = through_gatt(r);
-                via_gatt += u64::from(gatt);
+                match gatt {
+                    Gatt::Through => via_gatt += 1,
+                    Gatt::Differs => {
+                        if gatt_mismatches == 0 {
+                            eprintln!(
+                                "vigil-edge simulate: a {} reading came back different from its GATT bytes (an encoder or decoder bug); such readings are handed over as they were and counted",
+                                r.measurement.reading_type()
+                            );
+                        }
+                        gatt_mismatches += 1;
+                    }
+                    Gatt::NotCarried => {}
+                }
                 batch.push(r);
             }
             if batch.is_empty() {
@@ -340,6 +356,7 @@ pub async fn run(
         faults: injected,
         gateways: forwarders.len(),
         via_gatt,
+        gatt_mismatches,
         pending: 0,
     };
     drained(&summary);
@@ -361,10 +378,23 @@ async fn pending(forwarders: &HashMap<GatewayId, Forwarder>) -> u64 {
     n
 }
 
+/// How a reading reached the gateway in the simulation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gatt {
+    /// Encoded to its characteristic's bytes and decoded back, unchanged.
+    Through,
+    /// Its type has no simulated characteristic, or the bytes cannot carry its value
+    /// (an injected impossible value): handed over as it is.
+    NotCarried,
+    /// Encoded and decoded, but it came back different: an encoder or decoder bug.
+    /// Handed over as it was, and counted ([`Summary::gatt_mismatches`]).
+    Differs,
+}
+
 /// Sends a reading through its device's GATT bytes and back, when its type has a
-/// simulated characteristic; returns the reading the gateway gets and whether it went
-/// through GATT. A reading the bytes cannot carry exactly is handed over as it is.
-pub fn through_gatt(r: Reading) -> (Reading, bool) {
+/// simulated characteristic; returns the reading the gateway gets and how it got it.
+/// A reading the bytes cannot carry exactly is handed over as it is.
+pub fn through_gatt(r: Reading) -> (Reading, Gatt) {
     let ctx = ReadingContext::new(r.device_id.clone(), r.time);
     let decoded = match &r.measurement {
         Measurement::Bp(bp) => bp_bytes(bp, &r)
@@ -406,9 +436,13 @@ pub fn through_gatt(r: Reading) -> (Reading, bool) {
             if back.device_time.is_none() {
                 back.device_time = r.device_time;
             }
-            if back == r { (back, true) } else { (r, false) }
+            if back == r {
+                (back, Gatt::Through)
+            } else {
+                (r, Gatt::Differs)
+            }
         }
-        None => (r, false),
+        None => (r, Gatt::NotCarried),
     }
 }
 
@@ -671,8 +705,10 @@ mod tests {
         let (mut bp, mut glucose, mut other, mut via_other) = (0, 0, 0, 0);
         for p in f.advance(start + TimeDelta::days(2)) {
             for r in p.envelope.readings {
-                let (back, gatt) = through_gatt(r.clone());
+                let (back, how) = through_gatt(r.clone());
                 assert_eq!(back, r, "a reading changed on its way through GATT");
+                assert_ne!(how, Gatt::Differs, "{r:?}");
+                let gatt = how == Gatt::Through;
                 match &r.measurement {
                     Measurement::Bp(_) => {
                         assert!(gatt, "{r:?}");

@@ -203,6 +203,7 @@ async fn a_simulated_fleet_arrives_exactly_once_through_an_outage_a_killed_gatew
     assert_eq!(summary["readings"], READINGS);
     assert_eq!(summary["pending"], 0);
     assert!(summary["via_gatt"].as_u64().unwrap() > 0, "{summary}");
+    assert_eq!(summary["gatt_mismatches"], 0, "{summary}");
 
     // The lost batch: detected, asked for, recovered; then everything is in.
     let deadline = Instant::now() + Duration::from_secs(60);
