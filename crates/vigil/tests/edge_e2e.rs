@@ -8,9 +8,11 @@
 //! a `backfill` command, and get it.
 //!
 //! At the end: the ingester holds every reading the fleet meant to be stored exactly
-//! once (the count the fleet itself expects), every reading received is accounted
-//! for, nothing is pending in any outbox, the acknowledged batches are still retained
-//! for backfill, and the gap was requested and recovered.
+//! once (compared reading by reading: device, type and measurement instant, against
+//! what the fleet itself expects) and nothing else, has quarantined the rest for the
+//! reasons the fleet expects, every reading received is accounted for, nothing is
+//! pending in any outbox, the acknowledged batches are still retained for backfill,
+//! and the gap was requested and recovered.
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed assertion
 
@@ -124,14 +126,15 @@ async fn a_simulated_fleet_arrives_exactly_once_through_an_outage_a_killed_gatew
         serde_json::from_slice(&std::fs::read(state.join("sim.json")).unwrap()).unwrap();
     let start: DateTime<Utc> = sim["start"].as_str().unwrap().parse().unwrap();
     let mut fleet = fleet_from(start);
-    let expected: Vec<Expect> = fleet
+    let published: Vec<(vigil_model::Reading, Expect)> = fleet
         .advance(vigil_model::clock::Clock::now(
             &vigil_model::clock::SystemClock,
         ))
         .into_iter()
-        .flat_map(|p| p.expect)
+        .flat_map(|p| p.envelope.readings.into_iter().zip(p.expect))
         .take(READINGS as usize)
         .collect();
+    let expected: Vec<Expect> = published.iter().map(|(_, e)| *e).collect();
     assert_eq!(
         expected.len() as u64,
         READINGS,
@@ -247,6 +250,54 @@ async fn a_simulated_fleet_arrives_exactly_once_through_an_outage_a_killed_gatew
     eprintln!(
         "{READINGS} readings ({stored} to store); {handed_before_kill} handed over before the kill; {received} received in all, {redelivered} of them in envelopes delivered again"
     );
+    // Exactly once, reading by reading: the store holds each reading the fleet meant to
+    // be stored (device, type, measurement instant) once and nothing else, and has
+    // quarantined the others for the reasons the fleet expects.
+    let clinical = vigil_store::SqliteStore::open(&dir.path().join("data/clinical.db"))
+        .await
+        .unwrap();
+    let key = |device: &str, kind: &str, ms: i64| (device.to_owned(), kind.to_owned(), ms);
+    let mut want: Vec<(String, String, i64)> = published
+        .iter()
+        .filter(|(_, e)| *e == Expect::Stored)
+        .map(|(r, _)| {
+            key(
+                r.device_id.as_str(),
+                &r.measurement.reading_type().to_string(),
+                r.time.timestamp_millis(),
+            )
+        })
+        .collect();
+    let mut have: Vec<(String, String, i64)> = clinical
+        .export_after(0, u32::MAX)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| {
+            key(
+                row.device_id.as_str(),
+                &row.reading_type,
+                row.time.timestamp_millis(),
+            )
+        })
+        .collect();
+    want.sort();
+    have.sort();
+    assert_eq!(have, want, "the stored readings, one by one");
+    let mut reasons: std::collections::BTreeMap<String, u64> = Default::default();
+    for (_, e) in &published {
+        if let Expect::Quarantined(reason) = e {
+            *reasons.entry(reason.to_string()).or_default() += 1;
+        }
+    }
+    let quarantined: std::collections::BTreeMap<String, u64> = clinical
+        .quarantined_by_reason()
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(quarantined, reasons, "quarantined, by reason");
+    clinical.close().await;
 
     // A clean stop; the outboxes are empty and the acknowledged batches retained.
     let _ = Command::new("kill")
