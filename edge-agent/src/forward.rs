@@ -83,6 +83,9 @@ pub struct ForwardStats {
     /// Publishes made again after a connection loss.
     pub republished: AtomicU64,
     pub connections: AtomicU64,
+    /// Attempts to connect that failed (refused, unreachable, TLS or credentials
+    /// rejected); the first failure and every change of reason are said on stderr.
+    pub connect_failures: Arc<AtomicU64>,
     /// Envelopes republished for a `backfill` command.
     pub backfilled: AtomicU64,
     /// `backfill` batches no longer retained.
@@ -282,7 +285,7 @@ fn status(config: &ForwarderConfig, state: GatewayState, depth: u64, clock: &dyn
     })
 }
 
-fn open(config: &ForwarderConfig, clock: &Arc<dyn Clock>) -> Conn {
+fn open(config: &ForwarderConfig, clock: &Arc<dyn Clock>, failures: &Arc<AtomicU64>) -> Conn {
     let gw = &config.gateway_id;
     let mut options = MqttOptions::new(gw.as_str(), &config.host, config.port);
     options.set_keep_alive(Duration::from_secs(30));
@@ -312,8 +315,10 @@ fn open(config: &ForwarderConfig, clock: &Arc<dyn Clock>) -> Conn {
     let (t, rung, gone) = (tracker.clone(), events.clone(), lost.clone());
     let cmd_topic = Topic::Command(gw.clone()).to_string();
     let (c, clk) = (client.clone(), clock.clone());
+    let (failures, broker) = (failures.clone(), format!("{}:{}", config.host, config.port));
     let poller = tokio::spawn(async move {
         let mut up = false;
+        let mut said = String::new();
         let mut retry = Duration::from_millis(200);
         loop {
             match eventloop.poll().await {
@@ -341,8 +346,17 @@ fn open(config: &ForwarderConfig, clock: &Arc<dyn Clock>) -> Conn {
                     rung.notify_one();
                 }
                 Ok(_) => {}
-                Err(_) if !up => {
-                    // Not connected yet: try again, backing off up to 5 s.
+                Err(e) if !up => {
+                    // Not connected yet: try again, backing off up to 5 s. Said once
+                    // per reason, so a wrong certificate or password is seen at once.
+                    failures.fetch_add(1, Ordering::Relaxed);
+                    let reason = e.to_string();
+                    if reason != said {
+                        eprintln!(
+                            "vigil-edge: cannot connect to the broker at {broker}: {reason}; retrying with a backoff of up to 5 s, the outbox keeping the readings meanwhile"
+                        );
+                        said = reason;
+                    }
                     tokio::time::sleep(retry).await;
                     retry = (retry * 2).min(Duration::from_secs(5));
                 }
@@ -385,7 +399,7 @@ async fn run(
     // Batches asked for by `backfill` and not yet acknowledged, across connections.
     let mut backfills: VecDeque<u64> = VecDeque::new();
     'connections: loop {
-        let mut conn = open(&config, &clock);
+        let mut conn = open(&config, &clock, &stats.connect_failures);
         stats.connections.fetch_add(1, Ordering::Relaxed);
         // Sequence number of each publish on this connection → what it was.
         let mut in_flight: HashMap<u64, Sent> = HashMap::new();

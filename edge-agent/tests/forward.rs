@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed assertion
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -313,5 +314,116 @@ async fn a_small_cap_deletes_acknowledged_batches_early_for_room_and_counts_them
     let evicted = handle.evicted().await;
     assert!(evicted > 0, "nothing evicted");
     println!("{evicted} acknowledged records deleted early for room");
+    forwarder.abort().await;
+}
+
+/// `vigil-edge run`'s configuration for a broker at `url`, checked.
+fn checked(url: &str, tls: Option<(&Path, &Path, &Path)>) -> vigil_edge::config::Checked {
+    let mut text = format!("gateway_id = \"gw-0042\"\n[broker]\nurl = \"{url}\"\n");
+    if let Some((ca, cert, key)) = tls {
+        text += &format!(
+            "ca_file = {:?}\nclient_cert = {:?}\nclient_key = {:?}\n",
+            ca.display().to_string(),
+            cert.display().to_string(),
+            key.display().to_string()
+        );
+    }
+    vigil_edge::config::EdgeConfig::parse(&text)
+        .unwrap()
+        .check()
+        .unwrap()
+}
+
+fn forwarder_for(checked: &vigil_edge::config::Checked, dir: &Path) -> Forwarder {
+    let (store, _) = Store::open(dir, vigil_outbox::Config::default()).unwrap();
+    let mut config = ForwarderConfig::new(checked.gateway_id.clone(), &checked.host, checked.port);
+    config.tls = checked.tls.clone();
+    config.linger = Duration::from_millis(50);
+    Forwarder::start(config, store, Arc::new(SystemClock))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_mqtts_with_a_client_certificate_readings_arrive_and_a_foreign_authority_is_refused() {
+    let broker = Mosquitto::start_with(MosquittoOptions {
+        tls: Some(true), // the broker requires a client certificate
+        ..MosquittoOptions::default()
+    });
+    let tls = broker.tls.clone().unwrap();
+    let seen: Seen = Arc::default();
+    let s = seen.clone();
+    let _platform = subscriber(
+        broker.port,
+        "platform-tls",
+        "vigil/v1/gw/+/readings",
+        false,
+        move |p| {
+            let e = vigil_wire::decode_envelope(&p.payload).unwrap();
+            s.lock()
+                .unwrap()
+                .entry(e.batch_seq)
+                .or_default()
+                .push(p.payload.to_vec());
+        },
+    )
+    .await;
+    let url = format!("mqtts://127.0.0.1:{}", tls.port);
+
+    // A gateway trusting another authority never connects: it says so, counts the
+    // attempts, and keeps its readings.
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = checked(
+        &url,
+        Some((&tls.other_ca, &tls.client_cert, &tls.client_key)),
+    );
+    let forwarder = forwarder_for(&wrong, dir.path());
+    let handle = forwarder.handle();
+    handle.add(vec![reading(1)]).await.unwrap();
+    let failures = forwarder.stats.connect_failures.clone();
+    eventually("three refused attempts", Duration::from_secs(30), || {
+        failures.load(std::sync::atomic::Ordering::Relaxed) >= 3
+    })
+    .await;
+    assert_eq!(handle.depth().await, 1);
+    assert_eq!(
+        forwarder
+            .stats
+            .acked
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    forwarder.abort().await;
+
+    // The right authority and the gateway's certificate: the readings arrive.
+    let right = checked(&url, Some((&tls.ca, &tls.client_cert, &tls.client_key)));
+    let forwarder = forwarder_for(&right, dir.path());
+    let handle = forwarder.handle();
+    handle.add(vec![reading(2)]).await.unwrap();
+    let h = handle.clone();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while h.depth().await > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not delivered over TLS"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eventually(
+        "the envelope at the platform",
+        Duration::from_secs(10),
+        || !seen.lock().unwrap().is_empty(),
+    )
+    .await;
+    let readings: usize = seen
+        .lock()
+        .unwrap()
+        .values()
+        .map(|copies| {
+            vigil_wire::decode_envelope(&copies[0])
+                .unwrap()
+                .readings
+                .len()
+        })
+        .sum();
+    assert_eq!(readings, 2, "both readings, the one kept while refused too");
     forwarder.abort().await;
 }
