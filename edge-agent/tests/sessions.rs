@@ -382,3 +382,127 @@ async fn records_stamped_before_a_clock_reset_are_not_pushed_into_the_future() {
     assert_eq!(out.readings[1].time, after.with_timezone(&CHINA));
     assert!(out.readings[1].status.is_empty());
 }
+
+/// A device with one measurement characteristic that sends what it holds once
+/// subscribed, then goes quiet (a thermometer, a scale, a spot-check oximeter, a
+/// heart-rate strap for a moment): real GATT bytes, from `spec/decode.md`'s examples.
+struct OneCharacteristic {
+    characteristic: u128,
+    values: std::collections::VecDeque<Vec<u8>>,
+    subscribed: bool,
+}
+
+impl vigil_edge::device::Link for OneCharacteristic {
+    fn address(&self) -> String {
+        "C4:7C:8D:6A:00:42".to_owned()
+    }
+    fn has_characteristic(&self, characteristic: u128) -> bool {
+        characteristic == self.characteristic
+    }
+    async fn read(&mut self, c: u128) -> Result<Vec<u8>, vigil_edge::device::LinkError> {
+        Err(vigil_edge::device::LinkError::NotSupported(c))
+    }
+    async fn write(&mut self, c: u128, _: &[u8]) -> Result<(), vigil_edge::device::LinkError> {
+        Err(vigil_edge::device::LinkError::NotSupported(c))
+    }
+    async fn subscribe(&mut self, c: u128) -> Result<(), vigil_edge::device::LinkError> {
+        self.subscribed = c == self.characteristic;
+        Ok(())
+    }
+    async fn notification(
+        &mut self,
+        timeout: std::time::Duration,
+    ) -> Result<(u128, Vec<u8>), vigil_edge::device::LinkError> {
+        match self.values.pop_front() {
+            Some(v) if self.subscribed => Ok((self.characteristic, v)),
+            _ => Err(vigil_edge::device::LinkError::Timeout(timeout)),
+        }
+    }
+    fn mtu(&self) -> u16 {
+        23
+    }
+}
+
+fn bytes(hex: &str) -> Vec<u8> {
+    let hex: String = hex.split_whitespace().collect();
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heart_rate_oximeter_thermometer_and_scale_go_through_the_gateways_session() {
+    use vigil_edge::device::uuid;
+    let clock = Arc::new(ManualClock::new(t0()));
+    let dyn_clock: Arc<dyn Clock> = clock.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let memory = Mutex::new(DeviceMemory::load(&dir.path().join("devices.json")).unwrap());
+    let (forwarder, handle) = outbox(&dir.path().join("state"), 64 * 1024 * 1024);
+    // (characteristic, value, the reading's type, its value key, the value)
+    let devices = [
+        (
+            uuid::HEART_RATE_MEASUREMENT,
+            "16 48 A801 3804",
+            "heart_rate",
+            "bpm",
+            72.0,
+        ),
+        (uuid::PLX_SPOT_CHECK, "00 6100 4800", "spo2", "spo2", 97.0),
+        (
+            uuid::TEMPERATURE_MEASUREMENT,
+            "06 700100FF EA070B16073A00 01",
+            "temperature",
+            "temperature",
+            36.8,
+        ),
+        (
+            uuid::WEIGHT_MEASUREMENT,
+            "00 C832",
+            "weight",
+            "weight",
+            65.0,
+        ),
+    ];
+    let mut total = 0;
+    for (characteristic, hex, kind, key, value) in devices {
+        let mut device = OneCharacteristic {
+            characteristic,
+            values: [bytes(hex)].into(),
+            subscribed: false,
+        };
+        let id: DeviceId = format!("dev-{kind}").replace('_', "-").parse().unwrap();
+        // The measurement session alone: one reading of the right kind and value.
+        let c = clock.clone();
+        let out = vigil_edge::device::measurement_session(
+            &mut device,
+            &id,
+            (
+                std::time::Duration::from_millis(10),
+                std::time::Duration::from_secs(5),
+            ),
+            move || c.now(),
+            CHINA,
+        )
+        .await
+        .unwrap();
+        assert_eq!(out.readings.len(), 1, "{kind}: {out:?}");
+        let json =
+            serde_json::to_value(vigil_wire::envelope::ReadingJson(&out.readings[0])).unwrap();
+        assert_eq!(json["type"], kind, "{json}");
+        let got = json["values"][key]
+            .as_f64()
+            .or_else(|| json["values"]["value"].as_f64())
+            .unwrap_or_else(|| panic!("{kind}: no {key} in {json}"));
+        assert!((got - value).abs() < 1e-9, "{kind}: {got} in {json}");
+        // And through `vigil-edge run`'s session, into the outbox.
+        device.values.push_back(bytes(hex));
+        let n = session(&mut device, &id, &handle, &memory, &dyn_clock, CHINA)
+            .await
+            .unwrap();
+        assert_eq!(n, 1, "{kind}");
+        total += 1;
+        assert_eq!(handle.depth().await, total);
+    }
+    forwarder.abort().await;
+}
