@@ -130,6 +130,16 @@ async fn a_meter_three_years_behind_gives_readings_at_the_right_time_and_is_set_
             .naive_local();
         assert_eq!(r.device_time, Some(raw));
         assert_eq!(r.device_time.unwrap().format("%Y").to_string(), "2023");
+        // On the wire (what the outbox keeps and the platform stores as received):
+        // `time` the corrected instant, `device_time` the raw clock.
+        let json = serde_json::to_value(vigil_wire::envelope::ReadingJson(r)).unwrap();
+        let sent: DateTime<Utc> = json["time"].as_str().unwrap().parse().unwrap();
+        assert_eq!(sent, *t);
+        assert_eq!(
+            json["device_time"].as_str().unwrap(),
+            raw.format("%Y-%m-%dT%H:%M:%S").to_string(),
+            "{json}"
+        );
     }
     // The meter's clock was set: the next test is stamped with the true time.
     assert!(out.clock_set);
