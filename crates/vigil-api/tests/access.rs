@@ -1437,8 +1437,35 @@ async fn over_a_real_socket_every_route_refuses_who_may_not_use_it_and_the_refus
         refused += 1;
     }
     assert!(refused >= 25, "{refused}");
+    // A doctor outside p-000123's care team (the duty desk, with no open alert of
+    // theirs) is refused the patient's routes the care team may use: 403.
+    let patient_routes = [
+        "/api/v1/patients/p-000123",
+        "/api/v1/patients/p-000123/readings",
+        "/api/v1/patients/p-000123/summary",
+        "/api/v1/patients/p-000123/report",
+    ];
+    for path in patient_routes {
+        let a = addr.clone();
+        let status =
+            tokio::task::spawn_blocking(move || raw_status(&a, "GET", path, Some("tok-duty")))
+                .await
+                .unwrap();
+        assert_eq!(status, 403, "GET {path} by a doctor outside the care team");
+    }
     // Every refusal is in the audit trail with the caller's address.
     let entries = audit(&s).await;
+    let outside: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["actor"] == "duty" && e["outcome"] == "refused: 403")
+        .collect();
+    assert_eq!(outside.len(), patient_routes.len(), "{outside:#?}");
+    assert!(
+        outside
+            .iter()
+            .all(|e| e["patient_id"] == "p-000123" && e["from"] == "127.0.0.1"),
+        "{outside:#?}"
+    );
     let doctor_refusals = entries
         .iter()
         .filter(|e| e["actor"] == "wang" && e["outcome"] == "refused: 403")
