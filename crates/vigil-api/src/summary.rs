@@ -236,6 +236,28 @@ mod tests {
     }
 
     #[test]
+    fn a_relaxed_bp_target_applies_until_its_override_expires() {
+        let text = vigil_testkit::example_registry().replace(
+            "overrides = { hr_brady",
+            "overrides = { bp_uncontrolled_home = { systolic = 150, diastolic = 90, by = \"d-0001\", reason = \"aged 80\", until = \"2027-01-01T00:00:00+08:00\" }, hr_brady",
+        );
+        let registry = vigil_registry::Registry::parse(&text).unwrap_or_else(|e| panic!("{e:?}"));
+        let patient = registry
+            .patients
+            .values()
+            .find(|p| p.id.as_str() == "p-000123")
+            .unwrap_or_else(|| panic!("no p-000123"));
+        let until: DateTime<Utc> = "2026-12-31T16:00:00Z".parse().unwrap_or_default();
+        assert_eq!(
+            bp_target(patient, until - TimeDelta::seconds(1)),
+            (150.0, 90.0)
+        );
+        // From `until` on, the default home target again.
+        assert_eq!(bp_target(patient, until), HOME_TARGET);
+        assert_eq!(bp_target(patient, until + TimeDelta::days(30)), HOME_TARGET);
+    }
+
+    #[test]
     fn time_in_range_counts_bands_inclusively_with_meter_flags() {
         let now = at(0);
         let g = |h, v| (at(h), Glucose::Value(v));
