@@ -75,6 +75,7 @@ try {
   const value = (await card.first().locator('.value').textContent()).trim();
   step(`live alert arrived: ${value}`);
   if (value !== readBack) throw new Error(`the alert shows ${value}, expected ${readBack}`);
+  const alertId = await card.first().getAttribute('data-alert-id');
   await page.screenshot({ path: join(shots, '2-inbox.png'), fullPage: true });
 
   // A wrong read-back is refused and the page says so.
@@ -94,6 +95,7 @@ try {
   await page.waitForSelector('svg.chart[data-type="bp"]');
   const points = await page.getAttribute('svg.chart[data-type="bp"]', 'data-points');
   step(`patient page: ${await page.textContent('#patient-title')}, bp chart with ${points} values`);
+  if (!(Number(points) >= 1)) throw new Error(`the BP chart has ${points} values`);
   await page.waitForSelector('#sum-bp');
   // The ECG strip on its paper: 10 s at 130 Hz, then zoomed (20 mm/mV).
   await page.waitForSelector('#ecg svg.ecg');
@@ -115,6 +117,21 @@ try {
   step(`weekly report: ${await report.textContent('#report-title')}`);
   await report.screenshot({ path: join(shots, '5-report.png'), fullPage: true });
   await report.close();
+
+  // Back in the inbox, the alert resolved from its card with a note of what was done:
+  // it leaves the open alerts.
+  await page.evaluate(() => { location.hash = '#/inbox'; });
+  const open = page.locator(`article.alert[data-alert-id="${alertId}"]`);
+  await open.waitFor();
+  await open.locator('input.note').fill('called the patient; dose adjusted');
+  await open.locator('form.resolve button').click();
+  await open.locator('.status.ok').waitFor();
+  await page.waitForFunction(
+    (id) => document.getElementById('alerts')?.hasAttribute('data-loaded') && !document.querySelector(`article.alert[data-alert-id="${id}"]`),
+    alertId,
+    { timeout: 30_000 },
+  );
+  step('resolved from the inbox with a note: the alert left the open alerts');
 
   // Signed out, then the institution's administrator: the hospital overview.
   await page.click('#signout');
