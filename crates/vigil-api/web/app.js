@@ -36,6 +36,8 @@ const I18N = {
     'sum.below': '低于 3.9', 'sum.above': '高于 10.0', 'sum.readings': '{n} 次读数',
     'chart.bp': '血压 (mmHg)', 'chart.glucose': '血糖 (mmol/L)', 'chart.spo2': '血氧饱和度 (%)',
     'chart.heart_rate': '心率 (次/分)', 'chart.weight': '体重 (kg)', 'chart.temperature': '体温 (°C)',
+    'ctx.fasting': '空腹', 'ctx.preprandial': '餐前', 'ctx.postprandial': '餐后', 'ctx.bedtime': '睡前', 'ctx.night': '夜间', 'ctx.random': '随机',
+    'chart.glucose.targets': '空腹目标 < 7.0，餐后 < 10.0 mmol/L',
     'col.time': '时间', 'col.rule': '规则', 'col.severity': '级别', 'col.value': '数值', 'col.event': '事件',
     'cond.hypertension': '高血压', 'cond.type2_diabetes': '2 型糖尿病', 'cond.type1_diabetes': '1 型糖尿病',
     'cond.insulin_treated': '胰岛素治疗', 'cond.coronary_heart_disease': '冠心病', 'cond.heart_failure': '心力衰竭',
@@ -72,6 +74,8 @@ const I18N = {
     'sum.below': 'below 3.9', 'sum.above': 'above 10.0', 'sum.readings': '{n} readings',
     'chart.bp': 'Blood pressure (mmHg)', 'chart.glucose': 'Glucose (mmol/L)', 'chart.spo2': 'SpO2 (%)',
     'chart.heart_rate': 'Heart rate (/min)', 'chart.weight': 'Weight (kg)', 'chart.temperature': 'Temperature (°C)',
+    'ctx.fasting': 'fasting', 'ctx.preprandial': 'before a meal', 'ctx.postprandial': 'after a meal', 'ctx.bedtime': 'bedtime', 'ctx.night': 'night', 'ctx.random': 'random',
+    'chart.glucose.targets': 'targets: fasting < 7.0, after a meal < 10.0 mmol/L',
     'col.time': 'Time', 'col.rule': 'Rule', 'col.severity': 'Severity', 'col.value': 'Value', 'col.event': 'Event',
     'cond.hypertension': 'hypertension', 'cond.type2_diabetes': 'type 2 diabetes', 'cond.type1_diabetes': 'type 1 diabetes',
     'cond.insulin_treated': 'insulin-treated', 'cond.coronary_heart_disease': 'coronary heart disease', 'cond.heart_failure': 'heart failure',
@@ -330,7 +334,7 @@ function renderInbox() {
 // Thresholds drawn on the charts (clinical rules §1): [value, label, class].
 const THRESHOLDS = {
   bp: [[180, '180', 'crit'], [135, '135', 'target'], [110, '110', 'crit'], [85, '85', 'target'], [90, '90', 'low']],
-  glucose: [[16.7, '16.7', 'crit'], [10.0, '10.0', 'target'], [3.9, '3.9', 'target'], [3.0, '3.0', 'crit']],
+  glucose: [[16.7, '16.7', 'crit'], [10.0, '10.0', 'target'], [7.0, '7.0', 'fasting'], [3.9, '3.9', 'target'], [3.0, '3.0', 'crit']],
   spo2: [[94, '94', 'target'], [90, '90', 'crit']],
   heart_rate: [[120, '120', 'target'], [50, '50', 'target']],
   temperature: [[38.0, '38.0', 'target'], [37.3, '37.3', 'target']],
@@ -371,12 +375,28 @@ function chart(type, readings, from, to) {
     const ms = from + (to - from) * d / 4;
     g.append(svg('text', { x: x(ms), y: H - 6, class: 'tl', 'text-anchor': 'middle' }, new Date(ms).toLocaleDateString(lang, { month: 'numeric', day: 'numeric' })));
   }
+  // Glucose is read against its meal context (fasting target 7.0, after a meal 10.0):
+  // each point is marked with its context, named in its tooltip and in the legend.
+  const contexts = new Set();
   for (const [field, cls] of SERIES[type]) {
-    const pts = readings.filter((r) => typeof r.canonical[field] === 'number').map((r) => [x(Date.parse(r.time)), y(r.canonical[field])]);
-    if (pts.length > 1) g.append(svg('polyline', { points: pts.map((p) => p.join(',')).join(' '), class: 'line s-' + cls }));
-    for (const [px, py] of pts) g.append(svg('circle', { cx: px, cy: py, r: 3, class: 'pt s-' + cls }));
+    const rows = readings.filter((r) => typeof r.canonical[field] === 'number');
+    const pts = rows.map((r) => [x(Date.parse(r.time)), y(r.canonical[field]), r]);
+    if (pts.length > 1) g.append(svg('polyline', { points: pts.map((p) => p[0] + ',' + p[1]).join(' '), class: 'line s-' + cls }));
+    for (const [px, py, r] of pts) {
+      const ctx = type === 'glucose' ? (r.canonical.context || 'random') : null;
+      const dot = svg('circle', { cx: px, cy: py, r: 3, class: 'pt s-' + cls + (ctx ? ' ctx-' + ctx : ''), 'data-context': ctx || '' });
+      if (ctx) {
+        contexts.add(ctx);
+        dot.append(svg('title', {}, r.canonical[field] + ' mmol/L · ' + t('ctx.' + ctx) + ' · ' + when(r.time)));
+      }
+      g.append(dot);
+    }
   }
-  return h('figure', { class: 'card' }, h('figcaption', {}, t('chart.' + type)), g);
+  const caption = [t('chart.' + type)];
+  const legend = type === 'glucose' && contexts.size > 0
+    ? h('p', { class: 'legend' }, [...contexts].sort().map((c) => h('span', { class: 'key ctx-' + c }, t('ctx.' + c))), ' · ' + t('chart.glucose.targets'))
+    : null;
+  return h('figure', { class: 'card' }, h('figcaption', {}, ...caption), g, ...(legend ? [legend] : []));
 }
 
 // ---- the ECG strip viewer --------------------------------------------------------

@@ -76,7 +76,7 @@ async fn a_doctor_sees_a_live_alert_acknowledges_it_with_read_back_and_opens_the
     );
     let broker = Mosquitto::start();
     let dir = tempfile::tempdir().unwrap();
-    // p-000123 also wears an ECG patch.
+    // p-000123 also wears an ECG patch and has a glucometer.
     let registry = example_registry()
         + r#"
 [[device]]
@@ -87,6 +87,17 @@ registered = "2026-11-01T00:00:00+08:00"
 
 [[assignment]]
 device = "patch-h10-01"
+patient = "p-000123"
+from = "2026-11-01T00:00:00+08:00"
+
+[[device]]
+id = "glu-accuchek-01"
+types = ["glucose"]
+gateway = "gw-0042"
+registered = "2026-11-01T00:00:00+08:00"
+
+[[assignment]]
+device = "glu-accuchek-01"
 patient = "p-000123"
 from = "2026-11-01T00:00:00+08:00"
 "#;
@@ -224,6 +235,13 @@ from = "2026-11-01T00:00:00+08:00"
         "readings": [{"device_id": "bpm-omron-3f9a21", "type": "bp", "unit": "mm[Hg]",
             "time": (now - TimeDelta::minutes(1)).to_rfc3339(), "symptoms": ["chest_tightness"],
             "values": {"systolic": 192, "diastolic": 112, "pulse": 88}},
+            // Glucose before breakfast and after lunch (the chart marks the context).
+            {"device_id": "glu-accuchek-01", "type": "glucose", "unit": "mmol/L",
+             "time": (now - TimeDelta::hours(6)).to_rfc3339(),
+             "values": {"value": 6.2, "context": "fasting"}},
+            {"device_id": "glu-accuchek-01", "type": "glucose", "unit": "mmol/L",
+             "time": (now - TimeDelta::hours(2)).to_rfc3339(),
+             "values": {"value": 9.4, "context": "postprandial"}},
             // And 10 s of the real recording from the patch, at the patch's 130 Hz.
             {"device_id": "patch-h10-01", "type": "ecg_waveform", "unit": "uV",
              "time": (now - TimeDelta::minutes(2)).to_rfc3339(),

@@ -96,6 +96,12 @@ try {
   const points = await page.getAttribute('svg.chart[data-type="bp"]', 'data-points');
   step(`patient page: ${await page.textContent('#patient-title')}, bp chart with ${points} values`);
   if (!(Number(points) >= 1)) throw new Error(`the BP chart has ${points} values`);
+  // Glucose with its meal context: each point marked, the legend naming them.
+  await page.waitForSelector('svg.chart[data-type="glucose"]');
+  const contexts = await page.$$eval('svg.chart[data-type="glucose"] circle[data-context]', (cs) => cs.map((c) => c.getAttribute('data-context')).sort());
+  if (contexts.join(',') !== 'fasting,postprandial') throw new Error(`glucose contexts drawn: ${contexts}`);
+  const legend = await page.textContent('figure:has(svg.chart[data-type="glucose"]) .legend');
+  step(`glucose chart: ${contexts.length} values by context; legend: ${legend}`);
   await page.waitForSelector('#sum-bp');
   // The ECG strip on its paper: 10 s at 130 Hz, then zoomed (20 mm/mV).
   await page.waitForSelector('#ecg svg.ecg');
