@@ -33,6 +33,14 @@ const readBack = env('VIGIL_READ_BACK');
 mkdirSync(shots, { recursive: true });
 const step = (what) => console.log(`step: ${what}`);
 
+// Readable on a phone: nothing wider than the window (the ECG strip scrolls inside
+// its own box).
+async function fitsThePhone(page, what) {
+  const [content, width] = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+  if (content > width + 1) throw new Error(`${what} is ${content} px wide on a ${width} px phone`);
+  step(`${what} fits the phone (${content} px of ${width})`);
+}
+
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   headless: true,
@@ -76,6 +84,7 @@ try {
   step(`live alert arrived: ${value}`);
   if (value !== readBack) throw new Error(`the alert shows ${value}, expected ${readBack}`);
   const alertId = await card.first().getAttribute('data-alert-id');
+  await fitsThePhone(page, 'the inbox');
   await page.screenshot({ path: join(shots, '2-inbox.png'), fullPage: true });
 
   // A wrong read-back is refused and the page says so.
@@ -116,6 +125,7 @@ try {
   await page.selectOption('#ecg-section select >> nth=0', '25');
   await page.selectOption('#ecg-section select >> nth=1', '10');
   await page.waitForFunction(() => document.getElementById('ecg').scrollLeft > 0);
+  await fitsThePhone(page, 'the patient page');
   await page.screenshot({ path: join(shots, '3-patient.png'), fullPage: true });
   // The weekly report opens in a tab of its own, printable.
   const [report] = await Promise.all([context.waitForEvent('page'), page.click('#report-link')]);
@@ -150,6 +160,7 @@ try {
   const bp = await page.textContent('#kpi-bp .big');
   step(`overview: ${patients} patients, BP control ${bp}, ack ${await page.textContent('#kpi-ack .big')}`);
   if (patients !== '1' || bp !== '0%') throw new Error(`unexpected overview figures: ${patients} patients, BP control ${bp}`);
+  await fitsThePhone(page, 'the overview');
   await page.screenshot({ path: join(shots, '4-overview.png'), fullPage: true });
 
   // The page in English, at a click.
