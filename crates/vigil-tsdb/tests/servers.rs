@@ -567,20 +567,40 @@ async fn every_dashboard_query_returns_data_from_influxdb_loaded_by_the_sink() {
     files.sort();
     assert_eq!(files.len(), 3, "{files:?}");
     let mut queries = 0;
-    for file in files {
-        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+    // How Grafana fills a multi-value variable: one value chosen; "All" (the
+    // variable's allValue, `.*`); or several chosen, as a regex alternation `(a|b)`.
+    #[derive(Debug, Clone, Copy)]
+    enum Pick {
+        One,
+        All,
+        Several,
+    }
+    for (file, pick) in files
+        .iter()
+        .flat_map(|f| [Pick::One, Pick::All, Pick::Several].map(|p| (f, p)))
+    {
+        let name = format!("{} ({pick:?})", file.file_name().unwrap().to_string_lossy());
         let dash: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
-        // The variables, in order, each query run with the ones before substituted.
-        let mut vars: Vec<(String, Vec<String>)> = Vec::new();
-        let substitute = |q: &str, vars: &[(String, Vec<String>)], patient: Option<&str>| {
+            serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+        // The variables, in order, each query run with the ones before substituted:
+        // (name, values, multi-value, allValue).
+        let mut vars: Vec<(String, Vec<String>, bool, Option<String>)> = Vec::new();
+        let substitute = |q: &str,
+                          vars: &[(String, Vec<String>, bool, Option<String>)],
+                          patient: Option<&str>| {
             let mut q = q
                 .replace("$timeFilter", &time_filter)
                 .replace("$__interval", "1h");
-            for (var, values) in vars {
-                if var != "patient" {
-                    q = q.replace(&format!("${var}"), &values[0]);
+            for (var, values, multi, all) in vars {
+                if var == "patient" {
+                    continue;
                 }
+                let value = match (pick, multi, all) {
+                    (Pick::All, true, Some(all)) => all.clone(),
+                    (Pick::Several, true, _) => format!("({})", values.join("|")),
+                    _ => values[0].clone(),
+                };
+                q = q.replace(&format!("${var}"), &value);
             }
             if let Some(p) = patient {
                 q = q.replace("$patient", p);
@@ -596,12 +616,18 @@ async fn every_dashboard_query_returns_data_from_influxdb_loaded_by_the_sink() {
                 "{name}: variable {var} ({q}) has no values"
             );
             queries += 1;
-            vars.push((var, values));
+            let multi = v["multi"].as_bool().unwrap_or(false);
+            let all = v["includeAll"]
+                .as_bool()
+                .unwrap_or(false)
+                .then(|| v["allValue"].as_str().map(str::to_owned))
+                .flatten();
+            vars.push((var, values, multi, all));
         }
         let patients: Vec<String> = vars
             .iter()
-            .find(|(v, _)| v == "patient")
-            .map(|(_, values)| values.clone())
+            .find(|(v, ..)| v == "patient")
+            .map(|(_, values, ..)| values.clone())
             .unwrap_or_default();
         for panel in dash["panels"].as_array().unwrap() {
             let title = panel["title"].as_str().unwrap();
