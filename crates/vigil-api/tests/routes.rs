@@ -732,6 +732,84 @@ async fn the_summary_and_the_overview_count_readings_committed_by_the_pipeline()
         json!({"numerator": 2, "denominator": 2, "percent": 100.0})
     );
     assert_eq!(inst["gateways_online"]["percent"], 100.0);
+    // No alert yet: nothing counted, no time to acknowledge.
+    assert_eq!(total["alerts"]["CRITICAL"], 0);
+    assert!(total["time_to_ack"].is_null(), "{total}");
+
+    // Alerts of the last week, and one older: a CRITICAL acknowledged by Dr. Wang after
+    // 5 minutes, a HIGH by Dr. Li after 12, a HIGH still unacknowledged, a MEDIUM (not
+    // in the time to acknowledge), and a CRITICAL ten days old (outside the window).
+    let opened = |id: &str, severity: &str, minutes_ago: i64| vigil_store::AlertEventRecord {
+        alert_id: id.into(),
+        patient_id: "p-000123".parse().unwrap(),
+        family: "f".into(),
+        opened_at: now - chrono::TimeDelta::minutes(minutes_ago),
+        ordinal: 0,
+        display: "x".into(),
+        evidence: json!([]),
+        change: "opened".into(),
+        rule: "r".into(),
+        severity: severity.into(),
+        level: 1,
+        at: now - chrono::TimeDelta::minutes(minutes_ago),
+        deliver_at: None,
+    };
+    s.store
+        .keep_alert_events(
+            &[
+                opened("00000000000000c1", "CRITICAL", 120),
+                opened("00000000000000b1", "HIGH", 60),
+                opened("00000000000000b2", "HIGH", 30),
+                opened("00000000000000d1", "MEDIUM", 20),
+                opened("00000000000000c0", "CRITICAL", 10 * 24 * 60),
+            ],
+            None,
+            None,
+            now,
+        )
+        .await
+        .unwrap();
+    for (id, by, after) in [
+        ("00000000000000c1", "d-0001", 5),
+        ("00000000000000b1", "d-0100", 12),
+    ] {
+        let opened_at = if id.ends_with("c1") { 120 } else { 60 };
+        s.store
+            .keep_alert_action(&vigil_store::AlertAction {
+                alert_id: id.into(),
+                action: "ack".into(),
+                by: by.into(),
+                note: "x".into(),
+                at: now - chrono::TimeDelta::minutes(opened_at - after),
+            })
+            .await
+            .unwrap();
+    }
+    let v = json_of(&get(&s, "/api/v1/overview?institution=chc-qiaokou").await.1);
+    let counts = json!({"CRITICAL": 1, "HIGH": 2, "MEDIUM": 1, "LOW": 0});
+    assert_eq!(v["total"]["alerts"], counts, "{v}");
+    assert_eq!(v["institutions"][0]["alerts"], counts);
+    // CRITICAL and HIGH only: 300 s and 720 s (nearest rank), one still open.
+    let ack =
+        json!({"acknowledged": 2, "unacknowledged": 1, "median_seconds": 300, "p90_seconds": 720});
+    assert_eq!(v["total"]["time_to_ack"], ack, "{v}");
+    assert_eq!(v["institutions"][0]["time_to_ack"], ack);
+    // Per doctor, who acknowledged what.
+    let doctors: Vec<(String, i64)> = v["doctors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["doctor_id"].as_str().unwrap().to_owned(),
+                d["time_to_ack"]["median_seconds"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        doctors,
+        [("d-0001".to_owned(), 300), ("d-0100".to_owned(), 720)]
+    );
 }
 
 #[tokio::test]
