@@ -1,4 +1,4 @@
-//! `vigil users add`, `vigil audit verify` and `vigil serve` with `http.auth = true`,
+//! `vigil users add`, `vigil audit verify` (an edited entry and a deleted one found) and `vigil serve` with `http.auth = true`,
 //! as real binaries: a doctor's token opens their patient's data, no token gets 401,
 //! every request lands in the audit trail, and the integrity check passes on the
 //! intact trail and fails, saying where, once an entry has been edited.
@@ -106,22 +106,34 @@ fn tokens_open_the_api_and_the_audit_trail_is_checked() {
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(async {
-        use sqlx::ConnectOptions;
-        let mut c = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(dir.path().join("data").join("clinical.db"))
-            .connect()
-            .await
-            .unwrap();
-        sqlx::query("UPDATE audit_log SET outcome = 'allowed' WHERE id = 2")
-            .execute(&mut c)
-            .await
-            .unwrap();
-    });
+    let sql = |statement: &'static str| {
+        rt.block_on(async {
+            use sqlx::ConnectOptions;
+            let mut c = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(dir.path().join("data").join("clinical.db"))
+                .connect()
+                .await
+                .unwrap();
+            sqlx::query(statement).execute(&mut c).await.unwrap();
+        });
+    };
+    sql("CREATE TABLE kept AS SELECT * FROM audit_log WHERE id = 2");
+    sql("UPDATE audit_log SET outcome = 'allowed' WHERE id = 2");
     let out = vigil(&["audit", "verify"], &config);
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("BROKEN at entry 2"), "{text}");
+    // Put back as it was, the trail is intact again; deleted, it is broken again.
+    sql("UPDATE audit_log SET outcome = (SELECT outcome FROM kept) WHERE id = 2");
+    assert!(vigil(&["audit", "verify"], &config).status.success());
+    sql("DELETE FROM audit_log WHERE id = 2");
+    let out = vigil(&["audit", "verify"], &config);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("BROKEN") && text.contains("missing"),
+        "{text}"
+    );
 }
 
 /// A request with a bearer token and a JSON body: (status, body).
