@@ -292,7 +292,9 @@ fn is_registry_write(path: &str) -> bool {
                 "institutions" | "doctors" | "patients" | "gateways" | "devices",
                 _
             ]
+            | ["assignments", "end"]
             | ["patients", _, "overrides", _]
+            | ["patients", _, "care-team"]
             | ["patients", _, "referrals", ..]
     )
 }

@@ -132,8 +132,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/devices"),
     ("put", "/api/v1/devices/{id}"),
     ("delete", "/api/v1/devices/{id}"),
+    ("get", "/api/v1/assignments"),
     ("post", "/api/v1/assignments"),
+    ("post", "/api/v1/assignments/end"),
+    ("get", "/api/v1/on-call"),
     ("post", "/api/v1/on-call"),
+    ("delete", "/api/v1/on-call"),
+    ("put", "/api/v1/patients/{id}/care-team"),
     ("put", "/api/v1/patients/{id}/overrides/{rule}"),
     ("delete", "/api/v1/patients/{id}/overrides/{rule}"),
     ("get", "/api/v1/patients/{id}/report"),
@@ -201,11 +206,21 @@ pub fn app(state: AppState) -> Router {
         )
         .route(
             "/api/v1/assignments",
-            axum::routing::post(registry_write::create),
+            get(registry_api::assignments).post(registry_write::create),
+        )
+        .route(
+            "/api/v1/assignments/end",
+            axum::routing::post(registry_write::end_assignment),
         )
         .route(
             "/api/v1/on-call",
-            axum::routing::post(registry_write::create),
+            get(registry_api::on_call)
+                .post(registry_write::create)
+                .delete(registry_write::remove_on_call),
+        )
+        .route(
+            "/api/v1/patients/{id}/care-team",
+            axum::routing::put(registry_write::set_care_team),
         )
         .route(
             "/api/v1/patients/{id}/overrides/{rule}",

@@ -1,7 +1,8 @@
 //! The registry, read through the API (issue 9's registry API, its reading half):
 //! institutions, doctors, patients (a doctor lists the patients of their care teams;
 //! a patient's page, with the per-patient rule overrides and whether each still
-//! applies, through the care relationship), gateways and devices (platform admins).
+//! applies, through the care relationship), gateways, devices, device assignments and
+//! on-call windows (platform admins).
 //! Lists are paged by id: `?after=<last id seen>&limit=` (1 to 500, 100 by default),
 //! with `next` naming the `after` of the next page while there is one.
 
@@ -245,4 +246,99 @@ pub(crate) async fn devices(
         })
         .collect();
     paged(items, &page)
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct AssignmentQuery {
+    device: Option<String>,
+    patient: Option<String>,
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+/// `GET /api/v1/assignments` (platform admins): device assignments, by device then
+/// start (`?device=`, `?patient=` to filter), each with whether it is in force now;
+/// paged by `{device}/{from in UTC}`.
+pub(crate) async fn assignments(
+    State(s): State<AppState>,
+    Query(q): Query<AssignmentQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let r = registry(&s)?;
+    let now = s.clock.now();
+    let mut items: Vec<(String, Value)> = r
+        .assignments
+        .iter()
+        .filter(|a| q.device.as_deref().is_none_or(|d| a.device.as_str() == d))
+        .filter(|a| q.patient.as_deref().is_none_or(|p| a.patient.as_str() == p))
+        .map(|a| {
+            let key = format!(
+                "{}/{}",
+                a.device,
+                a.from
+                    .with_timezone(&chrono::Utc)
+                    .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+            );
+            let item = json!({"device": a.device, "patient": a.patient,
+                "from": a.from.to_rfc3339(), "to": a.to.map(|t| t.to_rfc3339()),
+                "in_force": a.covers(now)});
+            (key, item)
+        })
+        .collect();
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    paged(
+        items,
+        &Page {
+            after: q.after,
+            limit: q.limit,
+        },
+    )
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct OnCallQuery {
+    institution: Option<String>,
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+/// `GET /api/v1/on-call` (platform admins): the on-call windows (`?institution=` to
+/// filter), by institution then start, each with whether it is on now; paged by
+/// `{institution}/{from in UTC}/{doctor}`.
+pub(crate) async fn on_call(
+    State(s): State<AppState>,
+    Query(q): Query<OnCallQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let r = registry(&s)?;
+    let now = s.clock.now();
+    let mut items: Vec<(String, Value)> = r
+        .on_call
+        .iter()
+        .filter(|o| {
+            q.institution
+                .as_deref()
+                .is_none_or(|i| o.institution.as_str() == i)
+        })
+        .map(|o| {
+            let key = format!(
+                "{}/{}/{}",
+                o.institution,
+                o.from
+                    .with_timezone(&chrono::Utc)
+                    .format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+                o.doctor
+            );
+            let item = json!({"institution": o.institution, "doctor": o.doctor,
+                "from": o.from.to_rfc3339(), "to": o.to.to_rfc3339(),
+                "now": o.from <= now && now < o.to});
+            (key, item)
+        })
+        .collect();
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    paged(
+        items,
+        &Page {
+            after: q.after,
+            limit: q.limit,
+        },
+    )
 }

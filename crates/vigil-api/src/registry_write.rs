@@ -13,6 +13,9 @@
 //! | `PUT /api/v1/registry` | platform admins | replace it (TOML body), an import |
 //! | `POST /api/v1/{institutions,doctors,patients,gateways,devices,assignments,on-call}` | platform admins | add one (JSON of the file's keys) |
 //! | `PUT`, `DELETE /api/v1/{institutions,doctors,patients,gateways,devices}/{id}` | platform admins | replace, remove one |
+//! | `POST /api/v1/assignments/end` | platform admins | end a device's assignment in force at a moment (`to` set) |
+//! | `DELETE /api/v1/on-call?institution=&doctor=&from=` | platform admins | remove an on-call window |
+//! | `PUT /api/v1/patients/{id}/care-team` | platform admins | set the responsible doctor and the specialist |
 //! | `PUT`, `DELETE /api/v1/patients/{id}/overrides/{rule}` | the patient's care team, platform admins | set (with who, why, until when) or remove a rule override; an override the rules forbid (clinical rules §0.4) is refused with the reason |
 //! | `POST /api/v1/patients/{id}/referrals` · `DELETE /api/v1/patients/{id}/referrals/{doctor}` | the patient's care team, platform admins | refer the patient to a doctor from now (with who, why, until when), or close the open referrals to that doctor now (kept, with `until`) |
 
@@ -737,4 +740,152 @@ pub(crate) async fn close_referral(
     Ok(Json(
         json!({"patient_id": id, "to": doctor, "closed": closed}),
     ))
+}
+
+/// A time key of a registry entry (`from`, `to`), written as an RFC 3339 string or as
+/// a TOML date-time.
+fn time_of(t: &toml_edit::Table, key: &str) -> Option<DateTime<chrono::FixedOffset>> {
+    let v = t.get(key)?;
+    let text = v
+        .as_str()
+        .map(str::to_owned)
+        .or_else(|| v.as_datetime().map(ToString::to_string))?;
+    DateTime::parse_from_rfc3339(&text).ok()
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct EndAssignmentBody {
+    device: String,
+    /// When it ends (RFC 3339; now when absent).
+    at: Option<String>,
+}
+
+/// The instant of an optional RFC 3339 body field, or now.
+fn instant_or_now(
+    s: &AppState,
+    field: &str,
+    value: Option<&str>,
+) -> Result<DateTime<chrono::FixedOffset>, ApiError> {
+    match value {
+        Some(v) => DateTime::parse_from_rfc3339(v).map_err(|e| {
+            ApiError::BadRequest(format!("'{field}' {v:?} is not an RFC 3339 instant ({e})"))
+        }),
+        None => Ok(s.clock.now().fixed_offset()),
+    }
+}
+
+/// `POST /api/v1/assignments/end` with `{"device", "at"}`: ends the device's assignment
+/// in force at `at` (now by default) there, its `to` set (a device handed back, or
+/// moving to another patient: add the new assignment from the same instant). Readings
+/// from then on are no longer attributed to that patient.
+pub(crate) async fn end_assignment(
+    State(s): State<AppState>,
+    user: Option<axum::Extension<Option<User>>>,
+    Json(body): Json<EndAssignmentBody>,
+) -> Result<Json<Value>, ApiError> {
+    let at = instant_or_now(&s, "at", body.at.as_deref())?;
+    let device = body.device;
+    let mut ended = None;
+    let applied = file(&s)?
+        .edit(&actor(&who(user)), |doc| {
+            let assignments = entries(doc, "assignment")?;
+            let entry = assignments.iter_mut().find(|t| {
+                t.get("device").and_then(|v| v.as_str()) == Some(device.as_str())
+                    && time_of(t, "from").is_some_and(|f| f <= at)
+                    && time_of(t, "to").is_none_or(|to| at < to)
+            });
+            let Some(t) = entry else {
+                return Err(ApiError::NotFound(format!(
+                    "device {device} has no assignment in force at {}",
+                    at.to_rfc3339()
+                )));
+            };
+            ended = t.get("patient").and_then(|v| v.as_str()).map(str::to_owned);
+            t.insert("to", toml_edit::value(at.to_rfc3339()));
+            Ok(())
+        })
+        .await?;
+    let mut out = changed(&applied).0;
+    out["device"] = json!(device);
+    out["patient"] = json!(ended);
+    out["to"] = json!(at.to_rfc3339());
+    Ok(Json(out))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct OnCallKey {
+    institution: String,
+    doctor: String,
+    from: String,
+}
+
+/// `DELETE /api/v1/on-call?institution=&doctor=&from=`: removes that on-call window
+/// (a shift swapped or cancelled: add the replacement with `POST /api/v1/on-call`).
+pub(crate) async fn remove_on_call(
+    State(s): State<AppState>,
+    user: Option<axum::Extension<Option<User>>>,
+    axum::extract::Query(key): axum::extract::Query<OnCallKey>,
+) -> Result<Json<Value>, ApiError> {
+    let from = DateTime::parse_from_rfc3339(&key.from).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "'from' {:?} is not an RFC 3339 instant ({e})",
+            key.from
+        ))
+    })?;
+    let applied = file(&s)?
+        .edit(&actor(&who(user)), |doc| {
+            let windows = entries(doc, "on_call")?;
+            let at = windows.iter().position(|t| {
+                t.get("institution").and_then(|v| v.as_str()) == Some(key.institution.as_str())
+                    && t.get("doctor").and_then(|v| v.as_str()) == Some(key.doctor.as_str())
+                    && time_of(t, "from") == Some(from)
+            });
+            match at {
+                Some(i) => {
+                    windows.remove(i);
+                    Ok(())
+                }
+                None => Err(ApiError::NotFound(format!(
+                    "no on-call window of {} at {} from {}",
+                    key.doctor, key.institution, key.from
+                ))),
+            }
+        })
+        .await?;
+    Ok(changed(&applied))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct CareTeamBody {
+    responsible: String,
+    specialist: Option<String>,
+}
+
+/// `PUT /api/v1/patients/{id}/care-team` with `{"responsible", "specialist"}`: the
+/// patient's care team (level 1 of the escalation, and level 2 when the hub has nobody
+/// on call), checked with the whole registry (the doctors must exist).
+pub(crate) async fn set_care_team(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    user: Option<axum::Extension<Option<User>>>,
+    Json(body): Json<CareTeamBody>,
+) -> Result<Json<Value>, ApiError> {
+    let mut team = toml_edit::InlineTable::new();
+    team.insert("responsible", body.responsible.as_str().into());
+    if let Some(sp) = &body.specialist {
+        team.insert("specialist", sp.as_str().into());
+    }
+    let applied = file(&s)?
+        .edit(&actor(&who(user)), |doc| {
+            patient_entry(doc, &id)?.insert(
+                "care_team",
+                toml_edit::Item::Value(toml_edit::Value::InlineTable(team)),
+            );
+            Ok(())
+        })
+        .await?;
+    let mut out = changed(&applied).0;
+    out["patient_id"] = json!(id);
+    out["care_team"] = json!({"responsible": body.responsible, "specialist": body.specialist});
+    Ok(Json(out))
 }

@@ -281,7 +281,8 @@ impl Admin<'_> {
             .as_array()
             .unwrap()
             .clone();
-        let resource = format!("{method_upper} {path}");
+        // (The audit trail names the path, not its query.)
+        let resource = format!("{method_upper} {}", path.split('?').next().unwrap());
         let mine: Vec<&Value> = entries
             .iter()
             .filter(|e| e["resource"] == resource)
@@ -653,6 +654,90 @@ async fn every_write(
     assert!(window(&exported));
     assert_eq!(exported.on_call.len(), 2);
     assert!(window(&admin.file_registry()));
+    // Listed, on now (the clock says 2026-12-01 16:00 in Wuhan); then removed.
+    let listed = client.get("/api/v1/on-call?institution=hub-tongji").await;
+    let on_now: Vec<&Value> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["doctor"] == "d-0100" && w["from"] == "2026-12-01T08:00:00+08:00")
+        .collect();
+    assert_eq!(on_now.len(), 1, "{listed}");
+    assert_eq!(on_now[0]["now"], true, "{listed}");
+    changed(
+        &admin
+            .write(
+                ("delete", "/api/v1/on-call"),
+                "/api/v1/on-call?institution=hub-tongji&doctor=d-0100&from=2026-12-01T08:00:00%2B08:00",
+                Payload::None,
+                200,
+                "write",
+            )
+            .await,
+    );
+    assert!(!window(&admin.file_registry()));
+    assert_eq!(
+        client.get("/api/v1/on-call").await["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // The glucometer's assignment listed, in force; then ended (handed back) at
+    // midnight: listed as no longer in force, with its end in the file.
+    let listed = client.get("/api/v1/assignments?device=glu-0043").await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed["items"][0]["in_force"], true, "{listed}");
+    let body = admin
+        .write(
+            ("post", "/api/v1/assignments/end"),
+            "/api/v1/assignments/end",
+            Payload::Json(json!({"device": "glu-0043", "at": "2026-12-01T00:00:00+08:00"})),
+            200,
+            "write",
+        )
+        .await;
+    changed(&body);
+    assert_eq!(body["patient"], "p-000123", "{body}");
+    let listed = client.get("/api/v1/assignments?patient=p-000123").await;
+    let glu = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["device"] == "glu-0043")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (glu["in_force"].as_bool(), glu["to"].as_str()),
+        (Some(false), Some("2026-12-01T00:00:00+08:00")),
+        "{glu}"
+    );
+
+    // The care team: the specialist taken off, then set again.
+    for (team, specialist) in [
+        (json!({"responsible": "d-0001"}), None),
+        (
+            json!({"responsible": "d-0001", "specialist": "d-0100"}),
+            Some("d-0100"),
+        ),
+    ] {
+        changed(
+            &admin
+                .write(
+                    ("put", "/api/v1/patients/{id}/care-team"),
+                    "/api/v1/patients/p-000123/care-team",
+                    Payload::Json(team),
+                    200,
+                    "write",
+                )
+                .await,
+        );
+        let r = admin.file_registry();
+        let care = &r.patients[&"p-000123".parse().unwrap()].care_team;
+        assert_eq!(care.responsible.as_str(), "d-0001");
+        assert_eq!(care.specialist.as_ref().map(|d| d.as_str()), specialist);
+    }
 
     // A rule override of p-000123, set by a platform admin naming the doctor, removed.
     let uri = "/api/v1/patients/p-000123/overrides/bp_uncontrolled_home";
