@@ -940,3 +940,57 @@ async fn over_a_real_socket_a_platform_admin_makes_every_registry_write_and_each
     let covered = every_write(Client::Socket(addr), &s, &clock, dir.path(), "127.0.0.1").await;
     assert_eq!(covered, registry_write_routes());
 }
+
+#[tokio::test]
+async fn ending_removing_and_setting_what_is_not_there_is_refused_and_nothing_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = state(dir.path()).await;
+    let client = Client::Router(s.clone());
+    let file = dir.path().join("registry.toml");
+    let before = std::fs::read_to_string(&file).unwrap();
+    let json = |v: Value| Payload::Json(v);
+    // The cuff was not assigned before 2026-11-01.
+    let (status, body) = client
+        .send_json(
+            "POST",
+            "/api/v1/assignments/end",
+            &json(json!({"device": "bpm-omron-3f9a21", "at": "2026-10-01T00:00:00+08:00"})),
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("no assignment in force"),
+        "{body}"
+    );
+    let (status, body) = client
+        .send_json(
+            "POST",
+            "/api/v1/assignments/end",
+            &json(json!({"device": "bpm-omron-3f9a21", "at": "yesterday"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    // No such on-call window.
+    let (status, body) = client
+        .send_json(
+            "DELETE",
+            "/api/v1/on-call?institution=hub-tongji&doctor=d-0001&from=2026-11-22T08:00:00%2B08:00",
+            &Payload::None,
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    // A care team naming a doctor the registry lacks: every problem, nothing written.
+    let (status, body) = client
+        .send_json(
+            "PUT",
+            "/api/v1/patients/p-000123/care-team",
+            &json(json!({"responsible": "d-9999"})),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.to_string().contains("d-9999"), "{body}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), before);
+}
