@@ -324,6 +324,8 @@ pub(crate) async fn overview(
             Some((g.id.as_str(), *inst))
         })
         .collect();
+    // Connectivity of the gateways and devices of the institutions in view.
+    let (mut all_gateways, mut all_devices) = (Vec::new(), Vec::new());
     let institutions: Vec<Value> = registry
         .institutions
         .values()
@@ -351,6 +353,8 @@ pub(crate) async fn overview(
                 .filter(|d| gateway_institution.get(d.gateway.as_str()) == Some(&id))
                 .map(|d| device_seen.contains(d.id.as_str()).then_some(now))
                 .collect();
+            all_gateways.extend(gateways.iter().copied());
+            all_devices.extend(devices.iter().copied());
             json!({
                 "id": id, "name": i.name, "patients": mine.len(),
                 "bp_control": bp_control_rate(mine.iter().copied()),
@@ -388,6 +392,8 @@ pub(crate) async fn overview(
             "adherence": adherence(all.iter().copied()),
             "alerts": alert_counts(alerts.iter().copied()),
             "time_to_ack": ack_times(alerts.iter().copied(), |_| Some(String::new())).remove(""),
+            "gateways_online": share_seen(&all_gateways, now - GATEWAY_ONLINE),
+            "devices_reporting": share_seen(&all_devices, now - WINDOW),
         },
         "institutions": institutions,
         "doctors": doctors,

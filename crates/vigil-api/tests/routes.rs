@@ -732,6 +732,9 @@ async fn the_summary_and_the_overview_count_readings_committed_by_the_pipeline()
         json!({"numerator": 2, "denominator": 2, "percent": 100.0})
     );
     assert_eq!(inst["gateways_online"]["percent"], 100.0);
+    // In total too.
+    assert_eq!(total["devices_reporting"], inst["devices_reporting"]);
+    assert_eq!(total["gateways_online"], inst["gateways_online"]);
     // No alert yet: nothing counted, no time to acknowledge.
     assert_eq!(total["alerts"]["CRITICAL"], 0);
     assert!(total["time_to_ack"].is_null(), "{total}");

@@ -158,7 +158,8 @@ try {
   await page.waitForSelector('#overview-title');
   const patients = await page.textContent('#kpi-patients .big');
   const bp = await page.textContent('#kpi-bp .big');
-  step(`overview: ${patients} patients, BP control ${bp}, ack ${await page.textContent('#kpi-ack .big')}`);
+  step(`overview: ${patients} patients, BP control ${bp}, ack ${await page.textContent('#kpi-ack .big')}, gateways online ${await page.textContent('#kpi-gateways .big')}, devices reporting ${await page.textContent('#kpi-devices .big')}`);
+  if ((await page.textContent('#kpi-gateways .big')) !== '100%') throw new Error('the gateway that just sent is not online');
   if (patients !== '1' || bp !== '0%') throw new Error(`unexpected overview figures: ${patients} patients, BP control ${bp}`);
   await fitsThePhone(page, 'the overview');
   await page.screenshot({ path: join(shots, '4-overview.png'), fullPage: true });
