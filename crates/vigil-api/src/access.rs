@@ -249,6 +249,9 @@ async fn authorize(
                 forbidden("a doctor opens their own inbox only")
             }
         }
+        // The audit trail: an institution admin sees the entries about their
+        // institution's patients (the handler filters); platform admins all.
+        ["audit"] if u.role == Role::InstitutionAdmin => Ok(None),
         // Population figures: an institution admin's own institution.
         ["overview"] => {
             let own = u.role == Role::InstitutionAdmin

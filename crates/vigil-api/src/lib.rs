@@ -585,11 +585,40 @@ struct AuditQuery {
 async fn audit(
     State(s): State<AppState>,
     Query(q): Query<AuditQuery>,
+    user: SignedIn,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let rows = s
-        .store
-        .audit_entries(q.after.unwrap_or(0), q.limit.unwrap_or(100).clamp(1, 1000))
-        .await?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let mut after = q.after.unwrap_or(0);
+    // An institution admin: the entries about their institution's patients, read on
+    // through the trail until a page is full.
+    let institution = signed_in(user)
+        .filter(|u| u.role == vigil_store::access::Role::InstitutionAdmin)
+        .map(|u| u.institution_id.unwrap_or_default());
+    let mut rows = Vec::new();
+    loop {
+        let page = s.store.audit_entries(after, limit).await?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        let full = page.len() as u32 == limit;
+        match &institution {
+            None => rows.extend(page),
+            Some(inst) => {
+                let registry = registry_in_force(&s)?;
+                rows.extend(page.into_iter().filter(|r| {
+                    r.entry
+                        .patient
+                        .as_deref()
+                        .and_then(|p| p.parse::<PatientId>().ok())
+                        .and_then(|p| registry.patients.get(&p))
+                        .is_some_and(|pt| pt.institution.as_str() == inst)
+                }));
+            }
+        }
+        if rows.len() >= limit as usize || !full {
+            break;
+        }
+    }
+    rows.truncate(limit as usize);
     let rows: Vec<_> = rows
         .iter()
         .map(|r| {

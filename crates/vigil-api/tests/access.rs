@@ -155,11 +155,52 @@ async fn a_doctor_reads_a_patient_only_through_a_care_relationship() {
         s.store.verify_audit().await.unwrap(),
         Ok(entries.len() as u64)
     );
-    // The audit trail itself is for platform admins.
+    // The audit trail itself is for admins: all of it for platform admins; for an
+    // institution admin, the entries about their institution's patients.
     assert_eq!(
         get(&s, "/api/v1/audit", Some("tok-wang")).await.0,
         StatusCode::FORBIDDEN
     );
+    // (The hub's admin: p-000123 is the community centre's patient, so nothing.)
+    let (status, body) = get(&s, "/api/v1/audit", Some("tok-hospital")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["audit"], json!([]), "{body}");
+    let centre = User {
+        id: "qiaokou".into(),
+        role: Role::InstitutionAdmin,
+        doctor_id: None,
+        institution_id: Some("chc-qiaokou".into()),
+    };
+    s.store.add_user(&centre, now()).await.unwrap();
+    s.store
+        .add_token("qiaokou", &sha256_hex(b"tok-qiaokou"), "test", now())
+        .await
+        .unwrap();
+    let (status, body) = get(&s, "/api/v1/audit?limit=1000", Some("tok-qiaokou")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let theirs = body["audit"].as_array().unwrap();
+    assert!(!theirs.is_empty());
+    assert!(
+        theirs.iter().all(|e| e["patient_id"] == "p-000123"),
+        "{theirs:#?}"
+    );
+    let all_about_p = audit(&s)
+        .await
+        .iter()
+        .filter(|e| e["patient_id"] == "p-000123")
+        .count();
+    assert_eq!(theirs.len(), all_about_p);
+    // A page of one, then the next: the trail read on past entries about others.
+    let (_, first) = get(&s, "/api/v1/audit?limit=1", Some("tok-qiaokou")).await;
+    let after = first["audit"][0]["id"].as_i64().unwrap();
+    let (_, next) = get(
+        &s,
+        &format!("/api/v1/audit?limit=1&after={after}"),
+        Some("tok-qiaokou"),
+    )
+    .await;
+    assert_eq!(next["audit"][0]["patient_id"], "p-000123", "{next}");
+    assert!(next["audit"][0]["id"].as_i64().unwrap() > after);
 }
 
 #[tokio::test]
