@@ -415,6 +415,7 @@ async fn run(
     }
     stats.cursor.store(cursor, Ordering::Relaxed);
     let mut cursor = cursor;
+    let mut last_sweep: Option<DateTime<Utc>> = None;
     loop {
         if *stopped.borrow() {
             return;
@@ -450,10 +451,13 @@ async fn run(
             .await
             .unwrap_or_default();
         let mut last_action = None;
+        // The patients whose engines this pass touched (their timers may have moved).
+        let mut touched: Vec<PatientId> = Vec::new();
         for (id, a) in &new_actions {
             match engines.act(&store, a).await {
                 Ok(Some((patient, events))) => {
                     records.extend(events.iter().map(|e| record(&patient, e)));
+                    touched.push(patient);
                 }
                 // An alert that is unknown, or no longer open: nothing to do.
                 Ok(None) => {}
@@ -477,11 +481,27 @@ async fn run(
             }
         }
         // Timers, on the clock, once the backlog is evaluated (a timer must not fire
-        // before the reading that would have settled it is seen).
+        // before the reading that would have settled it is seen). A timer falls due
+        // as time passes, or is set by a reading or an action: every engine is swept
+        // when the clock has moved a second since the last sweep, and the engines this
+        // pass touched always (sweeping 100 000 engines after every commit cost more
+        // than evaluating the readings; timers are minutes long).
         let now = clock.now();
         if rows.len() < PAGE as usize {
-            for (patient, engine) in &mut engines.engines {
-                records.extend(engine.advance(now).iter().map(|e| record(patient, e)));
+            if last_sweep.is_none_or(|t| now - t >= TimeDelta::seconds(1)) {
+                for (patient, engine) in &mut engines.engines {
+                    records.extend(engine.advance(now).iter().map(|e| record(patient, e)));
+                }
+                last_sweep = Some(now);
+            } else {
+                touched.extend(rows.iter().map(|r| r.patient_id.clone()));
+                touched.sort_unstable();
+                touched.dedup();
+                for patient in &touched {
+                    if let Some(engine) = engines.engines.get_mut(patient) {
+                        records.extend(engine.advance(now).iter().map(|e| record(patient, e)));
+                    }
+                }
             }
         }
         if !records.is_empty() || last.is_some() || last_action.is_some() {
