@@ -10,6 +10,11 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+
+/// mimalloc rather than glibc's malloc: at load, glibc's allocation and consolidation
+/// took about a third of the ingester's samples (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use vigil_wire::DecodeLimits;
 
 mod access_cli;
