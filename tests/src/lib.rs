@@ -586,8 +586,8 @@ impl WebhookReceiver {
 
 /// A broker that takes every publish and never acknowledges one: it accepts MQTT 3.1.1
 /// connections (CONNACK), answers pings and subscriptions, and counts each PUBLISH by
-/// topic, but sends no PUBACK. What a client sees from an overloaded or broken broker,
-/// or one whose ACL drops a topic without saying so; Mosquitto cannot be made to do it.
+/// topic, but sends no PUBACK: what a client sees from an overloaded or broken broker.
+/// Mosquitto cannot be made to do it (it acknowledges even what its ACL refuses).
 #[derive(Debug)]
 pub struct SilentBroker {
     pub port: u16,

@@ -529,7 +529,7 @@ async fn delivery_state_per_channel_and_operational_alerts_are_queryable() {
         .unwrap();
     assert_eq!(
         s.store
-            .give_up_delivery(key, 2, "timed out", Some(("d-0001", "mqtt")), at)
+            .give_up_delivery(key, 2, "timed out", &[("d-0001", "mqtt")], at)
             .await
             .unwrap(),
         Some(true)
@@ -566,7 +566,7 @@ async fn delivery_state_per_channel_and_operational_alerts_are_queryable() {
     // A second give-up of the same delivery changes nothing: it is no longer pending.
     assert_eq!(
         s.store
-            .give_up_delivery(key, 2, "timed out", Some(("d-0001", "mqtt")), at)
+            .give_up_delivery(key, 2, "timed out", &[("d-0001", "mqtt")], at)
             .await
             .unwrap(),
         None

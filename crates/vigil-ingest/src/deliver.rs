@@ -16,7 +16,7 @@
 //!   `held` and published when due.
 //! - **Given up, not lost**: a publish the broker never acknowledges, after
 //!   [`DeliveryConfig::max_attempts`] made while connected, is recorded `failed`, goes
-//!   to the next channel ([`fallback`]) and raises an `mqtt_failed` operational alert,
+//!   to the next channel ([`fallbacks`]) and raises an `mqtt_failed` operational alert,
 //!   in one transaction, before the cursor moves past it.
 //!
 //! The dashboard's stream is served by `vigil-api` (`/api/v1/alerts/stream`); signed
@@ -109,27 +109,35 @@ impl Default for DeliveryStats {
 }
 
 /// Attempts before a publish the broker never acknowledges is given up: recorded
-/// `failed`, handed to the next channel ([`fallback`]) and raised as an operational
+/// `failed`, handed to the next channel ([`fallbacks`]) and raised as an operational
 /// alert (`mqtt_failed`).
 pub const MAX_ATTEMPTS: u32 = 10;
 
 /// How long a publish waits for its PUBACK before it is tried again.
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Where an MQTT delivery to `doctor` goes when the broker never takes it: the
-/// doctor's webhook when they have one (the next channel), else the duty desk's MQTT
-/// topic (the next person; a per-topic refusal, such as an ACL, does not stop that
-/// one), else nowhere (the duty desk itself).
-pub fn fallback(registry: &Registry, doctor: &DoctorId) -> Option<(DoctorId, &'static str)> {
+/// Publishes in one wave, below the 100 unacknowledged publishes rumqttc allows per
+/// connection before it stops taking requests.
+const WAVE: usize = 64;
+
+/// Where an MQTT delivery to `doctor` goes when the broker never takes it, in order:
+/// the doctor's webhook when they have one (the next channel), then the duty desk's
+/// MQTT topic (the next person), unless the doctor is the duty desk. The store takes
+/// the first that has not failed already (`SqliteStore::give_up_delivery`).
+pub fn fallbacks(registry: &Registry, doctor: &DoctorId) -> Vec<(DoctorId, &'static str)> {
+    let mut out = Vec::new();
     if registry
         .doctors
         .get(doctor)
         .is_some_and(|d| d.channels.webhook.is_some())
     {
-        return Some((doctor.clone(), "webhook"));
+        out.push((doctor.clone(), "webhook"));
     }
     let desk = &registry.consortium.duty_desk;
-    (desk != doctor).then(|| (desk.clone(), "mqtt"))
+    if desk != doctor {
+        out.push((desk.clone(), "mqtt"));
+    }
+    out
 }
 
 /// A running deliverer; stop it with [`Deliverer::shutdown`].
@@ -378,7 +386,7 @@ struct GivenUp {
     doctor: String,
     attempts: u32,
     error: String,
-    fallback: Option<(DoctorId, &'static str)>,
+    fallbacks: Vec<(DoctorId, &'static str)>,
 }
 
 /// Records each delivery given up, its fallback and its operational alert (one
@@ -390,13 +398,17 @@ async fn give_up(
     now: DateTime<Utc>,
 ) -> bool {
     for g in given_up {
-        let fallback = g.fallback.as_ref().map(|(d, via)| (d.as_str(), *via));
+        let fallbacks: Vec<(&str, &str)> = g
+            .fallbacks
+            .iter()
+            .map(|(d, via)| (d.as_str(), *via))
+            .collect();
         match store
             .give_up_delivery(
                 (g.event, &g.doctor, "mqtt"),
                 g.attempts,
                 &g.error,
-                fallback,
+                &fallbacks,
                 now,
             )
             .await
@@ -404,10 +416,10 @@ async fn give_up(
             Ok(None) => {} // delivered meanwhile, or given up already
             Ok(Some(queued)) => {
                 stats.failed.fetch_add(1, Ordering::Relaxed);
-                let next = match (&g.fallback, queued) {
-                    (None, _) => "it cannot be sent on any other channel".to_owned(),
-                    (Some((d, via)), true) => format!("sent to {d} by {via} instead"),
-                    (Some((d, via)), false) => format!("{d} has it by {via} already"),
+                let next = if queued {
+                    "sent on the next channel (the operational alert says which)"
+                } else {
+                    "no other channel could take it (the operational alert says why)"
                 };
                 eprintln!(
                     "vigil: operational alert: alert event {} to doctor {} given up after {} attempts ({}); {next}",
@@ -498,20 +510,25 @@ async fn run(
                     doctor,
                     attempts: 0,
                     error: "it cannot be rendered (its event or patient is gone)".to_owned(),
-                    fallback: None,
+                    fallbacks: Vec::new(),
                 }),
             }
         }
         // Publish, and record only what the broker acknowledged, message by message.
         let mut delivered = Vec::new();
         let mut latencies = Vec::new();
-        let mut todo: Vec<(Send, u32)> = sends.into_iter().map(|x| (x, 0)).collect();
+        let mut todo: std::collections::VecDeque<(Send, u32)> =
+            sends.into_iter().map(|x| (x, 0)).collect();
         while !todo.is_empty() {
             if conn.is_lost() {
                 conn = Conn::open(options.clone(), clock.clone());
             }
+            // A wave of at most WAVE publishes: fewer than the client keeps
+            // unacknowledged (its window), so a broker that stops acknowledging can
+            // neither stall the client's queue nor leave a publish waiting for a slot.
             let mut waiting = Vec::new();
-            for (send, attempts) in todo.drain(..) {
+            let wave = todo.len().min(WAVE);
+            for (send, attempts) in todo.drain(..wave) {
                 let seq = match conn.tracker.lock() {
                     Ok(mut t) => t.reserve(),
                     Err(_) => break 'outer,
@@ -546,6 +563,7 @@ async fn run(
             // An attempt counts only if the connection was up throughout: an outage
             // delays delivery, it does not use up the attempts.
             let up = !conn.is_lost() && conn.tracker.lock().is_ok_and(|t| t.connected);
+            let mut unacknowledged = false;
             for (send, attempts, seq) in waiting {
                 let attempts = attempts + u32::from(up);
                 let acked = conn.tracker.lock().ok().and_then(|mut t| t.take(seq));
@@ -556,20 +574,28 @@ async fn run(
                     delivered.push((send.0, send.1.to_string(), "mqtt".to_owned(), acked_at));
                 } else if attempts >= config.max_attempts {
                     // The broker keeps refusing this one: it must not hold up the
-                    // others (CRITICAL ones behind it). Given up, to the next channel.
+                    // others (CRITICAL ones behind it) longer than its attempts. Given
+                    // up, to the next channel.
+                    unacknowledged = true;
                     given_up.push(GivenUp {
                         event: send.0,
                         doctor: send.1.to_string(),
                         attempts,
                         error: "the broker never acknowledged it".to_owned(),
-                        fallback: fallback(&reg, &send.1),
+                        fallbacks: fallbacks(&reg, &send.1),
                     });
                 } else {
+                    unacknowledged = true;
                     stats.retries.fetch_add(1, Ordering::Relaxed);
-                    todo.push((send, attempts));
+                    todo.push_back((send, attempts));
                 }
             }
-            if !todo.is_empty() {
+            if unacknowledged {
+                // Publishes the broker holds unacknowledged hold the client's window
+                // too, and ones made while it was away wait in the client's queue:
+                // start again on a new connection (what was not acknowledged is
+                // published again there).
+                conn = Conn::open(options.clone(), clock.clone());
                 let mut s = stopped.clone();
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {}

@@ -640,14 +640,10 @@ async fn settle(
         }) => {
             // The doctor's MQTT topic is the next channel; the operational alert
             // tells the people who run the platform.
+            let next = [(doctor.as_str(), "mqtt")];
+            let fallbacks: &[(&str, &str)] = if *fallback { &next } else { &[] };
             match store
-                .give_up_delivery(
-                    key,
-                    attempts,
-                    error,
-                    fallback.then_some((doctor.as_str(), "mqtt")),
-                    now,
-                )
+                .give_up_delivery(key, attempts, error, fallbacks, now)
                 .await
             {
                 Ok(None) => Ok(()), // no longer pending: settled elsewhere

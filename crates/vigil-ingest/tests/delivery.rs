@@ -385,3 +385,141 @@ async fn a_publish_the_broker_never_acknowledges_goes_to_the_next_channel_with_a
         );
     }
 }
+
+/// A deliverer on `store` publishing to a broker that never acknowledges: a short
+/// wait for PUBACKs and two attempts.
+fn impatient(port: u16, store: &SqliteStore) -> Deliverer {
+    let registry = Arc::new(Registry::parse(&example_registry()).unwrap());
+    Deliverer::start(
+        DeliveryConfig {
+            ack_timeout: Duration::from_millis(200),
+            max_attempts: 2,
+            ..config(port, "vigil-delivery-impatient")
+        },
+        store.clone(),
+        Arc::new(move || registry.clone()),
+        Arc::new(ManualClock::new(t0() + TimeDelta::minutes(1))),
+        None,
+    )
+}
+
+/// (subject, detail) of the operational alerts, oldest first.
+async fn ops(store: &SqliteStore) -> Vec<(String, String)> {
+    let mut ops: Vec<(String, String)> = store
+        .ops_alerts(1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| (o.subject, o.detail))
+        .collect();
+    ops.reverse();
+    ops
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_webhook_failed_too_the_event_goes_on_to_the_duty_desk() {
+    let broker = vigil_testkit::SilentBroker::start().await;
+    let store = SqliteStore::in_memory().await.unwrap();
+    let event = events().remove(0);
+    store
+        .keep_alert_events(&[event], None, None, t0())
+        .await
+        .unwrap();
+    let id = store.alert_events_after(0, 1).await.unwrap()[0].0;
+    // d-0001's webhook was given up first: it fell back to d-0001's MQTT topic.
+    store
+        .queue_deliveries(
+            "webhook",
+            &[(id, "d-0001".into(), t0())],
+            "webhook",
+            Some(id),
+            t0(),
+        )
+        .await
+        .unwrap();
+    let queued = store
+        .give_up_delivery(
+            (id, "d-0001", "webhook"),
+            6,
+            "HTTP 500",
+            &[("d-0001", "mqtt")],
+            t0(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(queued, Some(true));
+    // Now MQTT never takes it either: the webhook failed already, so the duty desk.
+    let deliverer = impatient(broker.port, &store);
+    let stats = deliverer.stats.clone();
+    eventually(
+        "d-0001 and the duty desk given up",
+        Duration::from_secs(30),
+        || stats.failed.load(Ordering::Acquire) == 2,
+    )
+    .await;
+    deliverer.shutdown().await;
+    assert!(broker.count("vigil/v1/doctor/d-duty-01/alerts") >= 2);
+    let ops = ops(&store).await;
+    assert_eq!(ops.len(), 3, "{ops:#?}");
+    assert_eq!(ops[1].0, "d-0001");
+    assert!(
+        ops[1].1.contains("falls back to MQTT for d-duty-01"),
+        "{ops:#?}"
+    );
+    assert_eq!(ops[2].0, "d-duty-01");
+    assert!(ops[2].1.contains("no fallback"), "{ops:#?}");
+    let states: Vec<(String, String, String)> = store
+        .deliveries(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(d, c, s, _)| (d, c, s))
+        .collect();
+    let row = |d: &str, c: &str| (d.to_owned(), c.to_owned(), "failed".to_owned());
+    assert_eq!(
+        states,
+        [
+            row("d-0001", "mqtt"),
+            row("d-0001", "webhook"),
+            row("d-duty-01", "mqtt")
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_unacknowledged_publishes_than_the_client_holds_are_all_given_up() {
+    // 600 events to d-0001, six times the 100 publishes the MQTT client keeps
+    // unacknowledged: a broker that never acknowledges must not stall the deliverer.
+    // (Publishing them all on one connection, as it once did, would fill the client's
+    // window, then its request queue of 1 024, by the third page: rumqttc 0.25.1.)
+    let broker = vigil_testkit::SilentBroker::start().await;
+    let store = SqliteStore::in_memory().await.unwrap();
+    let many: Vec<AlertEventRecord> = events().into_iter().take(600).collect();
+    store
+        .keep_alert_events(&many, None, None, t0())
+        .await
+        .unwrap();
+    let deliverer = impatient(broker.port, &store);
+    let stats = deliverer.stats.clone();
+    eventually("600 deliveries given up", Duration::from_secs(90), || {
+        stats.failed.load(Ordering::Acquire) == 600
+    })
+    .await;
+    // Each fell back to d-0001's webhook, and the cursor moved past every event.
+    eventually("the cursor past them", Duration::from_secs(10), || {
+        stats.cursor.load(Ordering::Acquire) >= 600
+    })
+    .await;
+    deliverer.shutdown().await;
+    assert_eq!(stats.delivered.load(Ordering::Acquire), 0);
+    let ops = ops(&store).await;
+    assert_eq!(ops.len(), 600);
+    assert!(
+        ops.iter()
+            .all(|(_, d)| d.contains("falls back to a webhook for d-0001"))
+    );
+    println!(
+        "600 events given up after {} publishes",
+        broker.count("vigil/v1/doctor/d-0001/alerts")
+    );
+}

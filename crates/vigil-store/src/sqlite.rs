@@ -1317,20 +1317,21 @@ impl SqliteStore {
 
     /// Gives a delivery up, in one transaction: the row (a pending webhook, or an MQTT
     /// publish the broker never acknowledged, held or not yet recorded) becomes
-    /// `failed` with its attempts and last error; its fallback `(doctor, channel)` is
-    /// queued from `at`; and an operational alert is raised. A fallback on `mqtt` is
-    /// held for the MQTT deliverer unless that doctor has the event on MQTT delivered
-    /// or queued already (a failed one is queued again); one on `webhook` is pending for
-    /// the webhook deliverer unless that delivery exists in any state (so a webhook and
-    /// an MQTT topic that both keep failing hand the event back and forth once, not for
-    /// ever). Returns whether the fallback was queued, or `None` when the delivery was
-    /// delivered or given up already (then nothing is changed).
+    /// `failed` with its attempts and last error; the first of `fallbacks`, in order,
+    /// that can still take the event has it queued from `at`; and an operational alert
+    /// is raised. A fallback `(doctor, channel)` whose delivery of the event failed
+    /// already is passed over for the next; one that has it delivered or queued ends
+    /// the search (nothing to add). A new `mqtt` delivery is held for the MQTT
+    /// deliverer, a new `webhook` one pending for the webhook deliverer; a failed `mqtt`
+    /// one of the doctor the webhook gave up on is queued again. Returns whether a
+    /// fallback was queued, or `None` when the delivery was delivered or given up
+    /// already (then nothing is changed).
     pub async fn give_up_delivery(
         &self,
         (event, doctor, channel): (i64, &str, &str),
         attempts: u32,
         error: &str,
-        fallback: Option<(&str, &str)>,
+        fallbacks: &[(&str, &str)],
         at: DateTime<Utc>,
     ) -> Result<Option<bool>, Error> {
         let mut tx = self.pool.begin().await?;
@@ -1354,39 +1355,47 @@ impl SqliteStore {
             // Delivered meanwhile, or given up already: nothing to do.
             return Ok(None);
         }
-        let queue = match fallback {
-            Some((_, "webhook")) => Some(
-                "INSERT INTO alert_deliveries (event_id, doctor_id, channel, state, due_ms)
-                 VALUES (?, ?, 'webhook', 'pending', ?)
-                 ON CONFLICT (event_id, doctor_id, channel) DO NOTHING",
-            ),
-            Some((_, "mqtt")) => Some(
-                "INSERT INTO alert_deliveries (event_id, doctor_id, channel, state, due_ms)
-                 VALUES (?, ?, 'mqtt', 'held', ?)
-                 ON CONFLICT (event_id, doctor_id, channel) DO UPDATE
-                     SET state = 'held', due_ms = excluded.due_ms
-                     WHERE alert_deliveries.state = 'failed'",
-            ),
-            _ => None,
-        };
-        let queued = match (fallback, queue) {
-            (Some((to, _)), Some(sql)) => {
-                sqlx::query(sql)
-                    .bind(event)
-                    .bind(to)
-                    .bind(at.timestamp_millis())
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected()
-                    > 0
-            }
-            _ => false,
-        };
         let name = |via: &str| if via == "mqtt" { "MQTT" } else { "a webhook" };
-        let fallback = match fallback {
-            None => "no fallback".to_owned(),
-            Some((to, via)) if queued => format!("falls back to {} for {to}", name(via)),
-            Some((to, via)) => format!("{to} has it on {} already", name(via)),
+        let mut outcome = None;
+        for (to, via) in fallbacks {
+            let state: Option<String> = sqlx::query_scalar(
+                "SELECT state FROM alert_deliveries
+                 WHERE event_id = ? AND doctor_id = ? AND channel = ?",
+            )
+            .bind(event)
+            .bind(to)
+            .bind(via)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let queue = match (state.as_deref(), *via) {
+                (Some("failed"), "webhook") => continue, // failed there too: the next
+                (None | Some("failed"), "mqtt") => Some("held"),
+                (None, _) => Some("pending"),
+                _ => None, // delivered, or queued already
+            };
+            if let Some(state) = queue {
+                sqlx::query(
+                    "INSERT INTO alert_deliveries (event_id, doctor_id, channel, state, due_ms)
+                     VALUES (?, ?, ?, ?, ?)
+                     ON CONFLICT (event_id, doctor_id, channel) DO UPDATE
+                         SET state = excluded.state, due_ms = excluded.due_ms",
+                )
+                .bind(event)
+                .bind(to)
+                .bind(via)
+                .bind(state)
+                .bind(at.timestamp_millis())
+                .execute(&mut *tx)
+                .await?;
+            }
+            outcome = Some((queue.is_some(), *to, name(via)));
+            break;
+        }
+        let (queued, fallback) = match outcome {
+            Some((true, to, via)) => (true, format!("falls back to {via} for {to}")),
+            Some((false, to, via)) => (false, format!("{to} has it on {via} already")),
+            None if fallbacks.is_empty() => (false, "no fallback".to_owned()),
+            None => (false, "every fallback failed already".to_owned()),
         };
         sqlx::query("INSERT INTO ops_alerts (kind, subject, detail, at_ms) VALUES (?, ?, ?, ?)")
             .bind(format!("{channel}_failed"))
