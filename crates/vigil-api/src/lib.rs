@@ -589,16 +589,19 @@ async fn audit(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let mut after = q.after.unwrap_or(0);
-    // An institution admin: the entries about their institution's patients, read on
-    // through the trail until a page is full.
+    // An institution admin: the entries about their institution's patients (by the
+    // registry in force), read on through the trail until a page is full or
+    // AUDIT_SCAN entries were read; `next` says where to go on from.
     let institution = signed_in(user)
         .filter(|u| u.role == vigil_store::access::Role::InstitutionAdmin)
         .map(|u| u.institution_id.unwrap_or_default());
     let mut rows = Vec::new();
+    let (mut scanned, mut more) = (0usize, false);
     loop {
         let page = s.store.audit_entries(after, limit).await?;
         let Some(last) = page.last() else { break };
         after = last.id;
+        scanned += page.len();
         let full = page.len() as u32 == limit;
         match &institution {
             None => rows.extend(page),
@@ -614,11 +617,17 @@ async fn audit(
                 }));
             }
         }
-        if rows.len() >= limit as usize || !full {
+        if rows.len() >= limit as usize || !full || scanned >= AUDIT_SCAN {
+            more = full;
             break;
         }
     }
     rows.truncate(limit as usize);
+    let next = match rows.last() {
+        Some(r) if rows.len() == limit as usize => Some(r.id),
+        _ if more => Some(after),
+        _ => None,
+    };
     let rows: Vec<_> = rows
         .iter()
         .map(|r| {
@@ -628,8 +637,11 @@ async fn audit(
                    "outcome": r.entry.outcome, "prev_hash": r.prev_hash, "hash": r.hash})
         })
         .collect();
-    Ok(Json(json!({ "audit": rows })))
+    Ok(Json(json!({ "audit": rows, "next": next })))
 }
+
+/// The most audit entries one request reads through for an institution admin.
+const AUDIT_SCAN: usize = 50_000;
 
 #[derive(Debug, Deserialize)]
 struct LimitQuery {

@@ -742,15 +742,22 @@ pub(crate) async fn close_referral(
     ))
 }
 
-/// A time key of a registry entry (`from`, `to`), written as an RFC 3339 string or as
-/// a TOML date-time.
-fn time_of(t: &toml_edit::Table, key: &str) -> Option<DateTime<chrono::FixedOffset>> {
-    let v = t.get(key)?;
+/// A time key of a registry entry (`from`, `to`), written as a string or as a TOML
+/// date-time, read as loading the registry reads it: `Ok(None)` when absent, `Err`
+/// when unreadable.
+fn time_of(
+    t: &toml_edit::Table,
+    key: &str,
+) -> Result<Option<DateTime<chrono::FixedOffset>>, String> {
+    let Some(v) = t.get(key) else { return Ok(None) };
     let text = v
         .as_str()
         .map(str::to_owned)
-        .or_else(|| v.as_datetime().map(ToString::to_string))?;
-    DateTime::parse_from_rfc3339(&text).ok()
+        .or_else(|| v.as_datetime().map(ToString::to_string))
+        .ok_or_else(|| format!("'{key}' is not a time"))?;
+    text.parse::<DateTime<chrono::FixedOffset>>()
+        .map(Some)
+        .map_err(|e| format!("'{key}' {text:?} is not a time ({e})"))
 }
 
 #[derive(Debug, Deserialize)]
@@ -777,7 +784,8 @@ fn instant_or_now(
 /// `POST /api/v1/assignments/end` with `{"device", "at"}`: ends the device's assignment
 /// in force at `at` (now by default) there, its `to` set (a device handed back, or
 /// moving to another patient: add the new assignment from the same instant). Readings
-/// from then on are no longer attributed to that patient.
+/// measured from then on and received after are not attributed to that patient (ones
+/// already stored stay as they were).
 pub(crate) async fn end_assignment(
     State(s): State<AppState>,
     user: Option<axum::Extension<Option<User>>>,
@@ -789,11 +797,23 @@ pub(crate) async fn end_assignment(
     let applied = file(&s)?
         .edit(&actor(&who(user)), |doc| {
             let assignments = entries(doc, "assignment")?;
-            let entry = assignments.iter_mut().find(|t| {
-                t.get("device").and_then(|v| v.as_str()) == Some(device.as_str())
-                    && time_of(t, "from").is_some_and(|f| f <= at)
-                    && time_of(t, "to").is_none_or(|to| at < to)
-            });
+            let mut entry = None;
+            for t in assignments.iter_mut() {
+                if t.get("device").and_then(|v| v.as_str()) != Some(device.as_str()) {
+                    continue;
+                }
+                let unreadable = |e: String| {
+                    ApiError::Refused(format!(
+                        "an assignment of {device} cannot be read ({e}): correct it by export, edit and import"
+                    ))
+                };
+                let from = time_of(t, "from").map_err(unreadable)?;
+                let to = time_of(t, "to").map_err(unreadable)?;
+                if from.is_some_and(|f| f <= at) && to.is_none_or(|to| at < to) {
+                    entry = Some(t);
+                    break;
+                }
+            }
             let Some(t) = entry else {
                 return Err(ApiError::NotFound(format!(
                     "device {device} has no assignment in force at {}",
@@ -838,7 +858,7 @@ pub(crate) async fn remove_on_call(
             let at = windows.iter().position(|t| {
                 t.get("institution").and_then(|v| v.as_str()) == Some(key.institution.as_str())
                     && t.get("doctor").and_then(|v| v.as_str()) == Some(key.doctor.as_str())
-                    && time_of(t, "from") == Some(from)
+                    && time_of(t, "from") == Ok(Some(from))
             });
             match at {
                 Some(i) => {

@@ -488,7 +488,8 @@ async fn run(
         // than evaluating the readings; timers are minutes long).
         let now = clock.now();
         if rows.len() < PAGE as usize {
-            if last_sweep.is_none_or(|t| now - t >= TimeDelta::seconds(1)) {
+            // (A clock set back sweeps at once too.)
+            if last_sweep.is_none_or(|t| now < t || now - t >= TimeDelta::seconds(1)) {
                 for (patient, engine) in &mut engines.engines {
                     records.extend(engine.advance(now).iter().map(|e| record(patient, e)));
                 }
