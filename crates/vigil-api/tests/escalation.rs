@@ -82,15 +82,20 @@ async fn changes(store: &SqliteStore) -> Vec<(String, u8)> {
         .collect()
 }
 
+/// The changes once there are at least `n` (within 10 s, else a failure that says so).
 async fn wait_changes(store: &SqliteStore, n: usize) -> Vec<(String, u8)> {
-    for _ in 0..500 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
         let c = changes(store).await;
         if c.len() >= n {
             return c;
         }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{n} changes expected within 10 s, have {c:?}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    changes(store).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

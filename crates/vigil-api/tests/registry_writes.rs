@@ -628,7 +628,7 @@ async fn every_write(
             .any(|a| a.device.as_str() == "glu-0043" && a.patient.as_str() == "p-000123")
     );
 
-    // An on-call window at the hub (no read route: seen in the export and the file).
+    // An on-call window at the hub (in the export and the file, then listed).
     changed(
         &admin
             .write(

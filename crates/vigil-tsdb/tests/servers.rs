@@ -597,7 +597,8 @@ async fn every_dashboard_query_returns_data_from_influxdb_loaded_by_the_sink() {
                 }
                 let value = match (pick, multi, all) {
                     (Pick::All, true, Some(all)) => all.clone(),
-                    (Pick::Several, true, _) => format!("({})", values.join("|")),
+                    // "All" without an allValue, or several chosen: every value.
+                    (Pick::All | Pick::Several, true, _) => format!("({})", values.join("|")),
                     _ => values[0].clone(),
                 };
                 q = q.replace(&format!("${var}"), &value);
