@@ -309,8 +309,10 @@ pub struct Engine {
     fast_heart: Vec<DateTime<Utc>>,
     /// When each rule last opened an episode (dedup windows).
     last_opened: BTreeMap<&'static str, DateTime<Utc>>,
-    /// The last accepted reading of each type (measurement time), and enrolment.
-    last_of_type: BTreeMap<&'static str, DateTime<Utc>>,
+    /// The last accepted reading of each type (measurement time), and enrolment. A
+    /// few entries: a list, not a map (a map's node was most of an idle engine's heap;
+    /// 100 000 engines live at once).
+    last_of_type: Vec<(&'static str, DateTime<Utc>)>,
     enrolled: Option<DateTime<Utc>>,
     /// The next run of the daily monitoring-gap job.
     next_gap_job: Option<DateTime<Utc>>,
@@ -335,7 +337,7 @@ impl Engine {
             morning_weights: Vec::new(),
             fast_heart: Vec::new(),
             last_opened: BTreeMap::new(),
-            last_of_type: BTreeMap::new(),
+            last_of_type: Vec::new(),
             enrolled: None,
             next_gap_job: None,
             trigger: Trigger::default(),
@@ -385,6 +387,22 @@ impl Engine {
     /// Evaluates a validated reading at `now` (its receipt: when it is "generated").
     /// Timers due before `now` should have been run with [`Engine::advance`] first.
     pub fn on_reading(&mut self, v: &Validated, now: DateTime<Utc>) -> Vec<Event> {
+        let events = self.evaluate(v, now);
+        // The trigger is rebuilt by the next reading (or from a pending session by a
+        // timer): not kept with each of 100 000 idle engines.
+        self.trigger = Trigger::default();
+        events
+    }
+
+    /// The measurement time of the last accepted reading of `kind`.
+    fn last_of(&self, kind: &str) -> Option<DateTime<Utc>> {
+        self.last_of_type
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, t)| *t)
+    }
+
+    fn evaluate(&mut self, v: &Validated, now: DateTime<Utc>) -> Vec<Event> {
         let mut events = Vec::new();
         let measured = v.reading().time.with_timezone(&Utc);
         let symptoms = &v.reading().symptoms;
@@ -403,10 +421,12 @@ impl Engine {
         let kind = v.reading().measurement.reading_type().as_str();
         // A reading measured before the newest of its kind (uploaded late) may feed
         // the trend windows, but cannot close a trend episode on a partial window.
-        let newest = self.last_of_type.get(kind).is_none_or(|t| measured >= *t);
+        let newest = self.last_of(kind).is_none_or(|t| measured >= t);
         self.newest = newest;
-        let seen = self.last_of_type.entry(kind).or_insert(measured);
-        *seen = (*seen).max(measured);
+        match self.last_of_type.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, seen)) => *seen = (*seen).max(measured),
+            None => self.last_of_type.push((kind, measured)),
+        }
         self.clear_family(&format!("monitoring_gap:{kind}"), now, &mut events);
         if v.is_late() {
             // Never acute: at most one finding per underlying family and receipt day.
@@ -829,7 +849,7 @@ impl Engine {
                     self.next_gap_job = self.next_local(at, self.profile.rules.timing.gap_job_hour);
                     let enrolled = self.enrolled.unwrap_or(at);
                     for (kind, gap, severity) in self.profile.prescribed() {
-                        let since = self.last_of_type.get(kind).copied().unwrap_or(enrolled);
+                        let since = self.last_of(kind).unwrap_or(enrolled);
                         if at - since >= gap
                             && !self.profile.thresholds.is_snoozed("monitoring_gap", at)
                         {
