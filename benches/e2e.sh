@@ -13,6 +13,10 @@
 #   KEEP=1 benches/e2e.sh               # keep the work directory (logs, JSON)
 #   PERF=1 KEEP=1 benches/e2e.sh        # also a perf profile of each ingester run
 #                                       # (work directory, SCENARIO-REP.perf.data)
+#   NODERED=1 SCENARIOS="one ten" benches/e2e.sh
+#                                       # and the do-it-yourself flow on the same broker:
+#                                       # Node-RED (benches/nodered: MQTT in, the §3.1
+#                                       # range checks, an HTTP write to VictoriaMetrics)
 #
 # Environment: REPS (3), SECONDS_PER_RUN (10), PATIENTS (100000: the consortium scale
 # of the issue; with 2 000 a patient would send about a thousand readings in ten
@@ -24,7 +28,9 @@
 # VIGIL (target/release/vigil, built when missing), SERVE (the binary run as `vigil
 # serve`: VIGIL by default; another build to compare two versions of the ingester
 # under the same load generator), INGEST_TOML (lines for the ingester's [ingest]
-# section, e.g. "max_batch = 256", to compare settings), PERF (record a profile).
+# section, e.g. "max_batch = 256", to compare settings), PERF (record a profile),
+# NODERED (also run the Node-RED flow; needs npm, and victoria-metrics, which
+# scripts/test installs).
 # Needs mosquitto and python3 (for free ports and the medians).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -71,6 +77,47 @@ if [[ " $SCENARIOS " == *" fleet "* ]]; then
         exit 1
     fi
 fi
+if [ -n "${NODERED:-}" ]; then
+    command -v victoria-metrics >/dev/null || { echo "$NAME: NODERED=1 needs victoria-metrics (apt-get install victoria-metrics)" >&2; exit 1; }
+    [ -x benches/nodered/node_modules/.bin/node-red ] ||
+        npm install --prefix benches/nodered --no-audit --no-fund --loglevel=error >&2
+fi
+nr_pid=""
+vm_pid=""
+# Node-RED with the flow of benches/nodered, writing to a fresh VictoriaMetrics, on
+# free ports; nr_http is where its progress is read (/readyz, /metrics, as vigil's).
+start_nodered() {
+    local dir="$work/nodered-$1" vm_port nr_port
+    mkdir -p "$dir/vm" "$dir/user"
+    vm_port=$(free_port)
+    victoria-metrics -httpListenAddr="127.0.0.1:$vm_port" -storageDataPath="$dir/vm" \
+        -loggerLevel=ERROR > "$dir/vm.log" 2>&1 &
+    vm_pid=$!
+    wait_port "$vm_port"
+    nr_port=$(free_port)
+    NODERED_PORT=$nr_port NODERED_DIR="$dir/user" NODERED_FLOWS="$PWD/benches/nodered/flows.json" \
+        MQTT_PORT=$port TSDB_WRITE_URL="http://127.0.0.1:$vm_port/write" \
+        benches/nodered/node_modules/.bin/node-red --settings benches/nodered/settings.js \
+        > "$dir/nodered.log" 2>&1 &
+    nr_pid=$!
+    wait_port "$nr_port"
+    nr_http="127.0.0.1:$nr_port"
+    # Subscribed once its MQTT node says so.
+    for _ in $(seq 1 200); do
+        grep -q "Connected to broker" "$dir/nodered.log" && return 0
+        sleep 0.05
+    done
+    echo "$NAME: Node-RED did not connect to the broker:" >&2
+    cat "$dir/nodered.log" >&2
+    return 1
+}
+stop_nodered() {
+    kill "$nr_pid" "$vm_pid" 2>/dev/null || true
+    wait "$nr_pid" "$vm_pid" 2>/dev/null || true
+    nr_pid=""
+    vm_pid=""
+}
+
 echo "machine: $(nproc) cores, $(uname -sr); $(mosquitto -h 2>/dev/null | head -n 1); date: $(date -u +%F)"
 echo "fleet: $PATIENTS patients (fleet scenario: ${FLEET_PATIENTS:-12000}); $REPS repetitions of $RUN_SECONDS s per scenario"
 for s in $SCENARIOS; do
@@ -95,6 +142,14 @@ for s in $SCENARIOS; do
             >> "$work/$s.vigil.jsonl" 2>> "$work/$s.log"
         if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true; fi
         stop_serve
+        if [ -n "${NODERED:-}" ]; then
+            start_nodered "$s-$rep"
+            # shellcheck disable=SC2086
+            "$VIGIL" loadgen run --patients "$patients" --broker "mqtt://127.0.0.1:$port" $args \
+                --metrics "http://$nr_http" --ingester-pid "$nr_pid" --json \
+                >> "$work/$s.nodered.jsonl" 2>> "$work/$s.log"
+            stop_nodered
+        fi
         stop_broker
         echo "  $s: repetition $rep of $REPS done" >&2
     done
@@ -126,4 +181,17 @@ for s in scenarios:
                   f"{statistics.median([l['p99'] for l in lat]):.0f} ({max(l['max'] for l in lat):.0f}) ms, "
                   f"{sum(l['received'] for l in lat)} of {sum(l['sent'] for l in lat)} alerts")
     print(f"| {s} | {fmt(br)} | {fmt(bm)} | {fmt(vr)} | {fmt(ve)} | {ratio:.2f} | {max(rss):.0f} MB | {alerts} |")
+import os
+nodered = [s for s in scenarios if os.path.exists(f"{work}/{s}.nodered.jsonl")]
+if nodered:
+    print()
+    print("| scenario | Node-RED readings/s | ratio Node-RED/baseline | ratio vigil/Node-RED | Node-RED peak RSS |")
+    print("|---|---|---|---|---|")
+    for s in nodered:
+        b, v, n = load(f"{work}/{s}.baseline.jsonl"), load(f"{work}/{s}.vigil.jsonl"), load(f"{work}/{s}.nodered.jsonl")
+        nr = [x["readings_per_second"] for x in n]
+        br = statistics.median([x["readings_per_second"] for x in b])
+        vr = statistics.median([x["readings_per_second"] for x in v])
+        rss = [x["ingester"]["peak_rss_mb"] or 0 for x in n]
+        print(f"| {s} | {fmt(nr)} | {statistics.median(nr) / br:.2f} | {vr / statistics.median(nr):.2f} | {max(rss):.0f} MB |")
 PY

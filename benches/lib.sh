@@ -15,6 +15,8 @@ serve_pid=""
 cleanup() {
     [ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null || true
     [ -n "$mq_pid" ] && kill "$mq_pid" 2>/dev/null || true
+    [ -n "${nr_pid:-}" ] && kill "$nr_pid" 2>/dev/null || true
+    [ -n "${vm_pid:-}" ] && kill "$vm_pid" 2>/dev/null || true
     wait 2>/dev/null || true
     if [ -z "${KEEP:-}" ]; then rm -rf "$work"; else echo "work directory: $work" >&2; fi
 }
