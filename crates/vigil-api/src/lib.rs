@@ -80,6 +80,28 @@ pub struct AppState {
     pub registry_file: Option<Arc<registry_write::RegistryFile>>,
 }
 
+impl AppState {
+    /// A state over `store` on `clock` with nothing else running: no sink, rule engine,
+    /// deliverers, gap detector, registry or registry file, sign-in off. The rest is
+    /// set with struct update syntax (`AppState { auth: true, ..AppState::new(..) }`).
+    pub fn new(store: SqliteStore, clock: Arc<dyn vigil_model::clock::Clock>) -> AppState {
+        AppState {
+            store,
+            stats: Arc::new(IntakeStats::default()),
+            sink: None,
+            rules: None,
+            registry: None,
+            delivery: None,
+            webhooks: None,
+            gaps: None,
+            clock,
+            institutions: None,
+            auth: false,
+            registry_file: None,
+        }
+    }
+}
+
 /// The OpenAPI 3.1 description of this API, served at `/api/v1/openapi.json`.
 pub const OPENAPI: &str = include_str!("../openapi/openapi.json");
 

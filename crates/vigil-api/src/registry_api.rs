@@ -265,33 +265,37 @@ pub(crate) async fn assignments(
 ) -> Result<Json<Value>, ApiError> {
     let r = registry(&s)?;
     let now = s.clock.now();
-    let mut items: Vec<(String, Value)> = r
+    let items: Vec<(String, Value)> = r
         .assignments
         .iter()
         .filter(|a| q.device.as_deref().is_none_or(|d| a.device.as_str() == d))
         .filter(|a| q.patient.as_deref().is_none_or(|p| a.patient.as_str() == p))
         .map(|a| {
-            let key = format!(
-                "{}/{}",
-                a.device,
-                a.from
-                    .with_timezone(&chrono::Utc)
-                    .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-            );
+            let key = format!("{}/{}", a.device, utc_key(&a.from));
             let item = json!({"device": a.device, "patient": a.patient,
                 "from": a.from.to_rfc3339(), "to": a.to.map(|t| t.to_rfc3339()),
                 "in_force": a.covers(now)});
             (key, item)
         })
         .collect();
+    sorted_page(items, q.after, q.limit)
+}
+
+/// An instant as a page key that sorts as time does (UTC, fixed width).
+fn utc_key(t: &chrono::DateTime<chrono::FixedOffset>) -> String {
+    t.with_timezone(&chrono::Utc)
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+/// One page of `items`, put in key order first.
+fn sorted_page(
+    mut items: Vec<(String, Value)>,
+    after: Option<String>,
+    limit: Option<u32>,
+) -> Result<Json<Value>, ApiError> {
     items.sort_by(|a, b| a.0.cmp(&b.0));
-    paged(
-        items,
-        &Page {
-            after: q.after,
-            limit: q.limit,
-        },
-    )
+    paged(items, &Page { after, limit })
 }
 
 #[derive(Debug, Deserialize)]
@@ -310,7 +314,7 @@ pub(crate) async fn on_call(
 ) -> Result<Json<Value>, ApiError> {
     let r = registry(&s)?;
     let now = s.clock.now();
-    let mut items: Vec<(String, Value)> = r
+    let items: Vec<(String, Value)> = r
         .on_call
         .iter()
         .filter(|o| {
@@ -319,26 +323,12 @@ pub(crate) async fn on_call(
                 .is_none_or(|i| o.institution.as_str() == i)
         })
         .map(|o| {
-            let key = format!(
-                "{}/{}/{}",
-                o.institution,
-                o.from
-                    .with_timezone(&chrono::Utc)
-                    .format("%Y-%m-%dT%H:%M:%S%.3fZ"),
-                o.doctor
-            );
+            let key = format!("{}/{}/{}", o.institution, utc_key(&o.from), o.doctor);
             let item = json!({"institution": o.institution, "doctor": o.doctor,
                 "from": o.from.to_rfc3339(), "to": o.to.to_rfc3339(),
                 "now": o.from <= now && now < o.to});
             (key, item)
         })
         .collect();
-    items.sort_by(|a, b| a.0.cmp(&b.0));
-    paged(
-        items,
-        &Page {
-            after: q.after,
-            limit: q.limit,
-        },
-    )
+    sorted_page(items, q.after, q.limit)
 }

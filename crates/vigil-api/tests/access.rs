@@ -19,7 +19,6 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use vigil_api::{AppState, app};
-use vigil_ingest::intake::IntakeStats;
 use vigil_registry::Registry;
 use vigil_store::SqliteStore;
 use vigil_store::access::{Role, User, sha256_hex};
@@ -59,18 +58,9 @@ async fn state_with(clock: Arc<vigil_model::clock::ManualClock>) -> AppState {
             .unwrap();
     }
     AppState {
-        store,
-        stats: Arc::new(IntakeStats::default()),
-        sink: None,
-        rules: None,
-        delivery: None,
-        webhooks: None,
-        gaps: None,
         registry: Some(Arc::new(move || registry.clone())),
-        clock,
-        institutions: None,
         auth: true,
-        registry_file: None,
+        ..AppState::new(store, clock)
     }
 }
 

@@ -17,7 +17,6 @@ use http_body_util::BodyExt;
 use serde_json::json;
 use tower::ServiceExt;
 use vigil_api::{AppState, app};
-use vigil_ingest::intake::IntakeStats;
 use vigil_ingest::pipeline::prepare;
 use vigil_ingest::rules::RuleRunner;
 use vigil_model::clock::ManualClock;
@@ -46,20 +45,25 @@ async fn crisis() -> (SqliteStore, Arc<ManualClock>, RuleRunner) {
     let commit = prepare(&"gw-0042".parse().unwrap(), &envelope, t0(), &registry).unwrap();
     store.commit(&[commit]).await.unwrap();
     let clock = Arc::new(ManualClock::new(t0()));
-    let r = registry.clone();
-    let runner = RuleRunner::start(
-        store.clone(),
-        Arc::new(move || r.clone()),
-        Arc::new(RuleSet::default()),
-        clock.clone(),
-        None,
-    );
+    let runner = start_runner(&store, clock.clone());
     let stats = runner.stats.clone();
     eventually("the reading evaluated", Duration::from_secs(10), || {
         stats.alerts_opened.load(Ordering::Relaxed) == 1
     })
     .await;
     (store, clock, runner)
+}
+
+/// A rule runner over `store` with the example registry and the default rules.
+fn start_runner(store: &SqliteStore, clock: Arc<ManualClock>) -> RuleRunner {
+    let registry = Arc::new(Registry::parse(&example_registry()).unwrap());
+    RuleRunner::start(
+        store.clone(),
+        Arc::new(move || registry.clone()),
+        Arc::new(RuleSet::default()),
+        clock,
+        None,
+    )
 }
 
 /// Waits for two more passes of the runner (each runs the timers on the clock once).
@@ -80,6 +84,12 @@ async fn changes(store: &SqliteStore) -> Vec<(String, u8)> {
         .into_iter()
         .map(|e| (e.change, e.level))
         .collect()
+}
+
+/// That the alert has had exactly `n` changes.
+async fn assert_changes(store: &SqliteStore, n: usize) {
+    let c = changes(store).await;
+    assert_eq!(c.len(), n, "{c:?}");
 }
 
 /// The changes once there are at least `n` (within 10 s, else a failure that says so).
@@ -135,50 +145,22 @@ async fn an_ack_at_six_minutes_stops_the_ladder_for_good() {
     assert_eq!(c[1], ("acknowledged".to_owned(), 1));
     clock.set(t0() + TimeDelta::hours(2));
     two_passes(&runner).await;
-    assert_eq!(
-        changes(&store).await.len(),
-        2,
-        "{:?}",
-        changes(&store).await
-    );
+    assert_changes(&store, 2).await;
     runner.shutdown().await;
     // After a restart, the acknowledgement is replayed with the reading: still no
     // escalation.
-    let clock2 = Arc::new(ManualClock::new(t0() + TimeDelta::hours(3)));
-    let registry = Arc::new(Registry::parse(&example_registry()).unwrap());
-    let runner = RuleRunner::start(
-        store.clone(),
-        Arc::new(move || registry.clone()),
-        Arc::new(RuleSet::default()),
-        clock2,
-        None,
+    let runner = start_runner(
+        &store,
+        Arc::new(ManualClock::new(t0() + TimeDelta::hours(3))),
     );
     two_passes(&runner).await;
-    assert_eq!(
-        changes(&store).await.len(),
-        2,
-        "{:?}",
-        changes(&store).await
-    );
+    assert_changes(&store, 2).await;
     runner.shutdown().await;
 }
 
 /// The API on the runner's store and clock: acknowledgements are stamped with it.
 fn api(store: &SqliteStore, clock: &Arc<ManualClock>) -> AppState {
-    AppState {
-        store: store.clone(),
-        stats: Arc::new(IntakeStats::default()),
-        sink: None,
-        rules: None,
-        delivery: None,
-        webhooks: None,
-        gaps: None,
-        registry: None,
-        clock: clock.clone(),
-        institutions: None,
-        auth: false,
-        registry_file: None,
-    }
+    AppState::new(store.clone(), clock.clone())
 }
 
 /// `POST /api/v1/alerts/{alert_id}/ack` as d-0001 with `read_back`.
@@ -214,12 +196,7 @@ async fn an_ack_through_the_api_at_six_minutes_stops_the_ladder() {
     // Past both steps of the ladder: nothing more.
     clock.set(t0() + TimeDelta::minutes(45));
     two_passes(&runner).await;
-    assert_eq!(
-        changes(&store).await.len(),
-        2,
-        "{:?}",
-        changes(&store).await
-    );
+    assert_changes(&store, 2).await;
     runner.shutdown().await;
 }
 
@@ -247,11 +224,6 @@ async fn an_ack_with_a_wrong_read_back_is_refused_and_the_ladder_goes_on() {
     assert_eq!(c[2], ("acknowledged".to_owned(), 2));
     clock.set(t0() + TimeDelta::hours(2));
     two_passes(&runner).await;
-    assert_eq!(
-        changes(&store).await.len(),
-        3,
-        "{:?}",
-        changes(&store).await
-    );
+    assert_changes(&store, 3).await;
     runner.shutdown().await;
 }

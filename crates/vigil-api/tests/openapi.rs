@@ -13,23 +13,15 @@ use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 use vigil_api::{AppState, ROUTES, app};
-use vigil_ingest::intake::IntakeStats;
 use vigil_store::SqliteStore;
 
 async fn state(auth: bool) -> AppState {
     AppState {
-        store: SqliteStore::in_memory().await.unwrap(),
-        stats: Arc::new(IntakeStats::default()),
-        sink: None,
-        rules: None,
-        delivery: None,
-        webhooks: None,
-        gaps: None,
-        registry: None,
-        clock: Arc::new(vigil_model::clock::SystemClock),
-        institutions: None,
         auth,
-        registry_file: None,
+        ..AppState::new(
+            SqliteStore::in_memory().await.unwrap(),
+            Arc::new(vigil_model::clock::SystemClock),
+        )
     }
 }
 

@@ -21,7 +21,6 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use vigil_api::{AppState, app};
-use vigil_ingest::intake::IntakeStats;
 use vigil_model::clock::ManualClock;
 use vigil_registry::Registry;
 use vigil_store::SqliteStore;
@@ -70,18 +69,10 @@ async fn state(dir: &Path) -> (AppState, Arc<ManualClock>) {
         clock.clone(),
     );
     let state = AppState {
-        store,
-        stats: Arc::new(IntakeStats::default()),
-        sink: None,
-        rules: None,
-        delivery: None,
-        webhooks: None,
-        gaps: None,
         registry: Some(current),
-        clock: clock.clone(),
-        institutions: None,
         auth: true,
         registry_file: Some(Arc::new(file)),
+        ..AppState::new(store, clock.clone())
     };
     (state, clock)
 }

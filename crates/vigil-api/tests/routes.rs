@@ -12,7 +12,6 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use vigil_api::{AppState, app};
-use vigil_ingest::intake::IntakeStats;
 use vigil_ingest::pipeline::prepare;
 use vigil_model::GatewayId;
 use vigil_registry::Registry;
@@ -42,20 +41,7 @@ async fn state() -> AppState {
     )
     .unwrap();
     store.commit(&[commit]).await.unwrap();
-    AppState {
-        store,
-        stats: Arc::new(IntakeStats::default()),
-        sink: None,
-        rules: None,
-        delivery: None,
-        webhooks: None,
-        gaps: None,
-        registry: None,
-        clock: Arc::new(vigil_model::clock::SystemClock),
-        institutions: None,
-        auth: false,
-        registry_file: None,
-    }
+    AppState::new(store, Arc::new(vigil_model::clock::SystemClock))
 }
 
 async fn get(state: &AppState, uri: &str) -> (StatusCode, String) {
@@ -685,18 +671,8 @@ async fn the_summary_and_the_overview_count_readings_committed_by_the_pipeline()
     );
     let r = registry.clone();
     let s = AppState {
-        store,
-        stats: Arc::new(IntakeStats::default()),
-        sink: None,
-        rules: None,
-        delivery: None,
-        webhooks: None,
-        gaps: None,
         registry: Some(Arc::new(move || r.clone())),
-        clock: Arc::new(vigil_model::clock::ManualClock::new(now)),
-        institutions: None,
-        auth: false,
-        registry_file: None,
+        ..AppState::new(store, Arc::new(vigil_model::clock::ManualClock::new(now)))
     };
     let (status, body) = get(&s, "/api/v1/patients/p-000123/summary").await;
     assert_eq!(status, StatusCode::OK, "{body}");
