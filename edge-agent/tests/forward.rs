@@ -47,20 +47,16 @@ fn reading(n: u64) -> Reading {
 /// What the platform's subscriber received: batch_seq → copies.
 type Seen = Arc<Mutex<BTreeMap<u64, Vec<Vec<u8>>>>>;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_reading_arrives_through_a_broker_outage_and_a_crash_without_a_gap() {
-    let mut broker = Mosquitto::start_with(MosquittoOptions {
-        persistence: true,
-        ..MosquittoOptions::default()
-    });
-    let gw: GatewayId = "gw-0042".parse().unwrap();
+/// The platform's side: a QoS 1 subscriber to every gateway's readings, keeping each
+/// envelope received by its `batch_seq`.
+async fn platform(port: u16, client_id: &str, persistent: bool) -> (rumqttc::AsyncClient, Seen) {
     let seen: Seen = Arc::default();
     let s = seen.clone();
-    let _platform = subscriber(
-        broker.port,
-        "platform",
+    let client = subscriber(
+        port,
+        client_id,
         "vigil/v1/gw/+/readings",
-        true,
+        persistent,
         move |p| {
             let env = vigil_wire::decode_envelope(&p.payload).unwrap();
             s.lock()
@@ -71,6 +67,17 @@ async fn every_reading_arrives_through_a_broker_outage_and_a_crash_without_a_gap
         },
     )
     .await;
+    (client, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_reading_arrives_through_a_broker_outage_and_a_crash_without_a_gap() {
+    let mut broker = Mosquitto::start_with(MosquittoOptions {
+        persistence: true,
+        ..MosquittoOptions::default()
+    });
+    let gw: GatewayId = "gw-0042".parse().unwrap();
+    let (_platform, seen) = platform(broker.port, "platform", true).await;
     let statuses: Arc<Mutex<Vec<vigil_wire::status::Status>>> = Arc::default();
     let st = statuses.clone();
     let _watcher = subscriber(
@@ -349,23 +356,7 @@ async fn over_mqtts_with_a_client_certificate_readings_arrive_and_a_foreign_auth
         ..MosquittoOptions::default()
     });
     let tls = broker.tls.clone().unwrap();
-    let seen: Seen = Arc::default();
-    let s = seen.clone();
-    let _platform = subscriber(
-        broker.port,
-        "platform-tls",
-        "vigil/v1/gw/+/readings",
-        false,
-        move |p| {
-            let e = vigil_wire::decode_envelope(&p.payload).unwrap();
-            s.lock()
-                .unwrap()
-                .entry(e.batch_seq)
-                .or_default()
-                .push(p.payload.to_vec());
-        },
-    )
-    .await;
+    let (_platform, seen) = platform(broker.port, "platform-tls", false).await;
     let url = format!("mqtts://127.0.0.1:{}", tls.port);
 
     // A gateway trusting another authority never connects: it says so, counts the
