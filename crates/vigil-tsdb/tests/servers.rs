@@ -277,20 +277,29 @@ async fn a_point_influxdb_refuses_is_kept_with_its_reason_and_does_not_block_the
     let f = fleet(16, 12);
     store.commit(&f.envelopes).await.unwrap();
     // Someone wrote temperature_cel as text: InfluxDB refuses our float for it
-    // (field type conflict, 400 "partial write") and keeps the rest of each batch.
-    let t = SystemClock.now() - TimeDelta::hours(6);
-    assert_eq!(
-        influx
-            .write(
-                "vigil",
-                &format!(
-                    "temperature temperature_cel=\"warm\" {}\n",
-                    t.timestamp_millis()
+    // (field type conflict, 400 "partial write") and keeps the rest of each batch. A
+    // conflict is per shard, and shards hold 7 days starting on a Monday 00:00 UTC
+    // (Go's time.Truncate counts from year 1): the text goes at both ends of the
+    // fleet's 12 hours, so that every shard they touch has it (on a Monday morning,
+    // two).
+    let now = SystemClock.now();
+    for t in [
+        now - TimeDelta::hours(12) - TimeDelta::minutes(11),
+        now - TimeDelta::minutes(9),
+    ] {
+        assert_eq!(
+            influx
+                .write(
+                    "vigil",
+                    &format!(
+                        "temperature temperature_cel=\"warm\" {}\n",
+                        t.timestamp_millis()
+                    )
                 )
-            )
-            .await,
-        204
-    );
+                .await,
+            204
+        );
+    }
     let c = config(
         influx.url(),
         Api::V1 {
