@@ -1098,16 +1098,23 @@ struct ReadingsQuery {
     order: Option<String>,
 }
 
-fn instant(name: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
+pub(crate) fn instant(name: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    Ok(instant_with_offset(name, value)?.map(|t| t.with_timezone(&Utc)))
+}
+
+/// A request's RFC 3339 time `name`, with the offset it was given in (`None` when
+/// absent); a 400 that says what to send otherwise.
+pub(crate) fn instant_with_offset(
+    name: &str,
+    value: Option<&str>,
+) -> Result<Option<DateTime<chrono::FixedOffset>>, ApiError> {
     value
         .map(|v| {
-            DateTime::parse_from_rfc3339(v)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|_| {
-                    ApiError::BadRequest(format!(
-                        "'{name}' must be an RFC 3339 time with an offset, e.g. 2026-11-22T08:00:00+08:00"
-                    ))
-                })
+            DateTime::parse_from_rfc3339(v).map_err(|_| {
+                ApiError::BadRequest(format!(
+                    "'{name}' must be an RFC 3339 time with an offset, e.g. 2026-11-22T08:00:00+08:00"
+                ))
+            })
         })
         .transpose()
 }

@@ -767,20 +767,6 @@ pub(crate) struct EndAssignmentBody {
     at: Option<String>,
 }
 
-/// The instant of an optional RFC 3339 body field, or now.
-fn instant_or_now(
-    s: &AppState,
-    field: &str,
-    value: Option<&str>,
-) -> Result<DateTime<chrono::FixedOffset>, ApiError> {
-    match value {
-        Some(v) => DateTime::parse_from_rfc3339(v).map_err(|e| {
-            ApiError::BadRequest(format!("'{field}' {v:?} is not an RFC 3339 instant ({e})"))
-        }),
-        None => Ok(s.clock.now().fixed_offset()),
-    }
-}
-
 /// `POST /api/v1/assignments/end` with `{"device", "at"}`: ends the device's assignment
 /// in force at `at` (now by default) there, its `to` set (a device handed back, or
 /// moving to another patient: add the new assignment from the same instant). Readings
@@ -791,7 +777,8 @@ pub(crate) async fn end_assignment(
     user: Option<axum::Extension<Option<User>>>,
     Json(body): Json<EndAssignmentBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let at = instant_or_now(&s, "at", body.at.as_deref())?;
+    let at = crate::instant_with_offset("at", body.at.as_deref())?
+        .unwrap_or_else(|| s.clock.now().fixed_offset());
     let device = body.device;
     let mut ended = None;
     let applied = file(&s)?
@@ -846,19 +833,14 @@ pub(crate) async fn remove_on_call(
     user: Option<axum::Extension<Option<User>>>,
     axum::extract::Query(key): axum::extract::Query<OnCallKey>,
 ) -> Result<Json<Value>, ApiError> {
-    let from = DateTime::parse_from_rfc3339(&key.from).map_err(|e| {
-        ApiError::BadRequest(format!(
-            "'from' {:?} is not an RFC 3339 instant ({e})",
-            key.from
-        ))
-    })?;
+    let from = crate::instant_with_offset("from", Some(&key.from))?;
     let applied = file(&s)?
         .edit(&actor(&who(user)), |doc| {
             let windows = entries(doc, "on_call")?;
             let at = windows.iter().position(|t| {
                 t.get("institution").and_then(|v| v.as_str()) == Some(key.institution.as_str())
                     && t.get("doctor").and_then(|v| v.as_str()) == Some(key.doctor.as_str())
-                    && time_of(t, "from") == Ok(Some(from))
+                    && time_of(t, "from") == Ok(from)
             });
             match at {
                 Some(i) => {

@@ -433,17 +433,7 @@ pub(crate) async fn report(
         .patients
         .get(&pid)
         .ok_or_else(|| ApiError::NotFound(format!("no patient {id:?} in the registry")))?;
-    let to = match q.to.as_deref() {
-        None => s.clock.now(),
-        Some(t) => DateTime::parse_from_rfc3339(t)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|_| {
-                ApiError::BadRequest(
-                    "'to' must be an RFC 3339 time with an offset, e.g. 2026-11-30T08:00:00+08:00"
-                        .to_owned(),
-                )
-            })?,
-    };
+    let to = crate::instant("to", q.to.as_deref())?.unwrap_or_else(|| s.clock.now());
     let mut readings = Vec::new();
     for (kind, _) in FIELDS {
         readings.extend(
