@@ -108,10 +108,10 @@ pub struct Handle {
 /// retention ended since it was last said: batches so deleted can no longer be
 /// backfilled. `said` holds the total last said.
 fn say_evictions(store: &Store, said: &AtomicU64) {
-    let (readings, envelopes) = store.stats();
-    let total = readings.evicted_records + envelopes.evicted_records;
+    let total = store.evicted();
     let before = said.swap(total, Ordering::Relaxed);
     if total > before {
+        let (readings, envelopes) = store.stats();
         eprintln!(
             "vigil-edge: the outbox cap made room: {} acknowledged record(s) deleted before their retention ended ({} readings and {} envelopes since the start); those batches can no longer be backfilled",
             total - before,
@@ -155,11 +155,7 @@ impl Handle {
     /// Acknowledged records (readings and envelopes) the cap deleted before their
     /// retention ended, since the start.
     pub async fn evicted(&self) -> u64 {
-        blocking(&self.store, |s| {
-            let (readings, envelopes) = s.stats();
-            readings.evicted_records + envelopes.evicted_records
-        })
-        .await
+        blocking(&self.store, |s| s.evicted()).await
     }
 
     /// Readings not yet acknowledged by the broker.

@@ -202,6 +202,13 @@ impl Store {
         self.envelopes.stats().pending_records
     }
 
+    /// Acknowledged records (readings and envelopes) the cap deleted before their
+    /// retention ended, since the outboxes were opened.
+    pub fn evicted(&self) -> u64 {
+        let (readings, envelopes) = self.stats();
+        readings.evicted_records + envelopes.evicted_records
+    }
+
     /// The counters of both outboxes: (readings, envelopes).
     pub fn stats(&self) -> (vigil_outbox::Stats, vigil_outbox::Stats) {
         (self.readings.stats(), self.envelopes.stats())
