@@ -379,8 +379,7 @@ function chart(type, readings, from, to) {
   // each point is marked with its context, named in its tooltip and in the legend.
   const contexts = new Set();
   for (const [field, cls] of SERIES[type]) {
-    const rows = readings.filter((r) => typeof r.canonical[field] === 'number');
-    const pts = rows.map((r) => [x(Date.parse(r.time)), y(r.canonical[field]), r]);
+    const pts = readings.filter((r) => typeof r.canonical[field] === 'number').map((r) => [x(Date.parse(r.time)), y(r.canonical[field]), r]);
     if (pts.length > 1) g.append(svg('polyline', { points: pts.map((p) => p[0] + ',' + p[1]).join(' '), class: 'line s-' + cls }));
     for (const [px, py, r] of pts) {
       const ctx = type === 'glucose' ? (r.canonical.context || 'random') : null;
@@ -392,11 +391,10 @@ function chart(type, readings, from, to) {
       g.append(dot);
     }
   }
-  const caption = [t('chart.' + type)];
-  const legend = type === 'glucose' && contexts.size > 0
+  const legend = contexts.size > 0
     ? h('p', { class: 'legend' }, [...contexts].sort().map((c) => h('span', { class: 'key ctx-' + c }, t('ctx.' + c))), ' · ' + t('chart.glucose.targets'))
     : null;
-  return h('figure', { class: 'card' }, h('figcaption', {}, ...caption), g, ...(legend ? [legend] : []));
+  return h('figure', { class: 'card' }, h('figcaption', {}, t('chart.' + type)), g, legend);
 }
 
 // ---- the ECG strip viewer --------------------------------------------------------
