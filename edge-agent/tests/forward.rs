@@ -44,6 +44,20 @@ fn reading(n: u64) -> Reading {
     }
 }
 
+/// Waits until nothing is pending in the outbox: every reading and envelope
+/// acknowledged by the broker.
+async fn drained(handle: &vigil_edge::forward::Handle, within: Duration, what: &str) {
+    let deadline = tokio::time::Instant::now() + within;
+    while handle.depth().await > 0 || handle.envelopes_pending().await > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} did not drain within {within:?}: {} readings pending",
+            handle.depth().await
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// What the platform's subscriber received: batch_seq → copies.
 type Seen = Arc<Mutex<BTreeMap<u64, Vec<Vec<u8>>>>>;
 
@@ -149,15 +163,7 @@ async fn every_reading_arrives_through_a_broker_outage_and_a_crash_without_a_gap
     forwarder = start(config.clone());
     add(&forwarder, READINGS).await;
     let handle = forwarder.handle();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while handle.depth().await > 0 || handle.envelopes_pending().await > 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the outbox did not drain: {} readings pending",
-            handle.depth().await
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    drained(&handle, Duration::from_secs(60), "the outbox").await;
     eventually(
         "every reading at the platform",
         Duration::from_secs(30),
@@ -307,15 +313,7 @@ async fn a_small_cap_deletes_acknowledged_batches_early_for_room_and_counts_them
             .add((chunk * 10..chunk * 10 + 10).map(reading).collect())
             .await
             .unwrap();
-        let h = handle.clone();
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while h.depth().await > 0 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "chunk {chunk} not acknowledged"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        drained(&handle, Duration::from_secs(30), &format!("chunk {chunk}")).await;
     }
     assert_eq!(handle.refused(), 0);
     let evicted = handle.evicted().await;
@@ -389,15 +387,7 @@ async fn over_mqtts_with_a_client_certificate_readings_arrive_and_a_foreign_auth
     let forwarder = forwarder_for(&right, dir.path());
     let handle = forwarder.handle();
     handle.add(vec![reading(2)]).await.unwrap();
-    let h = handle.clone();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while h.depth().await > 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not delivered over TLS"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    drained(&handle, Duration::from_secs(30), "the outbox over TLS").await;
     // Both readings, the one kept while refused too (in one envelope or two).
     let readings = || -> usize {
         seen.lock()
