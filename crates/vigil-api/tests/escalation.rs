@@ -6,17 +6,16 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed assertion
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use chrono::{DateTime, TimeDelta, Utc};
-use http_body_util::BodyExt;
 use serde_json::json;
-use tower::ServiceExt;
-use vigil_api::{AppState, app};
+use vigil_api::AppState;
 use vigil_ingest::pipeline::prepare;
 use vigil_ingest::rules::RuleRunner;
 use vigil_model::clock::ManualClock;
@@ -165,20 +164,12 @@ fn api(store: &SqliteStore, clock: &Arc<ManualClock>) -> AppState {
 
 /// `POST /api/v1/alerts/{alert_id}/ack` as d-0001 with `read_back`.
 async fn ack(state: &AppState, alert_id: &str, read_back: &str) -> (StatusCode, String) {
-    let res = app(state.clone())
-        .oneshot(
-            Request::post(format!("/api/v1/alerts/{alert_id}/ack"))
-                .header("content-type", "application/json")
-                .body(Body::from(
-                    json!({"read_back": read_back, "by": "d-0001"}).to_string(),
-                ))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    let status = res.status();
-    let body = res.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8(body.to_vec()).unwrap())
+    common::post(
+        state,
+        &format!("/api/v1/alerts/{alert_id}/ack"),
+        json!({"read_back": read_back, "by": "d-0001"}),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,6 +2,9 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed assertion
 
+mod common;
+use common::post;
+
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -205,21 +208,6 @@ async fn the_gap_detectors_counters_are_on_metrics_when_it_runs() {
     ] {
         assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
     }
-}
-
-async fn post(state: &AppState, uri: &str, body: Value) -> (StatusCode, String) {
-    let res = app(state.clone())
-        .oneshot(
-            Request::post(uri)
-                .header("content-type", "application/json")
-                .body(Body::from(body.to_string()))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    let status = res.status();
-    let body = res.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8(body.to_vec()).unwrap())
 }
 
 #[tokio::test]
