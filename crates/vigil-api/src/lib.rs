@@ -614,9 +614,11 @@ async fn audit(
     // An institution admin: the entries about their institution's patients (by the
     // registry in force), read on through the trail until a page is full or
     // AUDIT_SCAN entries were read; `next` says where to go on from.
-    let institution = signed_in(user)
-        .filter(|u| u.role == vigil_store::access::Role::InstitutionAdmin)
-        .map(|u| u.institution_id.unwrap_or_default());
+    let institution =
+        match signed_in(user).filter(|u| u.role == vigil_store::access::Role::InstitutionAdmin) {
+            Some(u) => Some((u.institution_id.unwrap_or_default(), registry_in_force(&s)?)),
+            None => None,
+        };
     let mut rows = Vec::new();
     let (mut scanned, mut more) = (0usize, false);
     loop {
@@ -627,8 +629,7 @@ async fn audit(
         let full = page.len() as u32 == limit;
         match &institution {
             None => rows.extend(page),
-            Some(inst) => {
-                let registry = registry_in_force(&s)?;
+            Some((inst, registry)) => {
                 rows.extend(page.into_iter().filter(|r| {
                     r.entry
                         .patient
