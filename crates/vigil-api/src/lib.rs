@@ -493,9 +493,11 @@ async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
         let _ = writeln!(
             out,
             "# HELP vigil_rule_readings_evaluated_total Committed readings the rule engine evaluated.\n# TYPE vigil_rule_readings_evaluated_total counter\nvigil_rule_readings_evaluated_total {}\n\
+             # HELP vigil_rule_readings_fed_total Of those, readings handed over by the intake in memory (the rest were read back from the store).\n# TYPE vigil_rule_readings_fed_total counter\nvigil_rule_readings_fed_total {}\n\
              # HELP vigil_alerts_opened_total Alert episodes opened.\n# TYPE vigil_alerts_opened_total counter\nvigil_alerts_opened_total {}\n\
              # HELP vigil_alert_events_total Alert events kept for delivery.\n# TYPE vigil_alert_events_total counter\nvigil_alert_events_total {}",
             r.readings_evaluated.load(Ordering::Relaxed),
+            r.readings_fed.load(Ordering::Relaxed),
             r.alerts_opened.load(Ordering::Relaxed),
             r.events_kept.load(Ordering::Relaxed),
         );

@@ -32,6 +32,7 @@ use vigil_registry::Registry;
 use vigil_store::{ClinicalStore, EnvelopeCommit};
 use vigil_wire::Topic;
 
+use crate::feed::RuleFeed;
 use crate::pipeline::{check_weight_changes, prepare};
 
 /// The largest MQTT packet the intake reads: the largest envelope the codec accepts
@@ -67,6 +68,9 @@ pub struct IntakeConfig {
     /// Notified after every commit (the rule runner and the telemetry sink wait on
     /// them).
     pub on_commit: Vec<Arc<Notify>>,
+    /// Where each commit's stored readings go for the rule runner, in memory
+    /// ([`crate::feed`]); without it the runner reads them back from the store.
+    pub rule_feed: Option<Arc<RuleFeed>>,
 }
 
 /// TLS settings of the broker connection, as PEM text.
@@ -101,6 +105,7 @@ impl IntakeConfig {
             keep_alive: Duration::from_secs(30),
             tls: None,
             on_commit: Vec::new(),
+            rule_feed: None,
         }
     }
 }
@@ -268,7 +273,7 @@ impl Intake {
         let worker = tokio::spawn(work(
             rx,
             acks_tx,
-            config.on_commit,
+            (config.on_commit, config.rule_feed),
             store,
             Registries {
                 current: registry_rx,
@@ -588,7 +593,7 @@ const STAGED_AHEAD: usize = 1;
 async fn work<S: ClinicalStore>(
     rx: mpsc::UnboundedReceiver<Taken>,
     acks: mpsc::UnboundedSender<Done>,
-    on_commit: Vec<Arc<Notify>>,
+    on_commit: (Vec<Arc<Notify>>, Option<Arc<RuleFeed>>),
     store: S,
     registries: Registries,
     clock: Arc<dyn Clock>,
@@ -691,7 +696,7 @@ async fn prepare_batches(
 async fn commit_batches<S: ClinicalStore>(
     mut staged: mpsc::Receiver<Staged>,
     acks: mpsc::UnboundedSender<Done>,
-    on_commit: Vec<Arc<Notify>>,
+    (on_commit, feed): (Vec<Arc<Notify>>, Option<Arc<RuleFeed>>),
     store: S,
     in_use: watch::Sender<u64>,
     stats: Arc<IntakeStats>,
@@ -714,14 +719,14 @@ async fn commit_batches<S: ClinicalStore>(
         // Each unusable payload is kept once: a retry after a failed commit does not
         // keep it again.
         let rejected_count = rejected.len() as u64;
-        let outcomes = loop {
+        let (outcomes, rows) = loop {
             let result = async {
                 check_weight_changes(&mut commits, &store).await?;
                 while let Some((gw, payload, message)) = rejected.last() {
                     store.reject_payload(gw, received, payload, message).await?;
                     rejected.pop();
                 }
-                store.commit(&commits).await
+                store.commit_rows(&commits).await
             }
             .await;
             match result {
@@ -735,6 +740,9 @@ async fn commit_batches<S: ClinicalStore>(
         };
         stats.commit_latency.observe(taken_at.elapsed());
         stats.commits.fetch_add(1, Ordering::Relaxed);
+        if let Some(feed) = &feed {
+            feed.push(crate::feed::committed(&mut commits, &rows));
+        }
         for n in &on_commit {
             n.notify_one();
         }

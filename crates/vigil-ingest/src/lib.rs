@@ -23,6 +23,7 @@
 //! with a `backfill` command when a gap does not fill in time (guarantee 6).
 
 pub mod deliver;
+pub mod feed;
 pub mod gaps;
 pub mod intake;
 pub mod pipeline;

@@ -17,6 +17,10 @@
 //!
 //! Timers (unconfirmed crises, escalation, the daily monitoring-gap job, ECG lapses)
 //! run on the injected clock, every second.
+//!
+//! In `vigil serve` the intake also hands each commit's readings over in memory
+//! ([`crate::feed`]), already validated: the runner takes them from there while they
+//! continue its cursor, and reads from the store only what the feed lacks.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,6 +38,8 @@ use vigil_rules::ruleset::RuleSet;
 use vigil_rules::validate::{Context, validate};
 use vigil_store::{AlertAction, AlertEventRecord, RuleInput, SqliteStore};
 
+use crate::feed::{Committed, Input, RuleFeed};
+
 /// How far back the engines' state is rebuilt at start: as far as an engine remembers.
 pub const REBUILD_WINDOW: TimeDelta = vigil_rules::engine::HISTORY;
 
@@ -41,6 +47,9 @@ pub const REBUILD_WINDOW: TimeDelta = vigil_rules::engine::HISTORY;
 #[derive(Debug, Default)]
 pub struct RuleStats {
     pub readings_evaluated: AtomicU64,
+    /// Of those, the readings taken from the intake's feed rather than read back from
+    /// the store ([`crate::feed`]).
+    pub readings_fed: AtomicU64,
     pub alerts_opened: AtomicU64,
     pub events_kept: AtomicU64,
     /// The last reading row id evaluated and kept.
@@ -72,6 +81,18 @@ impl RuleRunner {
         clock: Arc<dyn Clock>,
         committed: Option<Arc<Notify>>,
     ) -> RuleRunner {
+        Self::start_fed(store, registry, rules, clock, (committed, None))
+    }
+
+    /// [`RuleRunner::start`], taking the intake's committed readings from `feed`
+    /// ([`crate::feed`]) rather than reading each back from the store.
+    pub fn start_fed(
+        store: SqliteStore,
+        registry: CurrentRegistry,
+        rules: Arc<RuleSet>,
+        clock: Arc<dyn Clock>,
+        (committed, feed): (Option<Arc<Notify>>, Option<Arc<RuleFeed>>),
+    ) -> RuleRunner {
         let stats = Arc::new(RuleStats::default());
         let (stop, stopped) = watch::channel(false);
         let kept = Arc::new(Notify::new());
@@ -80,7 +101,7 @@ impl RuleRunner {
             registry,
             rules,
             clock,
-            committed,
+            (committed, feed),
             (stats.clone(), kept.clone()),
             stopped,
         ));
@@ -242,18 +263,66 @@ impl Engines {
         Ok(Some((alert.patient_id, events)))
     }
 
-    fn evaluate(&mut self, input: &RuleInput) -> Option<Vec<Event>> {
-        if input.reading_type == "ecg_waveform" {
-            return Some(Vec::new());
-        }
-        let reading = vigil_wire::envelope::decode_reading_value(0, &input.original).ok()?;
-        let validated = validate(reading, &Context::received_at(input.received)).ok()?;
-        let engine = self.engine(&input.patient_id, input.received);
-        let mut events = engine.advance(input.received);
-        events.extend(engine.on_reading(&validated, input.received));
-        engine.forget_closed_before(input.received - REBUILD_WINDOW);
+    fn evaluate(&mut self, c: &Committed) -> Option<Vec<Event>> {
+        let validated = match &c.input {
+            Input::Reading(v) => v,
+            Input::Ecg => return Some(Vec::new()),
+            Input::Unreadable => return None,
+        };
+        let engine = self.engine(&c.patient, c.received);
+        let mut events = engine.advance(c.received);
+        events.extend(engine.on_reading(validated, c.received));
+        engine.forget_closed_before(c.received - REBUILD_WINDOW);
         Some(events)
     }
+}
+
+/// A committed reading read back from the store, decoded and validated again (the
+/// same checks that let it in, with its receipt time).
+fn from_store(r: RuleInput) -> Committed {
+    let input = if r.reading_type == "ecg_waveform" {
+        Input::Ecg
+    } else {
+        vigil_wire::envelope::decode_reading_value(0, &r.original)
+            .ok()
+            .and_then(|reading| validate(reading, &Context::received_at(r.received)).ok())
+            .map_or(Input::Unreadable, |v| Input::Reading(Box::new(v)))
+    };
+    Committed {
+        id: r.id,
+        patient: r.patient_id,
+        received: r.received,
+        input,
+    }
+}
+
+/// The next readings after `cursor` to evaluate, at most [`PAGE`]: from the feed
+/// while it continues the cursor, else from the store (a hole in the feed, or no feed:
+/// the range the feed lacks). Returns them, and whether more may be waiting.
+async fn next_readings(
+    store: &SqliteStore,
+    feed: Option<&RuleFeed>,
+    cursor: i64,
+    stats: &RuleStats,
+) -> Result<(Vec<Committed>, bool), vigil_store::Error> {
+    let (fed, hole) = match feed {
+        Some(feed) => feed.take_after(cursor, PAGE as usize),
+        None => (Vec::new(), None),
+    };
+    if !fed.is_empty() {
+        stats
+            .readings_fed
+            .fetch_add(fed.len() as u64, Ordering::Relaxed);
+        let more = fed.len() == PAGE as usize || feed.is_some_and(|f| !f.is_empty());
+        return Ok((fed, more));
+    }
+    // Up to the hole (the feed carries on after it), or everything after the cursor.
+    let up_to = hole.map_or(i64::MAX, |h| h - 1);
+    let rows = store
+        .rule_inputs(cursor, up_to, DateTime::<Utc>::MIN_UTC, PAGE)
+        .await?;
+    let more = rows.len() == PAGE as usize || hole.is_some();
+    Ok((rows.into_iter().map(from_store).collect(), more))
 }
 
 /// An episode's lasting identity: the patient, its family, its opening instant and
@@ -325,7 +394,7 @@ async fn run(
     registry: CurrentRegistry,
     rules: Arc<RuleSet>,
     clock: Arc<dyn Clock>,
-    committed: Option<Arc<Notify>>,
+    (committed, feed): (Option<Arc<Notify>>, Option<Arc<RuleFeed>>),
     (stats, kept): (Arc<RuleStats>, Arc<Notify>),
     mut stopped: watch::Receiver<bool>,
 ) {
@@ -401,13 +470,13 @@ async fn run(
         };
         let Some(last) = rows.last() else { break };
         after = last.id;
-        for r in &rows {
+        for r in rows.into_iter().map(from_store) {
             while actions.front().is_some_and(|(_, a)| a.at <= r.received) {
                 if let Some((_, a)) = actions.pop_front() {
                     let _ = engines.act(&store, &a).await;
                 }
             }
-            let _ = engines.evaluate(r);
+            let _ = engines.evaluate(&r);
         }
     }
     for (_, a) in actions {
@@ -433,11 +502,8 @@ async fn run(
             engines.registry = current;
         }
         let mut records = Vec::new();
-        let rows = match store
-            .rule_inputs(cursor, i64::MAX, DateTime::<Utc>::MIN_UTC, PAGE)
-            .await
-        {
-            Ok(rows) => rows,
+        let (rows, more) = match next_readings(&store, feed.as_deref(), cursor, &stats).await {
+            Ok(next) => next,
             Err(_) => {
                 stats.errors.fetch_add(1, Ordering::Relaxed);
                 pause(&mut stopped, Duration::from_secs(1)).await;
@@ -473,7 +539,7 @@ async fn run(
             match engines.evaluate(r) {
                 Some(events) => {
                     stats.readings_evaluated.fetch_add(1, Ordering::Relaxed);
-                    records.extend(events.iter().map(|e| record(&r.patient_id, e)));
+                    records.extend(events.iter().map(|e| record(&r.patient, e)));
                 }
                 None => {
                     stats.errors.fetch_add(1, Ordering::Relaxed);
@@ -487,7 +553,7 @@ async fn run(
         // pass touched always (sweeping 100 000 engines after every commit cost more
         // than evaluating the readings; timers are minutes long).
         let now = clock.now();
-        if rows.len() < PAGE as usize {
+        if !more {
             // (A clock set back sweeps at once too.)
             if last_sweep.is_none_or(|t| now < t || now - t >= TimeDelta::seconds(1)) {
                 for (patient, engine) in &mut engines.engines {
@@ -495,7 +561,7 @@ async fn run(
                 }
                 last_sweep = Some(now);
             } else {
-                touched.extend(rows.iter().map(|r| r.patient_id.clone()));
+                touched.extend(rows.iter().map(|r| r.patient.clone()));
                 touched.sort_unstable();
                 touched.dedup();
                 for patient in &touched {
@@ -541,10 +607,16 @@ async fn run(
             }
         }
         stats.passes.fetch_add(1, Ordering::Release);
-        if rows.len() < PAGE as usize {
+        if !more {
             let commit = async {
                 match &committed {
                     Some(n) => n.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let fed = async {
+                match &feed {
+                    Some(f) => f.ready.notified().await,
                     None => std::future::pending().await,
                 }
             };
@@ -552,6 +624,7 @@ async fn run(
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 _ = commit => {}
+                _ = fed => {}
                 _ = s.changed() => {}
             }
         }

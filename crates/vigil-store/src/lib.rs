@@ -99,6 +99,16 @@ pub struct Outcome {
     pub redelivered: u32,
 }
 
+/// Where a commit put one stored reading ([`ClinicalStore::commit_rows`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredRow {
+    /// The envelope's index in the commit, and the reading's item in it.
+    pub envelope: usize,
+    pub item: usize,
+    /// Its row id (`readings.id`).
+    pub id: i64,
+}
+
 /// Running totals, for accounting (stored + quarantined + duplicates = received).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Totals {
@@ -313,6 +323,15 @@ pub trait ClinicalStore: Clone + Send + Sync + 'static {
         envelopes: &[EnvelopeCommit],
     ) -> impl Future<Output = Result<Vec<Outcome>, Error>> + Send;
 
+    /// [`ClinicalStore::commit`], and the row id of each reading stored, in row-id
+    /// order; see [`SqliteStore::commit_rows`]. A store without row ids returns none.
+    fn commit_rows(
+        &self,
+        envelopes: &[EnvelopeCommit],
+    ) -> impl Future<Output = Result<(Vec<Outcome>, Vec<StoredRow>), Error>> + Send {
+        async move { Ok((self.commit(envelopes).await?, Vec::new())) }
+    }
+
     /// The reference weight of §0.8; see [`SqliteStore::reference_weight`].
     fn reference_weight(
         &self,
@@ -341,6 +360,13 @@ impl ClinicalStore for SqliteStore {
 
     async fn commit(&self, envelopes: &[EnvelopeCommit]) -> Result<Vec<Outcome>, Error> {
         SqliteStore::commit(self, envelopes).await
+    }
+
+    async fn commit_rows(
+        &self,
+        envelopes: &[EnvelopeCommit],
+    ) -> Result<(Vec<Outcome>, Vec<StoredRow>), Error> {
+        SqliteStore::commit_rows(self, envelopes).await
     }
 
     async fn reject_payload(

@@ -15,8 +15,8 @@ use vigil_wire::envelope::ReadingJson;
 
 use crate::{
     AlertAction, AlertEventRecord, CriticalEntry, DeliveryRecord, EnvelopeCommit, EnvelopeMarks,
-    Error, ExportRow, Item, OpsAlert, Outcome, QuarantineRecord, RuleInput, StoredReading, Totals,
-    identity_key,
+    Error, ExportRow, Item, OpsAlert, Outcome, QuarantineRecord, RuleInput, StoredReading,
+    StoredRow, Totals, identity_key,
 };
 
 const SCHEMA: &[&str] = &[
@@ -233,6 +233,8 @@ impl<'a> ReadingRow<'a> {
 /// A reading row with the envelope it came in.
 struct Placed<'a> {
     row: ReadingRow<'a>,
+    /// The item's index in its envelope.
+    item: usize,
     gateway: &'a str,
     seq: i64,
     received_ms: i64,
@@ -240,7 +242,7 @@ struct Placed<'a> {
 
 /// Inserts the rows (one statement; a row whose identity is stored already, or earlier
 /// in `rows`, is skipped, so the first of equal readings is the one stored) and returns
-/// the identities inserted.
+/// the identities inserted, with their row ids.
 ///
 /// `OR IGNORE` rather than `ON CONFLICT (identity) DO NOTHING`: the same for the one
 /// unique key, and a statement that cannot abort needs no statement journal (SQLite
@@ -251,7 +253,7 @@ struct Placed<'a> {
 async fn insert_readings(
     tx: &mut sqlx::SqliteConnection,
     rows: &[Placed<'_>],
-) -> Result<Vec<String>, Error> {
+) -> Result<Vec<(String, i64)>, Error> {
     let mut b = QueryBuilder::<Sqlite>::new(
         "INSERT OR IGNORE INTO readings (identity, patient_id, device_id, gateway_id, batch_seq, type,
              time_ms, time, received_ms, late, canonical, original, samples) ",
@@ -272,13 +274,13 @@ async fn insert_readings(
             .push_bind(row.original.as_str())
             .push_bind(row.samples.as_deref());
     });
-    b.push(" RETURNING identity");
+    b.push(" RETURNING identity, id");
     b.build()
         .persistent(false)
         .fetch_all(&mut *tx)
         .await?
         .iter()
-        .map(|r| Ok(r.try_get::<String, _>(0)?))
+        .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?)))
         .collect()
 }
 
@@ -437,6 +439,15 @@ impl SqliteStore {
     /// Commits several envelopes in one transaction and returns, per envelope, what
     /// happened. On error nothing was written.
     pub async fn commit(&self, envelopes: &[EnvelopeCommit]) -> Result<Vec<Outcome>, Error> {
+        Ok(self.commit_rows(envelopes).await?.0)
+    }
+
+    /// [`SqliteStore::commit`], and where each reading stored went: its envelope, its
+    /// item in the envelope and its row id, in row-id order.
+    pub async fn commit_rows(
+        &self,
+        envelopes: &[EnvelopeCommit],
+    ) -> Result<(Vec<Outcome>, Vec<StoredRow>), Error> {
         // A statement costs a round trip to SQLite's worker thread, far more than a
         // row: each kind of write is one statement (per 500 rows) for all the
         // envelopes of the transaction, not one per envelope.
@@ -463,11 +474,12 @@ impl SqliteStore {
         let mut quarantined = Vec::new();
         for &i in &fresh {
             let env = &envelopes[i];
-            for item in &env.items {
+            for (item_index, item) in env.items.iter().enumerate() {
                 match item {
                     Item::Store { reading, patient } => {
                         placed.push(Placed {
                             row: ReadingRow::new(reading, patient)?,
+                            item: item_index,
                             gateway: env.gateway_id.as_str(),
                             seq: env.batch_seq as i64,
                             received_ms: env.received.timestamp_millis(),
@@ -478,19 +490,26 @@ impl SqliteStore {
                 }
             }
         }
-        let mut inserted: std::collections::HashSet<String> = Default::default();
+        let mut inserted: std::collections::HashMap<String, i64> = Default::default();
         for chunk in placed.chunks(ROWS_PER_STATEMENT) {
             inserted.extend(insert_readings(&mut tx, chunk).await?);
         }
         // The first row with an inserted identity is the stored one; later ones, and
         // rows whose identity was stored before, are duplicates.
+        let mut rows = Vec::with_capacity(inserted.len());
         for (p, &i) in placed.iter().zip(&owners) {
-            if inserted.remove(&p.row.identity) {
+            if let Some(id) = inserted.remove(&p.row.identity) {
                 outcomes[i].stored += 1;
+                rows.push(StoredRow {
+                    envelope: i,
+                    item: p.item,
+                    id,
+                });
             } else {
                 outcomes[i].duplicates += 1;
             }
         }
+        rows.sort_unstable_by_key(|r| r.id);
         for chunk in quarantined.chunks(ROWS_PER_STATEMENT) {
             let mut b = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO quarantine (reason, message, gateway_id, batch_seq, reading_index,
@@ -541,7 +560,7 @@ impl SqliteStore {
             .collect();
         crate::gaps::track_all(&mut tx, &marks).await?;
         tx.commit().await?;
-        Ok(outcomes)
+        Ok((outcomes, rows))
     }
 
     /// Keeps a payload that is not a usable envelope at all (not JSON, wrong schema,
@@ -637,6 +656,7 @@ impl SqliteStore {
         let seq = record.batch_seq as i64;
         let placed = Placed {
             row,
+            item: 0,
             gateway: record.gateway_id.as_str(),
             seq,
             received_ms: record.received.timestamp_millis(),

@@ -20,6 +20,7 @@ use anyhow::Context;
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use vigil_ingest::deliver::{Deliverer, DeliveryConfig};
+use vigil_ingest::feed::RuleFeed;
 use vigil_ingest::intake::{Intake, IntakeConfig, IntakeStats};
 use vigil_ingest::rules::{RuleRunner, RuleStats};
 use vigil_model::clock::{AcceleratedClock, Clock, SystemClock};
@@ -130,8 +131,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
 
     let mut intake_config = IntakeConfig::new(broker_addr.ip().to_string(), broker_addr.port());
     intake_config.client_id = "vigil-demo-ingester".to_owned();
-    let evaluate = Arc::new(tokio::sync::Notify::new());
-    intake_config.on_commit = vec![evaluate.clone()];
+    let feed = Arc::new(RuleFeed::new(vigil_ingest::feed::CAPACITY));
+    intake_config.rule_feed = Some(feed.clone());
     let (institutions, doctors, patients, devices) = (
         registry.institutions.len(),
         registry.doctors.len(),
@@ -145,12 +146,12 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         clock.clone(),
     );
     let stats = intake.stats.clone();
-    let rules = RuleRunner::start(
+    let rules = RuleRunner::start_fed(
         store.clone(),
         intake.current_registry(),
         Arc::new(vigil_rules::ruleset::RuleSet::default()),
         clock.clone(),
-        Some(evaluate),
+        (None, Some(feed)),
     );
     let rule_stats = rules.stats.clone();
     let deliverer = Deliverer::start(

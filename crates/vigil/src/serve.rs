@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use vigil_ingest::feed::RuleFeed;
 use vigil_ingest::intake::{Intake, IntakeConfig};
 use vigil_model::clock::{Clock, SystemClock};
 use vigil_registry::Registry;
@@ -75,8 +76,10 @@ async fn serve(config: Config, registry: Registry, registry_text: String) -> any
     intake_config.max_batch = config.ingest.max_batch;
     intake_config.max_pending = config.ingest.max_pending;
     let committed = Arc::new(tokio::sync::Notify::new());
-    let evaluate = Arc::new(tokio::sync::Notify::new());
-    intake_config.on_commit = vec![committed.clone(), evaluate.clone()];
+    intake_config.on_commit = vec![committed.clone()];
+    // The committed readings go to the rule runner in memory.
+    let feed = Arc::new(RuleFeed::new(vigil_ingest::feed::CAPACITY));
+    intake_config.rule_feed = Some(feed.clone());
     let listener = tokio::net::TcpListener::bind(&config.http.listen)
         .await
         .with_context(|| {
@@ -117,12 +120,12 @@ async fn serve(config: Config, registry: Registry, registry_text: String) -> any
         Arc::new(SystemClock),
     ));
     drop(registry_text);
-    let rules = vigil_ingest::rules::RuleRunner::start(
+    let rules = vigil_ingest::rules::RuleRunner::start_fed(
         store.clone(),
         intake.current_registry(),
         rule_set,
         Arc::new(SystemClock),
-        Some(evaluate),
+        (None, Some(feed)),
     );
     let deliverer = vigil_ingest::deliver::Deliverer::start(
         delivery_config,
