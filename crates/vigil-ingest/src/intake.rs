@@ -570,6 +570,8 @@ enum Staged {
     Batch {
         batch: Vec<Taken>,
         commits: Vec<EnvelopeCommit>,
+        /// Their rows' text, computed ahead of the commit.
+        prepared: vigil_store::PreparedRows,
         /// Payloads that are not usable envelopes: (topic's gateway, payload, why).
         rejected: Vec<(vigil_model::GatewayId, Vec<u8>, String)>,
         received: chrono::DateTime<chrono::Utc>,
@@ -677,9 +679,12 @@ async fn prepare_batches(
                 Err(e) => rejected.push((gateway, p.payload.to_vec(), e.message)),
             }
         }
+        // The rows' text (identity keys, JSON) here, while the previous group commits.
+        let prepared = vigil_store::prepare_rows(&commits).unwrap_or_default();
         let group = Staged::Batch {
             batch,
             commits,
+            prepared,
             rejected,
             received,
             taken_at,
@@ -702,7 +707,7 @@ async fn commit_batches<S: ClinicalStore>(
     stats: Arc<IntakeStats>,
 ) {
     while let Some(group) = staged.recv().await {
-        let (batch, mut commits, mut rejected, received, taken_at) = match group {
+        let (batch, mut commits, mut prepared, mut rejected, received, taken_at) = match group {
             Staged::Switched(generation) => {
                 in_use.send_replace(generation);
                 continue;
@@ -710,10 +715,11 @@ async fn commit_batches<S: ClinicalStore>(
             Staged::Batch {
                 batch,
                 commits,
+                prepared,
                 rejected,
                 received,
                 taken_at,
-            } => (batch, commits, rejected, received, taken_at),
+            } => (batch, commits, Some(prepared), rejected, received, taken_at),
         };
         let mut delay = Duration::from_millis(50);
         // Each unusable payload is kept once: a retry after a failed commit does not
@@ -726,7 +732,9 @@ async fn commit_batches<S: ClinicalStore>(
                     store.reject_payload(gw, received, payload, message).await?;
                     rejected.pop();
                 }
-                store.commit_rows(&commits).await
+                // (A retry computes the rows again.)
+                let rows = prepared.take().unwrap_or_default();
+                store.commit_prepared(&commits, rows).await
             }
             .await;
             match result {

@@ -176,7 +176,7 @@ pub(crate) async fn track_all(
         list.push((*seq, *received));
     }
     let mut marks: std::collections::HashMap<String, (i64, i64)> = Default::default();
-    for chunk in order.chunks(500) {
+    for chunk in crate::sqlite::pieces(&order) {
         let mut b = QueryBuilder::<Sqlite>::new(
             "SELECT gateway_id, contiguous_through, highest FROM gateway_seqs WHERE gateway_id IN (",
         );
@@ -185,13 +185,13 @@ pub(crate) async fn track_all(
             list.push_bind(*g);
         }
         b.push(")");
-        for r in b.build().persistent(false).fetch_all(&mut *tx).await? {
+        for r in b.build().fetch_all(&mut *tx).await? {
             marks.insert(r.try_get(0)?, (r.try_get(1)?, r.try_get(2)?));
         }
     }
     // Gateways whose envelopes simply continue their sequence, nothing open (or new
     // gateways, their envelopes consecutive): (gateway, baseline if new, last batch),
-    // written below with one statement per 500 rather than one each.
+    // written below in a few statements ([`crate::sqlite::pieces`]) rather than one each.
     let mut moves: Vec<(&str, i64, i64)> = Vec::new();
     for g in order {
         let seqs = &by_gateway[g];
@@ -223,7 +223,7 @@ pub(crate) async fn track_all(
     }
     // A new gateway's row starts at its first batch (the baseline); a known one keeps
     // its baseline and its watermark and highest move to the last batch.
-    for chunk in moves.chunks(500) {
+    for chunk in crate::sqlite::pieces(&moves) {
         let mut b = QueryBuilder::<Sqlite>::new(
             "INSERT INTO gateway_seqs (gateway_id, baseline, contiguous_through, highest) ",
         );
@@ -237,7 +237,7 @@ pub(crate) async fn track_all(
             " ON CONFLICT (gateway_id) DO UPDATE SET
                  contiguous_through = excluded.contiguous_through, highest = excluded.highest",
         );
-        b.build().persistent(false).execute(&mut *tx).await?;
+        b.build().execute(&mut *tx).await?;
     }
     Ok(())
 }

@@ -36,7 +36,7 @@ use vigil_model::{DeviceId, GatewayId, PatientId, ReadingIdentity};
 use vigil_rules::validate::Validated;
 
 pub use gaps::{BatchGap, GapTotals, GatewayGaps, SeqMarks};
-pub use sqlite::SqliteStore;
+pub use sqlite::{PreparedRows, RowText, SqliteStore, prepare_rows};
 
 /// A store error. Callers withhold the MQTT ack and retry; nothing was committed.
 #[derive(Debug, thiserror::Error)]
@@ -99,7 +99,7 @@ pub struct Outcome {
     pub redelivered: u32,
 }
 
-/// Where a commit put one stored reading ([`ClinicalStore::commit_rows`]).
+/// Where a commit put one stored reading ([`SqliteStore::commit_rows`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoredRow {
     /// The envelope's index in the commit, and the reading's item in it.
@@ -323,11 +323,13 @@ pub trait ClinicalStore: Clone + Send + Sync + 'static {
         envelopes: &[EnvelopeCommit],
     ) -> impl Future<Output = Result<Vec<Outcome>, Error>> + Send;
 
-    /// [`ClinicalStore::commit`], and the row id of each reading stored, in row-id
-    /// order; see [`SqliteStore::commit_rows`]. A store without row ids returns none.
-    fn commit_rows(
+    /// [`ClinicalStore::commit`] with the rows computed ahead ([`prepare_rows`]), and
+    /// the row id of each reading stored, in row-id order; see
+    /// [`SqliteStore::commit_prepared`]. A store without row ids returns none.
+    fn commit_prepared(
         &self,
         envelopes: &[EnvelopeCommit],
+        _prepared: PreparedRows,
     ) -> impl Future<Output = Result<(Vec<Outcome>, Vec<StoredRow>), Error>> + Send {
         async move { Ok((self.commit(envelopes).await?, Vec::new())) }
     }
@@ -362,11 +364,12 @@ impl ClinicalStore for SqliteStore {
         SqliteStore::commit(self, envelopes).await
     }
 
-    async fn commit_rows(
+    async fn commit_prepared(
         &self,
         envelopes: &[EnvelopeCommit],
+        prepared: PreparedRows,
     ) -> Result<(Vec<Outcome>, Vec<StoredRow>), Error> {
-        SqliteStore::commit_rows(self, envelopes).await
+        SqliteStore::commit_prepared(self, envelopes, prepared).await
     }
 
     async fn reject_payload(

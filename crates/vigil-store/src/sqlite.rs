@@ -172,19 +172,35 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// Rows per multi-row INSERT: 12 parameters a reading row stays far below SQLite's
-/// limit of 32 766 bound parameters.
-const ROWS_PER_STATEMENT: usize = 500;
+/// The most rows one multi-row statement takes: 13 parameters a reading row stay far
+/// below SQLite's limit of 32 766 bound parameters.
+const MAX_PIECE: usize = 512;
 
-/// A reading row, ready to bind.
-struct ReadingRow<'a> {
+/// `items` in pieces for multi-row statements: of [`MAX_PIECE`], then of the powers of
+/// two below it. A statement for a number of rows is another SQL text, which SQLite
+/// parses and compiles; in these sizes a kind of statement has at most ten texts, so
+/// they stay prepared in sqlx's cache (`persistent`) instead of being compiled at
+/// every commit (parsing was 12 % of the writer thread's time at load; BENCHMARKS.md).
+pub(crate) fn pieces<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let n = rest.len().min(MAX_PIECE);
+        let (head, tail) = rest.split_at(1 << n.ilog2());
+        rest = tail;
+        Some(head)
+    })
+}
+
+/// What a reading's row holds beyond the reading's own fields: its identity key, its
+/// times as text, its JSON. Computed before the commit ([`prepare_rows`]), off the
+/// writer's path, or during it when not.
+#[derive(Debug)]
+pub struct RowText {
     identity: String,
-    patient: &'a str,
-    device: &'a str,
-    reading_type: &'static str,
-    time_ms: i64,
     time: String,
-    late: bool,
     canonical: String,
     /// The reading as received; an ECG strip's samples are in `samples` instead.
     original: String,
@@ -192,8 +208,8 @@ struct ReadingRow<'a> {
     samples: Option<Vec<u8>>,
 }
 
-impl<'a> ReadingRow<'a> {
-    fn new(reading: &'a Validated, patient: &'a PatientId) -> Result<ReadingRow<'a>, Error> {
+impl RowText {
+    fn new(reading: &Validated) -> Result<RowText, Error> {
         let r = reading.reading();
         let json = |e: serde_json::Error| Error::Corrupt(e.to_string());
         // The original as text straight from the reading; an ECG strip's through a
@@ -214,18 +230,71 @@ impl<'a> ReadingRow<'a> {
             }
             _ => (serde_json::to_string(&ReadingJson(r)).map_err(json)?, None),
         };
-        Ok(ReadingRow {
+        Ok(RowText {
             identity: identity_key(&r.identity()),
-            patient: patient.as_str(),
-            device: r.device_id.as_str(),
-            reading_type: r.measurement.reading_type().as_str(),
-            time_ms: r.time.timestamp_millis(),
             time: r.time.to_rfc3339(),
-            late: reading.is_late(),
             canonical: serde_json::to_string(&CanonicalJson(reading.canonical().clone()))
                 .map_err(json)?,
             original,
             samples,
+        })
+    }
+}
+
+/// The rows of envelopes' stored readings, computed ahead of their commit: per
+/// envelope, per item (`None` for a reading to quarantine).
+#[derive(Debug, Default)]
+pub struct PreparedRows {
+    rows: Vec<Vec<Option<RowText>>>,
+}
+
+/// Computes the rows of the envelopes' stored readings (identity keys, JSON), for
+/// [`SqliteStore::commit_prepared`]: the intake does it while the previous group
+/// commits.
+pub fn prepare_rows(envelopes: &[EnvelopeCommit]) -> Result<PreparedRows, Error> {
+    let rows = envelopes
+        .iter()
+        .map(|env| {
+            env.items
+                .iter()
+                .map(|item| match item {
+                    Item::Store { reading, .. } => RowText::new(reading).map(Some),
+                    Item::Quarantine(_) => Ok(None),
+                })
+                .collect()
+        })
+        .collect::<Result<_, Error>>()?;
+    Ok(PreparedRows { rows })
+}
+
+/// A reading row, ready to bind.
+struct ReadingRow<'a> {
+    patient: &'a str,
+    device: &'a str,
+    reading_type: &'static str,
+    time_ms: i64,
+    late: bool,
+    text: RowText,
+}
+
+impl<'a> ReadingRow<'a> {
+    /// With its text prepared ahead, or computed now.
+    fn new(
+        reading: &'a Validated,
+        patient: &'a PatientId,
+        text: Option<RowText>,
+    ) -> Result<ReadingRow<'a>, Error> {
+        let r = reading.reading();
+        Ok(ReadingRow {
+            patient: patient.as_str(),
+            device: r.device_id.as_str(),
+            reading_type: r.measurement.reading_type().as_str(),
+            time_ms: r.time.timestamp_millis(),
+            late: reading.is_late(),
+            text: match text {
+                Some(t) => t,
+                None => RowText::new(reading)?,
+            },
         })
     }
 }
@@ -259,24 +328,23 @@ async fn insert_readings(
              time_ms, time, received_ms, late, canonical, original, samples) ",
     );
     b.push_values(rows, |mut v, p| {
-        let row = &p.row;
-        v.push_bind(row.identity.as_str())
+        let (row, text) = (&p.row, &p.row.text);
+        v.push_bind(text.identity.as_str())
             .push_bind(row.patient)
             .push_bind(row.device)
             .push_bind(p.gateway)
             .push_bind(p.seq)
             .push_bind(row.reading_type)
             .push_bind(row.time_ms)
-            .push_bind(row.time.as_str())
+            .push_bind(text.time.as_str())
             .push_bind(p.received_ms)
             .push_bind(row.late)
-            .push_bind(row.canonical.as_str())
-            .push_bind(row.original.as_str())
-            .push_bind(row.samples.as_deref());
+            .push_bind(text.canonical.as_str())
+            .push_bind(text.original.as_str())
+            .push_bind(text.samples.as_deref());
     });
     b.push(" RETURNING identity, id");
     b.build()
-        .persistent(false)
         .fetch_all(&mut *tx)
         .await?
         .iter()
@@ -284,14 +352,14 @@ async fn insert_readings(
         .collect()
 }
 
-/// Which of the envelopes' (gateway, batch_seq) are committed already (one statement
-/// per 400 envelopes).
+/// Which of the envelopes' (gateway, batch_seq) are committed already (a statement
+/// per [`pieces`]).
 async fn committed_before(
     tx: &mut sqlx::SqliteConnection,
     envelopes: &[EnvelopeCommit],
 ) -> Result<std::collections::HashSet<(String, i64)>, Error> {
     let mut out = std::collections::HashSet::new();
-    for chunk in envelopes.chunks(400) {
+    for chunk in pieces(envelopes) {
         let mut b = QueryBuilder::<Sqlite>::new(
             "SELECT gateway_id, batch_seq FROM envelopes WHERE (gateway_id, batch_seq) IN (",
         );
@@ -304,17 +372,18 @@ async fn committed_before(
                 .push_unseparated(")");
         }
         b.push(")");
-        for r in b.build().persistent(false).fetch_all(&mut *tx).await? {
+        for r in b.build().fetch_all(&mut *tx).await? {
             out.insert((r.try_get(0)?, r.try_get(1)?));
         }
     }
     Ok(out)
 }
 
-// Statements built for a number of rows (`QueryBuilder`) run with `persistent(false)`:
-// each row count is another SQL text, and sqlx's cache of prepared statements (100 per
-// connection) would keep one compiled program per count, some hundred kB each for a
-// few hundred rows: resident memory grew by hundreds of MB under load. BENCHMARKS.md.
+// Statements built for a number of rows (`QueryBuilder`) go in [`pieces`]: each row
+// count is another SQL text, and sqlx's cache of prepared statements (100 per
+// connection) kept one compiled program per count, some hundred kB each for a few
+// hundred rows, when any count could occur: resident memory grew by hundreds of MB
+// under load (BENCHMARKS.md). In pieces, a kind of statement has at most ten.
 
 /// The clinical store in one SQLite file.
 #[derive(Debug, Clone)]
@@ -448,8 +517,19 @@ impl SqliteStore {
         &self,
         envelopes: &[EnvelopeCommit],
     ) -> Result<(Vec<Outcome>, Vec<StoredRow>), Error> {
+        self.commit_prepared(envelopes, PreparedRows::default())
+            .await
+    }
+
+    /// [`SqliteStore::commit_rows`] with the rows' text computed ahead
+    /// ([`prepare_rows`] of the same envelopes; a reading it lacks is computed here).
+    pub async fn commit_prepared(
+        &self,
+        envelopes: &[EnvelopeCommit],
+        mut prepared: PreparedRows,
+    ) -> Result<(Vec<Outcome>, Vec<StoredRow>), Error> {
         // A statement costs a round trip to SQLite's worker thread, far more than a
-        // row: each kind of write is one statement (per 500 rows) for all the
+        // row: each kind of write is a few statements ([`pieces`]) for all the
         // envelopes of the transaction, not one per envelope.
         let mut tx = self.pool.begin().await?;
         let mut outcomes = vec![Outcome::default(); envelopes.len()];
@@ -477,8 +557,13 @@ impl SqliteStore {
             for (item_index, item) in env.items.iter().enumerate() {
                 match item {
                     Item::Store { reading, patient } => {
+                        let text = prepared
+                            .rows
+                            .get_mut(i)
+                            .and_then(|env| env.get_mut(item_index))
+                            .and_then(Option::take);
                         placed.push(Placed {
-                            row: ReadingRow::new(reading, patient)?,
+                            row: ReadingRow::new(reading, patient, text)?,
                             item: item_index,
                             gateway: env.gateway_id.as_str(),
                             seq: env.batch_seq as i64,
@@ -491,14 +576,14 @@ impl SqliteStore {
             }
         }
         let mut inserted: std::collections::HashMap<String, i64> = Default::default();
-        for chunk in placed.chunks(ROWS_PER_STATEMENT) {
+        for chunk in pieces(&placed) {
             inserted.extend(insert_readings(&mut tx, chunk).await?);
         }
         // The first row with an inserted identity is the stored one; later ones, and
         // rows whose identity was stored before, are duplicates.
         let mut rows = Vec::with_capacity(inserted.len());
         for (p, &i) in placed.iter().zip(&owners) {
-            if let Some(id) = inserted.remove(&p.row.identity) {
+            if let Some(id) = inserted.remove(&p.row.text.identity) {
                 outcomes[i].stored += 1;
                 rows.push(StoredRow {
                     envelope: i,
@@ -510,7 +595,7 @@ impl SqliteStore {
             }
         }
         rows.sort_unstable_by_key(|r| r.id);
-        for chunk in quarantined.chunks(ROWS_PER_STATEMENT) {
+        for chunk in pieces(&quarantined) {
             let mut b = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO quarantine (reason, message, gateway_id, batch_seq, reading_index,
                      device_id, time_ms, received_ms, raw) ",
@@ -527,12 +612,12 @@ impl SqliteStore {
                     .push_bind(env.received.timestamp_millis())
                     .push_bind(q.raw.to_string());
             });
-            b.build().persistent(false).execute(&mut *tx).await?;
+            b.build().execute(&mut *tx).await?;
         }
         for (i, _) in &quarantined {
             outcomes[*i].quarantined += 1;
         }
-        for chunk in fresh.chunks(ROWS_PER_STATEMENT) {
+        for chunk in pieces(&fresh) {
             let mut b = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO envelopes (gateway_id, batch_seq, received_ms, stored, duplicates, quarantined) ",
             );
@@ -545,7 +630,7 @@ impl SqliteStore {
                     .push_bind(out.duplicates)
                     .push_bind(out.quarantined);
             });
-            b.build().persistent(false).execute(&mut *tx).await?;
+            b.build().execute(&mut *tx).await?;
         }
         let marks: Vec<(&GatewayId, u64, i64)> = fresh
             .iter()
@@ -651,7 +736,7 @@ impl SqliteStore {
         patient: &PatientId,
         now: DateTime<Utc>,
     ) -> Result<bool, Error> {
-        let row = ReadingRow::new(reading, patient)?;
+        let row = ReadingRow::new(reading, patient, None)?;
         let mut tx = self.pool.begin().await?;
         let seq = record.batch_seq as i64;
         let placed = Placed {
@@ -1881,4 +1966,28 @@ fn quarantine_record(row: &sqlx::sqlite::SqliteRow) -> Result<QuarantineRecord, 
         received: millis(row.try_get(6)?)?,
         raw: serde_json::from_str(&row.try_get::<String, _>(7)?).map_err(|e| corrupt("raw", e))?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pieces_cover_every_row_once_in_at_most_ten_sizes() {
+        let mut sizes = std::collections::BTreeSet::new();
+        for n in 0..=2_100usize {
+            let rows: Vec<usize> = (0..n).collect();
+            let split: Vec<&[usize]> = pieces(&rows).collect();
+            // In order, nothing left out or repeated.
+            assert_eq!(split.concat(), rows);
+            for p in &split {
+                assert!(p.len().is_power_of_two() && p.len() <= MAX_PIECE);
+                sizes.insert(p.len());
+            }
+            // Largest first: at most one piece of each size below the maximum.
+            assert!(split.windows(2).all(|w| w[0].len() >= w[1].len()));
+            assert!(split.iter().filter(|p| p.len() < MAX_PIECE).count() <= 9);
+        }
+        assert_eq!(sizes.len(), 10);
+    }
 }
