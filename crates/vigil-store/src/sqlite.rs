@@ -385,6 +385,30 @@ async fn committed_before(
 // hundred rows, when any count could occur: resident memory grew by hundreds of MB
 // under load (BENCHMARKS.md). In pieces, a kind of statement has at most ten.
 
+/// How often a file store's own connection checkpoints the WAL.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Checkpoints the WAL (passively: never waiting for, nor holding up, the writer) every
+/// [`CHECKPOINT_EVERY`] while `alive` has a holder. The committing connection
+/// checkpoints too when the WAL passes 8 192 pages, which bounds the WAL's size (a
+/// passive checkpoint does not finish while commits keep coming); by then this one has
+/// copied all but the last tenth of a second's pages, so the commit no longer copies
+/// 32 MB on its own path (the checkpoint was 13 % of the writer thread at load;
+/// BENCHMARKS.md).
+async fn checkpoints(pool: SqlitePool, alive: std::sync::Weak<()>) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while alive.strong_count() > 0 {
+        tick.tick().await;
+        // A failure (the disk, a busy lock) is retried at the next tick; the writer's
+        // own checkpoint is the bound either way.
+        let _ = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await;
+    }
+    pool.close().await;
+}
+
 /// The clinical store in one SQLite file.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -397,6 +421,9 @@ pub struct SqliteStore {
     /// pool closes its one connection when a cancelled query leaves it unusable (or
     /// after its lifetime): this idle connection keeps the database.
     _anchor: Option<std::sync::Arc<std::sync::Mutex<sqlx::SqliteConnection>>>,
+    /// A file store's background checkpoints run while a clone of the store lives
+    /// ([`SqliteStore::open`]).
+    _checkpoints: Option<std::sync::Arc<()>>,
 }
 
 impl SqliteStore {
@@ -420,14 +447,23 @@ impl SqliteStore {
             // commit path.
             .pragma("wal_autocheckpoint", "8192");
         let mut store = Self::with_options(options.clone(), &path.display().to_string()).await?;
-        store.read = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options)
-            .await
-            .map_err(|source| Error::Open {
-                path: path.display().to_string(),
-                source,
-            })?;
+        let connect = |options: SqliteConnectOptions| async move {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(options)
+                .await
+                .map_err(|source| Error::Open {
+                    path: path.display().to_string(),
+                    source,
+                })
+        };
+        store.read = connect(options.clone()).await?;
+        let alive = std::sync::Arc::new(());
+        tokio::spawn(checkpoints(
+            connect(options).await?,
+            std::sync::Arc::downgrade(&alive),
+        ));
+        store._checkpoints = Some(alive);
         Ok(store)
     }
 
@@ -502,6 +538,7 @@ impl SqliteStore {
             read: pool.clone(),
             pool,
             _anchor: None,
+            _checkpoints: None,
         })
     }
 

@@ -404,3 +404,32 @@ async fn every_registry_version_is_kept_once_in_the_order_loaded() {
         ]
     );
 }
+
+/// A file store checkpoints its WAL in the background, on its own connection: the
+/// pages reach the database file without the committing connection's threshold
+/// (8 192 pages) being reached, and without anything else asking for a checkpoint.
+#[tokio::test]
+async fn a_file_store_checkpoints_its_wal_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vigil.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let size = || std::fs::metadata(&path).unwrap().len();
+    let before = size();
+    // 300 readings: some hundred pages in the WAL, far below the threshold.
+    let readings: Vec<_> = (0..300u64)
+        .map(|i| bp(i + 1, 120 + (i % 20) as u32, (i % 60) as u32))
+        .collect();
+    store
+        .commit(&[envelope(1, serde_json::Value::Array(readings))])
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while size() <= before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the database file is still {before} bytes 10 s after the commit: no checkpoint ran"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(store.totals().await.unwrap().stored, 300);
+}
