@@ -35,7 +35,7 @@ pub struct Committed {
     /// Its row id (`readings.id`).
     pub id: i64,
     pub patient: PatientId,
-    /// Receipt, by the intake's clock.
+    /// Receipt, by the intake's clock, to the millisecond (as the store keeps it).
     pub received: DateTime<Utc>,
     pub input: Input,
 }
@@ -136,7 +136,15 @@ impl RuleFeed {
 /// The readings a commit stored ([`vigil_store::ClinicalStore::commit_rows`]), moved out
 /// of its envelopes, for the rule runner.
 pub fn committed(commits: &mut [EnvelopeCommit], rows: &[StoredRow]) -> Vec<Committed> {
-    let received: Vec<_> = commits.iter().map(|env| env.received).collect();
+    // Receipt as the store keeps it, to the millisecond: the engines' instants (an
+    // episode's opening, hence its `alert_id`) must come out the same as when the
+    // reading is read back from the store (after a restart, or through a hole).
+    let received: Vec<_> = commits
+        .iter()
+        .map(|env| {
+            DateTime::from_timestamp_millis(env.received.timestamp_millis()).unwrap_or(env.received)
+        })
+        .collect();
     let mut items: Vec<Vec<Option<Item>>> = commits
         .iter_mut()
         .map(|env| {

@@ -17,7 +17,7 @@ use vigil_ingest::rules::RuleRunner;
 use vigil_model::clock::ManualClock;
 use vigil_registry::Registry;
 use vigil_rules::ruleset::RuleSet;
-use vigil_store::{EnvelopeCommit, SqliteStore};
+use vigil_store::{AlertAction, EnvelopeCommit, SqliteStore};
 use vigil_testkit::{eventually, example_registry};
 
 fn t0() -> DateTime<Utc> {
@@ -47,7 +47,28 @@ fn envelope(registry: &Registry, seq: u64, minute: i64, n: i64, crisis: bool) ->
         "gateway_id": "gw-0042", "batch_seq": seq, "sent_at": at(minute + n),
         "readings": readings}))
     .unwrap();
-    prepare(&"gw-0042".parse().unwrap(), &body, t0(), registry).unwrap()
+    prepare(&"gw-0042".parse().unwrap(), &body, received(), registry).unwrap()
+}
+
+/// Receipt, with a fraction of a millisecond (the store keeps milliseconds).
+fn received() -> DateTime<Utc> {
+    t0() + TimeDelta::nanoseconds(123_456_789)
+}
+
+/// A runner over `store` with the example registry, fed by `feed` when given.
+fn runner(
+    store: &SqliteStore,
+    registry: &Arc<Registry>,
+    feed: Option<Arc<RuleFeed>>,
+) -> RuleRunner {
+    let registry = registry.clone();
+    RuleRunner::start_fed(
+        store.clone(),
+        Arc::new(move || registry.clone()),
+        Arc::new(RuleSet::default()),
+        Arc::new(ManualClock::new(t0())),
+        (None, feed),
+    )
 }
 
 /// Commits the envelope and, when `feed` is given, hands its readings over as the
@@ -69,16 +90,7 @@ async fn every_reading_is_evaluated_once_through_the_feed_or_from_the_store_wher
     let registry = Arc::new(Registry::parse(&example_registry()).unwrap());
     // Room for 4 readings: a larger commit is dropped whole.
     let feed = Arc::new(RuleFeed::new(4));
-    let runner = {
-        let registry = registry.clone();
-        RuleRunner::start_fed(
-            store.clone(),
-            Arc::new(move || registry.clone()),
-            Arc::new(RuleSet::default()),
-            Arc::new(ManualClock::new(t0())),
-            (None, Some(feed.clone())),
-        )
-    };
+    let runner = runner(&store, &registry, Some(feed.clone()));
     let stats = runner.stats.clone();
     let evaluated = |n: u64| {
         let stats = stats.clone();
@@ -123,4 +135,63 @@ async fn every_reading_is_evaluated_once_through_the_feed_or_from_the_store_wher
     assert_eq!(stats.errors.load(Ordering::Relaxed), 0);
     assert!(feed.is_empty());
     runner.shutdown().await;
+}
+
+/// The same readings give the same alert events, `alert_id` included, whether the
+/// runner took them from the feed or read them back from the store (as it does after a
+/// restart): the feed carries the receipt to the millisecond, as the store keeps it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fed_runner_raises_the_same_alert_events_as_one_reading_the_store() {
+    let registry = Arc::new(Registry::parse(&example_registry()).unwrap());
+    let mut events = Vec::new();
+    for fed in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("vigil.db"))
+            .await
+            .unwrap();
+        let feed = fed.then(|| Arc::new(RuleFeed::new(100)));
+        let runner = runner(&store, &registry, feed.clone());
+        commit(&store, feed.as_deref(), envelope(&registry, 1, 0, 0, true)).await;
+        let stats = runner.stats.clone();
+        eventually("the crisis opened", Duration::from_secs(10), || {
+            stats.alerts_opened.load(Ordering::Relaxed) == 1
+        })
+        .await;
+        assert_eq!(stats.readings_fed.load(Ordering::Relaxed), u64::from(fed));
+        // A doctor resolves it: the runner finds the episode by its opening instant,
+        // as kept in the store.
+        let opened = store.alert_events(None).await.unwrap().remove(0);
+        store
+            .keep_alert_action(&AlertAction {
+                alert_id: opened.alert_id.clone(),
+                action: "resolve".to_owned(),
+                by: "d-0001".to_owned(),
+                note: "called the patient".to_owned(),
+                at: t0() + TimeDelta::minutes(5),
+            })
+            .await
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !(store.alert_events(None).await.unwrap())
+            .iter()
+            .any(|e| e.change == "resolved")
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the episode was not resolved within 10 s (fed: {fed})"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        runner.shutdown().await;
+        let kept: Vec<_> = store
+            .alert_events(None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.alert_id, e.change, e.rule, e.level, e.opened_at, e.at))
+            .collect();
+        assert!(!kept.is_empty());
+        events.push(kept);
+    }
+    assert_eq!(events[0], events[1]);
 }
