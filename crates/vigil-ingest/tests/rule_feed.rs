@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
-use vigil_ingest::feed::{RuleFeed, committed};
+use vigil_ingest::feed::{Committed, Input, RuleFeed, committed};
 use vigil_ingest::pipeline::prepare;
 use vigil_ingest::rules::RuleRunner;
 use vigil_model::clock::ManualClock;
@@ -134,6 +134,22 @@ async fn every_reading_is_evaluated_once_through_the_feed_or_from_the_store_wher
     assert_eq!(stats.alerts_opened.load(Ordering::Relaxed), 1);
     assert_eq!(stats.errors.load(Ordering::Relaxed), 0);
     assert!(feed.is_empty());
+
+    // A hole the store confirms empty (row 14 does not exist) does not stop the feed.
+    feed.push(vec![Committed {
+        id: 15,
+        patient: "p-000123".parse().unwrap(),
+        received: received(),
+        input: Input::Ecg,
+    }]);
+    eventually(
+        "the cursor past the empty hole",
+        Duration::from_secs(10),
+        || stats.cursor.load(Ordering::Relaxed) == 15,
+    )
+    .await;
+    assert_eq!(stats.readings_evaluated.load(Ordering::Relaxed), 14);
+    assert_eq!(stats.readings_fed.load(Ordering::Relaxed), 7);
     runner.shutdown().await;
 }
 
