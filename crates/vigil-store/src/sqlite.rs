@@ -441,11 +441,19 @@ impl SqliteStore {
             // stops that thread, and its connection, every 50 rows until the task
             // reading them runs.
             .row_buffer_size(4096)
-            // Checkpoint when the WAL reaches 8 192 pages (32 MiB at 4 KiB) instead of
-            // 1 000: the same index pages are dirtied by commit after commit, and each
-            // is copied back to the database once per checkpoint, in the writer's
-            // commit path.
-            .pragma("wal_autocheckpoint", "8192");
+            // The committing connection checkpoints when the WAL reaches 8 192 pages
+            // instead of 1 000: the same index pages are dirtied by commit after
+            // commit, and each is copied back to the database once per checkpoint.
+            // The background checkpoints (below) do most of that copying.
+            .pragma("wal_autocheckpoint", "8192")
+            // 16 KiB pages for a new store (an existing one keeps its own): a commit's
+            // rows land at random places in the identity, patient and envelope
+            // indexes, and larger pages make shallower trees with fewer pages to
+            // find and write back. Measured alternately at 100 000 patients, 10-reading
+            // envelopes: 1 KiB 47.6 / 49.9 k readings/s, 2 KiB 64.8 / 63.9 k, 4 KiB
+            // 70.2 / 64.3 / 73.7 / 68.9 k, 8 KiB 74.2 / 83.0 k, 16 KiB 80.6 / 82.1 k
+            // (BENCHMARKS.md). The WAL's bound above is then 128 MiB.
+            .page_size(16384);
         let mut store = Self::with_options(options.clone(), &path.display().to_string()).await?;
         let connect = |options: SqliteConnectOptions| async move {
             SqlitePoolOptions::new()

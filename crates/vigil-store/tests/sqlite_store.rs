@@ -415,6 +415,11 @@ async fn a_file_store_checkpoints_its_wal_in_the_background() {
     let store = SqliteStore::open(&path).await.unwrap();
     let size = || std::fs::metadata(&path).unwrap().len();
     let before = size();
+    // A new store is made of 16 KiB pages (BENCHMARKS.md).
+    assert!(
+        before > 0 && before % 16_384 == 0,
+        "a new store's file is {before} bytes"
+    );
     // 300 readings: some hundred pages in the WAL, far below the threshold.
     let readings: Vec<_> = (0..300u64)
         .map(|i| bp(i + 1, 120 + (i % 20) as u32, (i % 60) as u32))
