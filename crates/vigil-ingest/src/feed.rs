@@ -133,12 +133,13 @@ impl RuleFeed {
     }
 }
 
-/// The readings a commit stored ([`vigil_store::ClinicalStore::commit_rows`]), moved out
-/// of its envelopes, for the rule runner.
+/// The readings a commit stored ([`vigil_store::ClinicalStore::commit_prepared`]), moved
+/// out of its envelopes, for the rule runner.
 pub fn committed(commits: &mut [EnvelopeCommit], rows: &[StoredRow]) -> Vec<Committed> {
-    // Receipt as the store keeps it, to the millisecond: the engines' instants (an
-    // episode's opening, hence its `alert_id`) must come out the same as when the
-    // reading is read back from the store (after a restart, or through a hole).
+    // Receipt as the store keeps it, to the millisecond: the engines' instants must come
+    // out the same as when the reading is read back from the store (after a restart,
+    // or through a hole); a doctor's ack or resolve names an episode by its opening
+    // instant as the store keeps it.
     let received: Vec<_> = commits
         .iter()
         .map(|env| {
