@@ -61,6 +61,21 @@ async fn drained(handle: &vigil_edge::forward::Handle, within: Duration, what: &
 /// What the platform's subscriber received: batch_seq → copies.
 type Seen = Arc<Mutex<BTreeMap<u64, Vec<Vec<u8>>>>>;
 
+/// The readings in the envelopes received (each batch counted once, from its first
+/// copy).
+fn readings_seen(seen: &Seen) -> usize {
+    seen.lock()
+        .unwrap()
+        .values()
+        .map(|copies| {
+            vigil_wire::decode_envelope(&copies[0])
+                .unwrap()
+                .readings
+                .len()
+        })
+        .sum()
+}
+
 /// The platform's side: a QoS 1 subscriber to every gateway's readings, keeping each
 /// envelope received by its `batch_seq`.
 async fn platform(port: u16, client_id: &str, persistent: bool) -> (rumqttc::AsyncClient, Seen) {
@@ -117,18 +132,7 @@ async fn every_reading_arrives_through_a_broker_outage_and_a_crash_without_a_gap
         let (store, _) = Store::open(dir.path(), vigil_outbox::Config::default()).unwrap();
         Forwarder::start(config, store, clock.clone())
     };
-    let received = || -> u64 {
-        seen.lock()
-            .unwrap()
-            .values()
-            .map(|copies| {
-                vigil_wire::decode_envelope(&copies[0])
-                    .unwrap()
-                    .readings
-                    .len() as u64
-            })
-            .sum()
-    };
+    let received = || readings_seen(&seen) as u64;
 
     let mut forwarder = start(config.clone());
     let mut next = 0u64;
@@ -389,18 +393,7 @@ async fn over_mqtts_with_a_client_certificate_readings_arrive_and_a_foreign_auth
     handle.add(vec![reading(2)]).await.unwrap();
     drained(&handle, Duration::from_secs(30), "the outbox over TLS").await;
     // Both readings, the one kept while refused too (in one envelope or two).
-    let readings = || -> usize {
-        seen.lock()
-            .unwrap()
-            .values()
-            .map(|copies| {
-                vigil_wire::decode_envelope(&copies[0])
-                    .unwrap()
-                    .readings
-                    .len()
-            })
-            .sum()
-    };
+    let readings = || readings_seen(&seen);
     eventually(
         "both readings at the platform",
         Duration::from_secs(10),
