@@ -305,33 +305,33 @@ async fn next_readings(
     cursor: i64,
     stats: &RuleStats,
 ) -> Result<(Vec<Committed>, bool), vigil_store::Error> {
-    let (fed, hole) = match feed {
+    let (mut fed, hole) = match feed {
         Some(feed) => feed.take_after(cursor, PAGE as usize),
         None => (Vec::new(), None),
     };
-    if !fed.is_empty() {
-        stats
-            .readings_fed
-            .fetch_add(fed.len() as u64, Ordering::Relaxed);
-        let more = fed.len() == PAGE as usize || feed.is_some_and(|f| !f.is_empty());
-        return Ok((fed, more));
+    if fed.is_empty() {
+        // Up to the hole (the feed carries on after it), or everything after the cursor.
+        let up_to = hole.map_or(i64::MAX, |h| h - 1);
+        let rows = store
+            .rule_inputs(cursor, up_to, DateTime::<Utc>::MIN_UTC, PAGE)
+            .await?;
+        match (hole, feed) {
+            // Nothing committed in the hole (row ids do not skip today, but a hole the
+            // store confirms empty must not stop the feed): carry on from it.
+            (Some(h), Some(feed)) if rows.is_empty() => {
+                fed = feed.take_after(h - 1, PAGE as usize).0;
+            }
+            _ => {
+                let more = rows.len() == PAGE as usize || hole.is_some();
+                return Ok((rows.into_iter().map(from_store).collect(), more));
+            }
+        }
     }
-    // Up to the hole (the feed carries on after it), or everything after the cursor.
-    let up_to = hole.map_or(i64::MAX, |h| h - 1);
-    let rows = store
-        .rule_inputs(cursor, up_to, DateTime::<Utc>::MIN_UTC, PAGE)
-        .await?;
-    if let (Some(h), Some(feed), true) = (hole, feed, rows.is_empty()) {
-        // Nothing committed in the hole (row ids do not skip today, but a hole the
-        // store confirms empty must not stop the feed): carry on from it.
-        let (fed, _) = feed.take_after(h - 1, PAGE as usize);
-        stats
-            .readings_fed
-            .fetch_add(fed.len() as u64, Ordering::Relaxed);
-        return Ok((fed, true));
-    }
-    let more = rows.len() == PAGE as usize || hole.is_some();
-    Ok((rows.into_iter().map(from_store).collect(), more))
+    stats
+        .readings_fed
+        .fetch_add(fed.len() as u64, Ordering::Relaxed);
+    let more = fed.len() == PAGE as usize || feed.is_some_and(|f| !f.is_empty());
+    Ok((fed, more))
 }
 
 /// An episode's lasting identity: the patient, its family, its opening instant and
