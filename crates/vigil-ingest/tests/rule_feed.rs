@@ -17,7 +17,7 @@ use vigil_ingest::rules::RuleRunner;
 use vigil_model::clock::ManualClock;
 use vigil_registry::Registry;
 use vigil_rules::ruleset::RuleSet;
-use vigil_store::{AlertAction, EnvelopeCommit, SqliteStore};
+use vigil_store::{AlertAction, EnvelopeCommit, PreparedRows, SqliteStore};
 use vigil_testkit::{eventually, example_registry};
 
 fn t0() -> DateTime<Utc> {
@@ -75,7 +75,10 @@ fn runner(
 /// intake does.
 async fn commit(store: &SqliteStore, feed: Option<&RuleFeed>, env: EnvelopeCommit) {
     let mut envs = vec![env];
-    let (_, rows) = store.commit_rows(&envs).await.unwrap();
+    let (_, rows) = store
+        .commit_prepared(&envs, PreparedRows::default())
+        .await
+        .unwrap();
     if let Some(feed) = feed {
         feed.push(committed(&mut envs, &rows));
     }

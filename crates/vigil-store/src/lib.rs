@@ -36,7 +36,7 @@ use vigil_model::{DeviceId, GatewayId, PatientId, ReadingIdentity};
 use vigil_rules::validate::Validated;
 
 pub use gaps::{BatchGap, GapTotals, GatewayGaps, SeqMarks};
-pub use sqlite::{PreparedRows, RowText, SqliteStore, prepare_rows};
+pub use sqlite::{PreparedRows, SqliteStore, prepare_rows};
 
 /// A store error. Callers withhold the MQTT ack and retry; nothing was committed.
 #[derive(Debug, thiserror::Error)]
@@ -99,7 +99,7 @@ pub struct Outcome {
     pub redelivered: u32,
 }
 
-/// Where a commit put one stored reading ([`SqliteStore::commit_rows`]).
+/// Where a commit put one stored reading ([`SqliteStore::commit_prepared`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoredRow {
     /// The envelope's index in the commit, and the reading's item in it.

@@ -198,7 +198,7 @@ pub(crate) fn pieces<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
 /// times as text, its JSON. Computed before the commit ([`prepare_rows`]), off the
 /// writer's path, or during it when not.
 #[derive(Debug)]
-pub struct RowText {
+struct RowText {
     identity: String,
     time: String,
     canonical: String,
@@ -553,21 +553,16 @@ impl SqliteStore {
     /// Commits several envelopes in one transaction and returns, per envelope, what
     /// happened. On error nothing was written.
     pub async fn commit(&self, envelopes: &[EnvelopeCommit]) -> Result<Vec<Outcome>, Error> {
-        Ok(self.commit_rows(envelopes).await?.0)
+        Ok(self
+            .commit_prepared(envelopes, PreparedRows::default())
+            .await?
+            .0)
     }
 
     /// [`SqliteStore::commit`], and where each reading stored went: its envelope, its
-    /// item in the envelope and its row id, in row-id order.
-    pub async fn commit_rows(
-        &self,
-        envelopes: &[EnvelopeCommit],
-    ) -> Result<(Vec<Outcome>, Vec<StoredRow>), Error> {
-        self.commit_prepared(envelopes, PreparedRows::default())
-            .await
-    }
-
-    /// [`SqliteStore::commit_rows`] with the rows' text computed ahead
-    /// ([`prepare_rows`] of the same envelopes; a reading it lacks is computed here).
+    /// item in the envelope and its row id, in row-id order. The rows' text may be
+    /// computed ahead ([`prepare_rows`] of the same envelopes); a reading it lacks
+    /// (`PreparedRows::default()`: every one) is computed here.
     pub async fn commit_prepared(
         &self,
         envelopes: &[EnvelopeCommit],
