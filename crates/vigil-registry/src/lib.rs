@@ -328,7 +328,7 @@ mod raw;
 
 /// The TOML text parsed at once, at most (about): a parse tree costs some 25 times
 /// its text, so a registry of 100 000 patients (77 MB) is parsed in pieces.
-const TOML_PIECE: usize = 1 << 20;
+const TOML_PIECE: usize = 1 << 18;
 
 impl Registry {
     /// Parses and checks a registry file, TOML or JSON (detected).
@@ -338,21 +338,23 @@ impl Registry {
 
     /// Parses and checks a registry file in the given format.
     pub fn parse_as(text: &str, format: Format) -> Result<Registry, LoadError> {
-        let file: raw::File = match format {
-            Format::Toml => match raw::File::from_toml_pieces(text, TOML_PIECE) {
-                Some(file) => file,
-                None => toml::from_str(text).map_err(|e| LoadError {
+        let built = match format {
+            Format::Toml => match raw::Builder::from_toml_pieces(text, TOML_PIECE) {
+                Some(built) => built,
+                None => raw::Builder::of(toml::from_str(text).map_err(|e| LoadError {
                     problems: vec![format!(
                         "not a valid registry (TOML): {}",
                         e.to_string().trim_end()
                     )],
-                })?,
+                })?),
             },
-            Format::Json => serde_json::from_str(text).map_err(|e| LoadError {
-                problems: vec![format!("not a valid registry (JSON): {e}")],
-            })?,
+            Format::Json => {
+                raw::Builder::of(serde_json::from_str(text).map_err(|e| LoadError {
+                    problems: vec![format!("not a valid registry (JSON): {e}")],
+                })?)
+            }
         };
-        raw::check(file)
+        built.finish()
     }
 
     /// The device, if registered.

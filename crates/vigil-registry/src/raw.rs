@@ -1,6 +1,6 @@
 //! The file as written, and the checks that turn it into a [`Registry`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, FixedOffset, NaiveTime};
 use chrono_tz::Tz;
@@ -155,39 +155,449 @@ fn parse_hhmm(s: &str) -> Option<NaiveTime> {
     NaiveTime::parse_from_str(s, "%H:%M").ok()
 }
 
-impl File {
-    /// Parses a TOML file in pieces of about `size` bytes (see [`pieces`]) and joins
-    /// them: a large registry never becomes one parse tree, which costs about 25
-    /// times the text. `None` when a piece does not parse or the consortium is given
-    /// twice: the caller then parses the whole text, for its errors and their lines.
-    pub(crate) fn from_toml_pieces(text: &str, size: usize) -> Option<File> {
-        let mut file: Option<File> = None;
-        for piece in pieces(text, size) {
-            let part: File = toml::from_str(piece).ok()?;
-            match &mut file {
-                None => file = Some(part),
-                Some(f) => f.absorb(part)?,
-            }
+/// A registry being built. Each part of a file (a piece of a large TOML file, or the
+/// whole file) is moved in with [`Builder::add`], which checks what concerns one entry
+/// alone; [`Builder::finish`] checks what crosses entries (every reference resolves, a
+/// device's assignments never overlap) and reports every problem at once. A part is
+/// taken apart into the registry's own values, not copied: a large registry is never
+/// held both as its file's structure and as the registry.
+#[derive(Default)]
+pub(crate) struct Builder {
+    consortium: Option<RawConsortium>,
+    institutions: BTreeMap<InstitutionId, Institution>,
+    doctors: BTreeMap<DoctorId, Doctor>,
+    on_call: Vec<OnCall>,
+    patients: BTreeMap<PatientId, Patient>,
+    gateways: BTreeMap<GatewayId, Gateway>,
+    devices: BTreeMap<DeviceId, Device>,
+    assignments: Vec<Assignment>,
+    referrals: Vec<Referral>,
+    problems: Vec<String>,
+}
+
+/// Inserts an entry under its id; a second entry of an id is a problem (the later
+/// one is kept, for the checks that follow).
+fn insert_once<K: Ord + std::fmt::Display, V>(
+    kind: &str,
+    map: &mut BTreeMap<K, V>,
+    id: K,
+    value: V,
+    p: &mut Vec<String>,
+) {
+    match map.entry(id) {
+        std::collections::btree_map::Entry::Occupied(mut e) => {
+            p.push(format!("{kind} {} is defined more than once", e.key()));
+            e.insert(value);
         }
-        file
+        std::collections::btree_map::Entry::Vacant(e) => {
+            e.insert(value);
+        }
+    }
+}
+
+/// A time zone by its IANA name; a problem (and `None`) otherwise.
+fn zone(what: std::fmt::Arguments<'_>, name: &str, p: &mut Vec<String>) -> Option<Tz> {
+    let tz = name.parse::<Tz>().ok();
+    if tz.is_none() {
+        p.push(format!(
+            "{what}: time zone {name:?} is not an IANA zone (e.g. \"Asia/Shanghai\")"
+        ));
+    }
+    tz
+}
+
+impl Builder {
+    /// A builder holding one whole file.
+    pub(crate) fn of(file: File) -> Builder {
+        let mut b = Builder::default();
+        // A whole file has at most one consortium: this cannot refuse it.
+        let _ = b.add(file);
+        b
     }
 
-    fn absorb(&mut self, part: File) -> Option<()> {
-        if part.consortium.is_some() {
+    /// Parses a TOML file in pieces of about `size` bytes (see [`pieces`]), each moved
+    /// in as it is parsed: a large registry never becomes one parse tree, which costs
+    /// about 25 times its text. `None` when a piece does not parse or the consortium is
+    /// given twice: the caller then parses the whole text, for its errors and their
+    /// lines.
+    pub(crate) fn from_toml_pieces(text: &str, size: usize) -> Option<Builder> {
+        let mut b = Builder::default();
+        for piece in pieces(text, size) {
+            b.add(toml::from_str(piece).ok()?)?;
+        }
+        Some(b)
+    }
+
+    /// Moves a part of a file in, checking each entry on its own. `None` when the
+    /// part gives the consortium a second time.
+    fn add(&mut self, part: File) -> Option<()> {
+        if let Some(c) = part.consortium {
             if self.consortium.is_some() {
                 return None;
             }
-            self.consortium = part.consortium;
+            self.consortium = Some(c);
         }
-        self.institution.extend(part.institution);
-        self.doctor.extend(part.doctor);
-        self.on_call.extend(part.on_call);
-        self.patient.extend(part.patient);
-        self.gateway.extend(part.gateway);
-        self.device.extend(part.device);
-        self.assignment.extend(part.assignment);
-        self.referral.extend(part.referral);
+        let p = &mut self.problems;
+        for i in part.institution {
+            let timezone = zone(format_args!("institution {}", i.id), &i.timezone, p);
+            let escalation = i.escalation_minutes.unwrap_or(DEFAULT_ESCALATION);
+            if escalation.critical_l2 == 0 || escalation.high_l2 == 0 {
+                p.push(format!(
+                    "institution {}: escalation minutes must be positive",
+                    i.id
+                ));
+            }
+            if escalation.critical_l3 <= escalation.critical_l2 {
+                p.push(format!(
+                    "institution {}: critical_l3 ({}) must come after critical_l2 ({})",
+                    i.id, escalation.critical_l3, escalation.critical_l2
+                ));
+            }
+            let quiet_hours = match &i.quiet_hours {
+                None => QuietHours {
+                    start: NaiveTime::from_hms_opt(22, 0, 0).unwrap_or_default(),
+                    end: NaiveTime::from_hms_opt(8, 0, 0).unwrap_or_default(),
+                },
+                Some(q) => match (parse_hhmm(&q.start), parse_hhmm(&q.end)) {
+                    (Some(start), Some(end)) => QuietHours { start, end },
+                    _ => {
+                        p.push(format!(
+                            "institution {}: quiet_hours {:?}–{:?} must be \"HH:MM\" times",
+                            i.id, q.start, q.end
+                        ));
+                        QuietHours {
+                            start: NaiveTime::MIN,
+                            end: NaiveTime::MIN,
+                        }
+                    }
+                },
+            };
+            let institution = Institution {
+                id: i.id,
+                tier: i.tier,
+                name: i.name,
+                timezone: timezone.unwrap_or(Tz::Asia__Shanghai),
+                escalation,
+                quiet_hours,
+                // Checked in `finish`, when every institution is known.
+                hub: i.hub,
+            };
+            insert_once(
+                "institution",
+                &mut self.institutions,
+                institution.id.clone(),
+                institution,
+                p,
+            );
+        }
+        for d in part.doctor {
+            if d.roles.is_empty() {
+                p.push(format!("doctor {}: give at least one role", d.id));
+            }
+            if let Some(url) = &d.channels.webhook
+                && !(url.starts_with("https://") || url.starts_with("http://"))
+            {
+                p.push(format!(
+                    "doctor {}: webhook {url:?} must be an http(s) URL",
+                    d.id
+                ));
+            }
+            let doctor = Doctor {
+                id: d.id,
+                name: d.name,
+                institution: d.institution,
+                roles: d.roles,
+                channels: d.channels,
+            };
+            insert_once("doctor", &mut self.doctors, doctor.id.clone(), doctor, p);
+        }
+        for o in part.on_call {
+            if o.to <= o.from {
+                p.push(format!(
+                    "on_call of {} at {}: 'to' ({}) must be after 'from' ({})",
+                    o.doctor, o.institution, o.to, o.from
+                ));
+            }
+            self.on_call.push(OnCall {
+                institution: o.institution,
+                doctor: o.doctor,
+                from: o.from,
+                to: o.to,
+            });
+        }
+        for x in part.patient {
+            let timezone = x
+                .timezone
+                .as_deref()
+                .and_then(|z| zone(format_args!("patient {}", x.id), z, p));
+            let spo2_scale = match x.spo2_scale {
+                None if x.conditions.contains(&Condition::Copd) => 2,
+                None => 1,
+                Some(s @ (1 | 2)) => s,
+                Some(other) => {
+                    p.push(format!(
+                        "patient {}: spo2_scale is {other}; use 1 or 2",
+                        x.id
+                    ));
+                    1
+                }
+            };
+            if let Some(age) = x.age
+                && age > 130
+            {
+                p.push(format!("patient {}: age {age} is not plausible", x.id));
+            }
+            let patient = Patient {
+                id: x.id,
+                institution: x.institution,
+                conditions: x.conditions,
+                age: x.age,
+                timezone,
+                spo2_scale,
+                medications: x.medications,
+                care_team: x.care_team,
+                care_plan: x.care_plan,
+                overrides: x.overrides,
+            };
+            insert_once(
+                "patient",
+                &mut self.patients,
+                patient.id.clone(),
+                patient,
+                p,
+            );
+        }
+        for g in part.gateway {
+            let gateway = Gateway {
+                id: g.id,
+                patient: g.patient,
+            };
+            insert_once(
+                "gateway",
+                &mut self.gateways,
+                gateway.id.clone(),
+                gateway,
+                p,
+            );
+        }
+        for d in part.device {
+            if d.types.is_empty() {
+                p.push(format!(
+                    "device {}: list the reading types it produces in 'types'",
+                    d.id
+                ));
+            }
+            let device = Device {
+                id: d.id,
+                types: d.types,
+                gateway: d.gateway,
+                registered: d.registered,
+            };
+            insert_once("device", &mut self.devices, device.id.clone(), device, p);
+        }
+        for a in part.assignment {
+            if a.to.is_some_and(|to| to <= a.from) {
+                p.push(format!(
+                    "assignment of {} to {}: 'to' must be after 'from'",
+                    a.device, a.patient
+                ));
+            }
+            self.assignments.push(Assignment {
+                device: a.device,
+                patient: a.patient,
+                from: a.from,
+                to: a.to,
+            });
+        }
+        for r in part.referral {
+            if r.until.is_some_and(|u| u <= r.from) {
+                p.push(format!(
+                    "referral of {} to {}: 'until' must be after 'from' ({})",
+                    r.patient, r.to, r.from
+                ));
+            }
+            self.referrals.push(Referral {
+                patient: r.patient,
+                to: r.to,
+                from: r.from,
+                until: r.until,
+                by: r.by,
+                reason: r.reason,
+            });
+        }
         Some(())
+    }
+
+    /// Checks every reference between entries, then gives the registry if there was no
+    /// problem anywhere.
+    pub(crate) fn finish(mut self) -> Result<Registry, LoadError> {
+        let Some(consortium) = self.consortium.take() else {
+            return Err(LoadError {
+                problems: vec![
+                    "the registry has no [consortium] section: add one with its id and duty_desk"
+                        .to_owned(),
+                ],
+            });
+        };
+        let mut p = std::mem::take(&mut self.problems);
+        if let Err(e) = check_id(&consortium.id) {
+            p.push(format!("consortium id {:?} {e}", consortium.id));
+        }
+        let doctor = |d: &DoctorId| self.doctors.contains_key(d);
+        if !doctor(&consortium.duty_desk) {
+            p.push(format!(
+                "consortium duty_desk {} is not a doctor of the registry",
+                consortium.duty_desk
+            ));
+        }
+        for i in self.institutions.values() {
+            let Some(h) = &i.hub else { continue };
+            match self.institutions.get(h).map(|hub| hub.tier) {
+                _ if h == &i.id => {
+                    p.push(format!("institution {}: hub may not be itself", i.id));
+                }
+                Some(Tier::Hub) => {}
+                Some(_) => p.push(format!(
+                    "institution {}: hub {h} is not of tier \"hub\"",
+                    i.id
+                )),
+                None => p.push(format!(
+                    "institution {}: hub {h} is not an institution of the registry",
+                    i.id
+                )),
+            }
+        }
+        let institution = |i: &InstitutionId| self.institutions.contains_key(i);
+        for d in self.doctors.values() {
+            if !institution(&d.institution) {
+                p.push(format!(
+                    "doctor {}: institution {} is not in the registry",
+                    d.id, d.institution
+                ));
+            }
+        }
+        for o in &self.on_call {
+            if !institution(&o.institution) {
+                p.push(format!(
+                    "on_call: institution {} is not in the registry",
+                    o.institution
+                ));
+            }
+            if !doctor(&o.doctor) {
+                p.push(format!(
+                    "on_call: doctor {} is not in the registry",
+                    o.doctor
+                ));
+            }
+        }
+        for x in self.patients.values() {
+            if !institution(&x.institution) {
+                p.push(format!(
+                    "patient {}: institution {} is not in the registry",
+                    x.id, x.institution
+                ));
+            }
+            for (role, d) in [
+                ("responsible", Some(&x.care_team.responsible)),
+                ("specialist", x.care_team.specialist.as_ref()),
+            ] {
+                if let Some(d) = d
+                    && !doctor(d)
+                {
+                    p.push(format!(
+                        "patient {}: care_team.{role} {d} is not a doctor of the registry",
+                        x.id
+                    ));
+                }
+            }
+            for (rule, o) in &x.overrides {
+                if let Some(by) = &o.by
+                    && !doctor(by)
+                {
+                    p.push(format!("patient {}: override {rule} is set by {by}, who is not a doctor of the registry", x.id));
+                }
+            }
+        }
+        let patient = |x: &PatientId| self.patients.contains_key(x);
+        for g in self.gateways.values() {
+            if let Some(pt) = &g.patient
+                && !patient(pt)
+            {
+                p.push(format!(
+                    "gateway {}: patient {pt} is not in the registry",
+                    g.id
+                ));
+            }
+        }
+        for d in self.devices.values() {
+            if !self.gateways.contains_key(&d.gateway) {
+                p.push(format!(
+                    "device {}: gateway {} is not in the registry",
+                    d.id, d.gateway
+                ));
+            }
+        }
+        self.assignments
+            .sort_by(|a, b| (&a.device, a.from).cmp(&(&b.device, b.from)));
+        for a in &self.assignments {
+            if !self.devices.contains_key(&a.device) {
+                p.push(format!(
+                    "assignment of {}: device {} is not in the registry",
+                    a.patient, a.device
+                ));
+            }
+            if !patient(&a.patient) {
+                p.push(format!(
+                    "assignment of {}: patient {} is not in the registry",
+                    a.device, a.patient
+                ));
+            }
+        }
+        for pair in self.assignments.windows(2) {
+            let (a, b) = (&pair[0], &pair[1]);
+            if a.device == b.device && a.to.is_none_or(|to| b.from < to) {
+                p.push(format!(
+                    "device {} has overlapping assignments ({} from {}, {} from {}): a device measures one patient at a time",
+                    a.device, a.patient, a.from, b.patient, b.from
+                ));
+            }
+        }
+        for r in &self.referrals {
+            if !patient(&r.patient) {
+                p.push(format!(
+                    "referral of {} to {}: patient {} is not in the registry",
+                    r.patient, r.to, r.patient
+                ));
+            }
+            for (what, d) in [("to", Some(&r.to)), ("by", r.by.as_ref())] {
+                if let Some(d) = d
+                    && !doctor(d)
+                {
+                    p.push(format!(
+                        "referral of {}: '{what}' {d} is not a doctor of the registry",
+                        r.patient
+                    ));
+                }
+            }
+        }
+
+        if !p.is_empty() {
+            return Err(LoadError { problems: p });
+        }
+        Ok(Registry {
+            consortium: Consortium {
+                id: consortium.id,
+                duty_desk: consortium.duty_desk,
+            },
+            institutions: self.institutions,
+            doctors: self.doctors,
+            on_call: self.on_call,
+            patients: self.patients,
+            gateways: self.gateways,
+            devices: self.devices,
+            assignments: self.assignments,
+            referrals: self.referrals,
+        })
     }
 }
 
@@ -244,408 +654,6 @@ fn opens_array_element(line: &str) -> bool {
         && (after.is_empty() || after.starts_with('#'))
 }
 
-/// Collects every problem, then builds the registry if there were none.
-pub(crate) fn check(mut f: File) -> Result<Registry, LoadError> {
-    let mut p: Vec<String> = Vec::new();
-
-    let Some(consortium) = f.consortium.take() else {
-        return Err(LoadError {
-            problems: vec![
-                "the registry has no [consortium] section: add one with its id and duty_desk"
-                    .to_owned(),
-            ],
-        });
-    };
-    if let Err(e) = check_id(&consortium.id) {
-        p.push(format!("consortium id {:?} {e}", consortium.id));
-    }
-
-    // Unique ids per kind.
-    fn dupes<'a, T: Ord + std::fmt::Display + 'a>(
-        kind: &str,
-        ids: impl Iterator<Item = &'a T>,
-        p: &mut Vec<String>,
-    ) {
-        let mut seen = BTreeSet::new();
-        for id in ids {
-            if !seen.insert(id) {
-                p.push(format!("{kind} {id} is defined more than once"));
-            }
-        }
-    }
-    dupes("institution", f.institution.iter().map(|i| &i.id), &mut p);
-    dupes("doctor", f.doctor.iter().map(|d| &d.id), &mut p);
-    dupes("patient", f.patient.iter().map(|x| &x.id), &mut p);
-    dupes("gateway", f.gateway.iter().map(|g| &g.id), &mut p);
-    dupes("device", f.device.iter().map(|d| &d.id), &mut p);
-
-    let tiers: BTreeMap<&InstitutionId, Tier> =
-        f.institution.iter().map(|i| (&i.id, i.tier)).collect();
-    let doctors: BTreeSet<&DoctorId> = f.doctor.iter().map(|d| &d.id).collect();
-    let patients: BTreeSet<&PatientId> = f.patient.iter().map(|x| &x.id).collect();
-    let gateways: BTreeSet<&GatewayId> = f.gateway.iter().map(|g| &g.id).collect();
-    let devices: BTreeSet<&DeviceId> = f.device.iter().map(|d| &d.id).collect();
-
-    let zone = |what: String, name: &str, p: &mut Vec<String>| -> Option<Tz> {
-        match name.parse::<Tz>() {
-            Ok(tz) => Some(tz),
-            Err(_) => {
-                p.push(format!(
-                    "{what}: time zone {name:?} is not an IANA zone (e.g. \"Asia/Shanghai\")"
-                ));
-                None
-            }
-        }
-    };
-
-    if !doctors.contains(&consortium.duty_desk) {
-        p.push(format!(
-            "consortium duty_desk {} is not a doctor of the registry",
-            consortium.duty_desk
-        ));
-    }
-
-    let mut institutions = BTreeMap::new();
-    for i in &f.institution {
-        let tz = zone(format!("institution {}", i.id), &i.timezone, &mut p);
-        let escalation = i.escalation_minutes.unwrap_or(DEFAULT_ESCALATION);
-        if escalation.critical_l2 == 0 || escalation.high_l2 == 0 {
-            p.push(format!(
-                "institution {}: escalation minutes must be positive",
-                i.id
-            ));
-        }
-        if escalation.critical_l3 <= escalation.critical_l2 {
-            p.push(format!(
-                "institution {}: critical_l3 ({}) must come after critical_l2 ({})",
-                i.id, escalation.critical_l3, escalation.critical_l2
-            ));
-        }
-        let quiet_hours = match &i.quiet_hours {
-            None => Some(QuietHours {
-                start: NaiveTime::from_hms_opt(22, 0, 0).unwrap_or_default(),
-                end: NaiveTime::from_hms_opt(8, 0, 0).unwrap_or_default(),
-            }),
-            Some(q) => match (parse_hhmm(&q.start), parse_hhmm(&q.end)) {
-                (Some(start), Some(end)) => Some(QuietHours { start, end }),
-                _ => {
-                    p.push(format!(
-                        "institution {}: quiet_hours {:?}–{:?} must be \"HH:MM\" times",
-                        i.id, q.start, q.end
-                    ));
-                    None
-                }
-            },
-        };
-        let hub = match (&i.hub, i.tier) {
-            (Some(h), _) if h == &i.id => {
-                p.push(format!("institution {}: hub may not be itself", i.id));
-                None
-            }
-            (Some(h), _) => match tiers.get(h) {
-                Some(Tier::Hub) => Some(h.clone()),
-                Some(_) => {
-                    p.push(format!(
-                        "institution {}: hub {h} is not of tier \"hub\"",
-                        i.id
-                    ));
-                    None
-                }
-                None => {
-                    p.push(format!(
-                        "institution {}: hub {h} is not an institution of the registry",
-                        i.id
-                    ));
-                    None
-                }
-            },
-            (None, _) => None,
-        };
-        if let (Some(timezone), Some(quiet_hours)) = (tz, quiet_hours) {
-            institutions.insert(
-                i.id.clone(),
-                Institution {
-                    id: i.id.clone(),
-                    tier: i.tier,
-                    name: i.name.clone(),
-                    timezone,
-                    escalation,
-                    quiet_hours,
-                    hub,
-                },
-            );
-        }
-    }
-
-    let mut doctors_out = BTreeMap::new();
-    for d in &f.doctor {
-        if !tiers.contains_key(&d.institution) {
-            p.push(format!(
-                "doctor {}: institution {} is not in the registry",
-                d.id, d.institution
-            ));
-        }
-        if d.roles.is_empty() {
-            p.push(format!("doctor {}: give at least one role", d.id));
-        }
-        if let Some(url) = &d.channels.webhook
-            && !(url.starts_with("https://") || url.starts_with("http://"))
-        {
-            p.push(format!(
-                "doctor {}: webhook {url:?} must be an http(s) URL",
-                d.id
-            ));
-        }
-        doctors_out.insert(
-            d.id.clone(),
-            Doctor {
-                id: d.id.clone(),
-                name: d.name.clone(),
-                institution: d.institution.clone(),
-                roles: d.roles.clone(),
-                channels: d.channels.clone(),
-            },
-        );
-    }
-
-    for o in &f.on_call {
-        if !tiers.contains_key(&o.institution) {
-            p.push(format!(
-                "on_call: institution {} is not in the registry",
-                o.institution
-            ));
-        }
-        if !doctors.contains(&o.doctor) {
-            p.push(format!(
-                "on_call: doctor {} is not in the registry",
-                o.doctor
-            ));
-        }
-        if o.to <= o.from {
-            p.push(format!(
-                "on_call of {} at {}: 'to' ({}) must be after 'from' ({})",
-                o.doctor, o.institution, o.to, o.from
-            ));
-        }
-    }
-
-    let mut patients_out = BTreeMap::new();
-    for x in &f.patient {
-        if !tiers.contains_key(&x.institution) {
-            p.push(format!(
-                "patient {}: institution {} is not in the registry",
-                x.id, x.institution
-            ));
-        }
-        for (role, d) in [
-            ("responsible", Some(&x.care_team.responsible)),
-            ("specialist", x.care_team.specialist.as_ref()),
-        ] {
-            if let Some(d) = d
-                && !doctors.contains(d)
-            {
-                p.push(format!(
-                    "patient {}: care_team.{role} {d} is not a doctor of the registry",
-                    x.id
-                ));
-            }
-        }
-        let timezone = x
-            .timezone
-            .as_deref()
-            .and_then(|z| zone(format!("patient {}", x.id), z, &mut p));
-        let spo2_scale = match x.spo2_scale {
-            None if x.conditions.contains(&Condition::Copd) => 2,
-            None => 1,
-            Some(s @ (1 | 2)) => s,
-            Some(other) => {
-                p.push(format!(
-                    "patient {}: spo2_scale is {other}; use 1 or 2",
-                    x.id
-                ));
-                1
-            }
-        };
-        if x.age.is_some_and(|a| a > 130) {
-            p.push(format!(
-                "patient {}: age {} is not plausible",
-                x.id,
-                x.age.unwrap_or_default()
-            ));
-        }
-        for (rule, o) in &x.overrides {
-            if let Some(by) = &o.by
-                && !doctors.contains(by)
-            {
-                p.push(format!("patient {}: override {rule} is set by {by}, who is not a doctor of the registry", x.id));
-            }
-        }
-        patients_out.insert(
-            x.id.clone(),
-            Patient {
-                id: x.id.clone(),
-                institution: x.institution.clone(),
-                conditions: x.conditions.clone(),
-                age: x.age,
-                timezone,
-                spo2_scale,
-                medications: x.medications.clone(),
-                care_team: x.care_team.clone(),
-                care_plan: x.care_plan.clone(),
-                overrides: x.overrides.clone(),
-            },
-        );
-    }
-
-    let mut gateways_out = BTreeMap::new();
-    for g in &f.gateway {
-        if let Some(pt) = &g.patient
-            && !patients.contains(pt)
-        {
-            p.push(format!(
-                "gateway {}: patient {pt} is not in the registry",
-                g.id
-            ));
-        }
-        gateways_out.insert(
-            g.id.clone(),
-            Gateway {
-                id: g.id.clone(),
-                patient: g.patient.clone(),
-            },
-        );
-    }
-
-    let mut devices_out = BTreeMap::new();
-    for d in &f.device {
-        if !gateways.contains(&d.gateway) {
-            p.push(format!(
-                "device {}: gateway {} is not in the registry",
-                d.id, d.gateway
-            ));
-        }
-        if d.types.is_empty() {
-            p.push(format!(
-                "device {}: list the reading types it produces in 'types'",
-                d.id
-            ));
-        }
-        devices_out.insert(
-            d.id.clone(),
-            Device {
-                id: d.id.clone(),
-                types: d.types.clone(),
-                gateway: d.gateway.clone(),
-                registered: d.registered,
-            },
-        );
-    }
-
-    let mut assignments: Vec<Assignment> = f
-        .assignment
-        .iter()
-        .map(|a| Assignment {
-            device: a.device.clone(),
-            patient: a.patient.clone(),
-            from: a.from,
-            to: a.to,
-        })
-        .collect();
-    assignments.sort_by(|a, b| (&a.device, a.from).cmp(&(&b.device, b.from)));
-    for a in &assignments {
-        if !devices.contains(&a.device) {
-            p.push(format!(
-                "assignment of {}: device {} is not in the registry",
-                a.patient, a.device
-            ));
-        }
-        if !patients.contains(&a.patient) {
-            p.push(format!(
-                "assignment of {}: patient {} is not in the registry",
-                a.device, a.patient
-            ));
-        }
-        if a.to.is_some_and(|to| to <= a.from) {
-            p.push(format!(
-                "assignment of {} to {}: 'to' must be after 'from'",
-                a.device, a.patient
-            ));
-        }
-    }
-    for pair in assignments.windows(2) {
-        let (a, b) = (&pair[0], &pair[1]);
-        if a.device == b.device && a.to.is_none_or(|to| b.from < to) {
-            p.push(format!(
-                "device {} has overlapping assignments ({} from {}, {} from {}): a device measures one patient at a time",
-                a.device, a.patient, a.from, b.patient, b.from
-            ));
-        }
-    }
-
-    for r in &f.referral {
-        if !patients_out.contains_key(&r.patient) {
-            p.push(format!(
-                "referral of {} to {}: patient {} is not in the registry",
-                r.patient, r.to, r.patient
-            ));
-        }
-        for (what, d) in [("to", Some(&r.to)), ("by", r.by.as_ref())] {
-            if let Some(d) = d
-                && !doctors.contains(d)
-            {
-                p.push(format!(
-                    "referral of {}: '{what}' {d} is not a doctor of the registry",
-                    r.patient
-                ));
-            }
-        }
-        if r.until.is_some_and(|u| u <= r.from) {
-            p.push(format!(
-                "referral of {} to {}: 'until' must be after 'from' ({})",
-                r.patient, r.to, r.from
-            ));
-        }
-    }
-
-    if !p.is_empty() {
-        return Err(LoadError { problems: p });
-    }
-    Ok(Registry {
-        consortium: Consortium {
-            id: consortium.id,
-            duty_desk: consortium.duty_desk,
-        },
-        institutions,
-        doctors: doctors_out,
-        on_call: f
-            .on_call
-            .into_iter()
-            .map(|o| OnCall {
-                institution: o.institution,
-                doctor: o.doctor,
-                from: o.from,
-                to: o.to,
-            })
-            .collect(),
-        patients: patients_out,
-        gateways: gateways_out,
-        devices: devices_out,
-        assignments,
-        referrals: f
-            .referral
-            .into_iter()
-            .map(|r| Referral {
-                patient: r.patient,
-                to: r.to,
-                from: r.from,
-                until: r.until,
-                by: r.by,
-                reason: r.reason,
-            })
-            .collect(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed assertion
@@ -679,10 +687,12 @@ mod tests {
 
     #[test]
     fn a_file_in_pieces_loads_as_the_whole() {
-        let whole = check(toml::from_str(example()).unwrap()).unwrap();
+        let whole = Builder::of(toml::from_str(example()).unwrap())
+            .finish()
+            .unwrap();
         for size in [0, 1, 300] {
-            let file = File::from_toml_pieces(example(), size).unwrap();
-            assert_eq!(check(file).unwrap(), whole);
+            let built = Builder::from_toml_pieces(example(), size).unwrap();
+            assert_eq!(built.finish().unwrap(), whole);
         }
     }
 
@@ -728,7 +738,10 @@ mod tests {
     #[test]
     fn a_file_without_a_consortium_says_what_to_add() {
         let text = &example()[example().find("[[institution]]").unwrap()..];
-        let problems = check(toml::from_str(text).unwrap()).unwrap_err().problems;
+        let problems = Builder::of(toml::from_str(text).unwrap())
+            .finish()
+            .unwrap_err()
+            .problems;
         assert_eq!(
             problems,
             ["the registry has no [consortium] section: add one with its id and duty_desk"]
@@ -738,12 +751,12 @@ mod tests {
     #[test]
     fn a_piece_that_does_not_parse_or_a_second_consortium_gives_none() {
         let text = format!("{}\n[[doctor]]\nid = \n", example());
-        assert!(File::from_toml_pieces(&text, 0).is_none());
+        assert!(Builder::from_toml_pieces(&text, 0).is_none());
         let twice = format!(
             "{}\n[[doctor]]\nid = \"d-x\"\nname = \"X\"\ninstitution = \"hub\"\n[consortium]\nid = \"c\"\nduty_desk = \"d-x\"\n",
             example()
         );
         assert!(toml::from_str::<File>(&twice).is_err());
-        assert!(File::from_toml_pieces(&twice, 0).is_none());
+        assert!(Builder::from_toml_pieces(&twice, 0).is_none());
     }
 }
