@@ -47,34 +47,97 @@ pub fn check_id(s: &str) -> Result<(), IdError> {
     Ok(())
 }
 
+/// The longest id kept inline, without an allocation of its own: with its length and
+/// variant, one word less than three (the size of a `String`).
+const INLINE: usize = 22;
+
+/// An id's text: inline when short (the ids of a registry of 100 000 patients, some
+/// two million of them, are), else on the heap. Compared, ordered and hashed as its
+/// text, like the `String` it replaces.
+#[derive(Clone)]
+enum IdText {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Box<str>),
+}
+
+impl IdText {
+    /// `s` is a checked id: ASCII, at most [`MAX_ID_LEN`] bytes.
+    fn new(s: &str) -> IdText {
+        let mut bytes = [0u8; INLINE];
+        match (bytes.get_mut(..s.len()), u8::try_from(s.len())) {
+            (Some(head), Ok(len)) => {
+                head.copy_from_slice(s.as_bytes());
+                IdText::Inline { len, bytes }
+            }
+            _ => IdText::Heap(s.into()),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Always valid: copied from a `str` whole; never cut (ids are ASCII).
+            IdText::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            IdText::Heap(s) => s,
+        }
+    }
+}
+
+impl PartialEq for IdText {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for IdText {}
+
+impl PartialOrd for IdText {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for IdText {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl std::hash::Hash for IdText {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name(String);
+        pub struct $name(IdText);
 
         impl $name {
             /// Parses and validates an id.
             pub fn parse(s: &str) -> Result<Self, IdError> {
                 check_id(s)?;
-                Ok(Self(s.to_owned()))
+                Ok(Self(IdText::new(s)))
             }
 
             /// The id as text.
             pub fn as_str(&self) -> &str {
-                &self.0
+                self.0.as_str()
             }
         }
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
+                f.write_str(self.as_str())
             }
         }
 
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}({:?})", stringify!($name), self.0)
+                write!(f, "{}({:?})", stringify!($name), self.as_str())
             }
         }
 
@@ -87,7 +150,7 @@ macro_rules! id_type {
 
         impl serde::Serialize for $name {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(&self.0)
+                s.serialize_str(self.as_str())
             }
         }
 
@@ -102,7 +165,7 @@ macro_rules! id_type {
 
         impl AsRef<str> for $name {
             fn as_ref(&self) -> &str {
-                &self.0
+                self.as_str()
             }
         }
     };
@@ -171,10 +234,43 @@ mod tests {
         assert_eq!(check_id(&"a".repeat(65)), Err(IdError::TooLong { len: 65 }));
     }
 
+    #[test]
+    fn an_id_is_the_size_of_a_string_and_short_ones_are_inline() {
+        assert_eq!(size_of::<PatientId>(), size_of::<String>());
+        assert_eq!(size_of::<Option<PatientId>>(), size_of::<String>());
+        for s in [
+            "a",
+            &"b".repeat(INLINE),
+            &"c".repeat(INLINE + 1),
+            &"d".repeat(64),
+        ] {
+            let id = DeviceId::parse(s).unwrap();
+            assert_eq!(id.as_str(), s);
+            assert_eq!(matches!(id.0, IdText::Inline { .. }), s.len() <= INLINE);
+            assert_eq!(format!("{id}"), s);
+            assert_eq!(format!("{id:?}"), format!("DeviceId({s:?})"));
+        }
+    }
+
     proptest! {
         #[test]
         fn every_string_of_the_grammar_is_accepted(s in "[A-Za-z0-9][A-Za-z0-9._-]{0,63}") {
             prop_assert!(GatewayId::parse(&s).is_ok());
+        }
+
+        #[test]
+        fn ids_compare_order_and_hash_as_their_text(
+            a in "[A-Za-z0-9][A-Za-z0-9._-]{0,63}",
+            b in "[A-Za-z0-9][A-Za-z0-9._-]{0,63}",
+        ) {
+            use std::hash::BuildHasher;
+            let (x, y) = (PatientId::parse(&a).unwrap(), PatientId::parse(&b).unwrap());
+            prop_assert_eq!(x.as_str(), a.as_str());
+            prop_assert_eq!(x.cmp(&y), a.cmp(&b));
+            prop_assert_eq!(x == y, a == b);
+            let h = std::collections::hash_map::RandomState::new();
+            prop_assert_eq!(h.hash_one(&x), h.hash_one(a.as_str()));
+            prop_assert_eq!(x.clone(), x);
         }
 
         #[test]
