@@ -152,8 +152,18 @@ const SCHEMA: &[&str] = &[
         id          INTEGER PRIMARY KEY,
         loaded_ms   INTEGER NOT NULL,
         source      TEXT    NOT NULL, -- where it was loaded from
-        text        TEXT    NOT NULL  -- the registry file as loaded
+        text        TEXT    NOT NULL  -- the file as loaded when sha256 is NULL (kept
+                                      -- whole before registry_text), else ''
     )",
+    // A registry version's text in pieces (crate::sqlite::REGISTRY_PIECE): the text of
+    // 100 000 patients is 77 MB, and one value of it was copied three times over
+    // (bound, encoded, assembled in a page) when it was kept at once.
+    "CREATE TABLE IF NOT EXISTS registry_text (
+        version     INTEGER NOT NULL, -- registry_versions.id
+        seq         INTEGER NOT NULL,
+        text        TEXT    NOT NULL, -- the pieces in seq order are the file
+        PRIMARY KEY (version, seq)
+    ) WITHOUT ROWID",
 ];
 
 /// Columns added to a table of [`SCHEMA`] after it first shipped: (table, column, the
@@ -170,7 +180,35 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
         "last_error",
         "ALTER TABLE alert_deliveries ADD COLUMN last_error TEXT",
     ),
+    // Registry versions: the SHA-256 of the text, which compares a file with the
+    // version in force without reading it back; its text is then in registry_text.
+    (
+        "registry_versions",
+        "sha256",
+        "ALTER TABLE registry_versions ADD COLUMN sha256 TEXT",
+    ),
 ];
+
+/// The longest piece of a registry's text kept in one row of `registry_text`.
+const REGISTRY_PIECE: usize = 1 << 20;
+
+/// `text` cut into pieces of at most `size` bytes (at least one character each), at
+/// character boundaries.
+fn text_pieces(text: &str, size: usize) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut cut = size.clamp(1, rest.len());
+        while !rest.is_char_boundary(cut) {
+            cut += 1;
+        }
+        let (piece, after) = rest.split_at(cut);
+        rest = after;
+        Some(piece)
+    })
+}
 
 /// The most rows one multi-row statement takes: 13 parameters a reading row stay far
 /// below SQLite's limit of 32 766 bound parameters.
@@ -1769,44 +1807,115 @@ impl SqliteStore {
         source: &str,
         at: DateTime<Utc>,
     ) -> Result<bool, Error> {
+        let sha256 = crate::access::sha256_hex(text.as_bytes());
         let mut tx = self.pool.begin().await?;
-        // Compared in SQLite: a registry of 100 000 patients is 77 MB of text, not
-        // worth copying out to compare.
-        let same: Option<bool> =
-            sqlx::query_scalar("SELECT text = ? FROM registry_versions ORDER BY id DESC LIMIT 1")
-                .bind(text)
+        let latest: Option<(i64, Option<String>)> =
+            sqlx::query_as("SELECT id, sha256 FROM registry_versions ORDER BY id DESC LIMIT 1")
                 .fetch_optional(&mut *tx)
                 .await?;
-        if same == Some(true) {
+        let same = match latest {
+            None => false,
+            Some((_, Some(kept))) => kept == sha256,
+            // Kept whole, before its digest was: compared in SQLite once, then
+            // given its digest.
+            Some((id, None)) => {
+                let same: bool =
+                    sqlx::query_scalar("SELECT text = ? FROM registry_versions WHERE id = ?")
+                        .bind(text)
+                        .bind(id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                if same {
+                    sqlx::query("UPDATE registry_versions SET sha256 = ?, text = '' WHERE id = ?")
+                        .bind(&sha256)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    self.keep_registry_text(&mut tx, id, text).await?;
+                    tx.commit().await?;
+                    return Ok(false);
+                }
+                false
+            }
+        };
+        if same {
             return Ok(false);
         }
-        sqlx::query("INSERT INTO registry_versions (loaded_ms, source, text) VALUES (?, ?, ?)")
-            .bind(at.timestamp_millis())
-            .bind(source)
-            .bind(text)
-            .execute(&mut *tx)
-            .await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO registry_versions (loaded_ms, source, text, sha256) VALUES (?, ?, '', ?) RETURNING id",
+        )
+        .bind(at.timestamp_millis())
+        .bind(source)
+        .bind(&sha256)
+        .fetch_one(&mut *tx)
+        .await?;
+        self.keep_registry_text(&mut tx, id, text).await?;
         tx.commit().await?;
         Ok(true)
     }
 
+    /// Writes a version's text in pieces of [`REGISTRY_PIECE`].
+    async fn keep_registry_text(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        version: i64,
+        text: &str,
+    ) -> Result<(), Error> {
+        for (seq, piece) in text_pieces(text, REGISTRY_PIECE).enumerate() {
+            sqlx::query("INSERT INTO registry_text (version, seq, text) VALUES (?, ?, ?)")
+                .bind(version)
+                .bind(i64::try_from(seq).unwrap_or(i64::MAX))
+                .bind(piece)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A version's text: kept whole (before digests), or joined from its pieces.
+    async fn registry_text(&self, version: i64, whole: String) -> Result<String, Error> {
+        let pieces: Vec<String> =
+            sqlx::query_scalar("SELECT text FROM registry_text WHERE version = ? ORDER BY seq")
+                .bind(version)
+                .fetch_all(&self.read)
+                .await?;
+        if pieces.is_empty() {
+            return Ok(whole);
+        }
+        let mut text = String::with_capacity(pieces.iter().map(String::len).sum());
+        for piece in pieces {
+            text.push_str(&piece);
+        }
+        Ok(text)
+    }
+
     /// The text of the registry version kept last, if any.
     pub async fn latest_registry(&self) -> Result<Option<String>, Error> {
-        Ok(
-            sqlx::query_scalar("SELECT text FROM registry_versions ORDER BY id DESC LIMIT 1")
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+        let latest: Option<(i64, String)> =
+            sqlx::query_as("SELECT id, text FROM registry_versions ORDER BY id DESC LIMIT 1")
+                .fetch_optional(&self.read)
+                .await?;
+        match latest {
+            None => Ok(None),
+            Some((id, whole)) => Ok(Some(self.registry_text(id, whole).await?)),
+        }
     }
 
     /// The registry versions kept, oldest first: (loaded, source, text).
     pub async fn registry_versions(&self) -> Result<Vec<(DateTime<Utc>, String, String)>, Error> {
-        let rows = sqlx::query("SELECT loaded_ms, source, text FROM registry_versions ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| Ok((millis(r.try_get(0)?)?, r.try_get(1)?, r.try_get(2)?)))
-            .collect()
+        let rows: Vec<(i64, i64, String, String)> =
+            sqlx::query_as("SELECT id, loaded_ms, source, text FROM registry_versions ORDER BY id")
+                .fetch_all(&self.read)
+                .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (id, loaded, source, whole) in rows {
+            out.push((
+                millis(loaded)?,
+                source,
+                self.registry_text(id, whole).await?,
+            ));
+        }
+        Ok(out)
     }
 
     /// A patient's readings, oldest first, optionally of one type and within
@@ -2011,6 +2120,21 @@ fn quarantine_record(row: &sqlx::sqlite::SqliteRow) -> Result<QuarantineRecord, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registry_texts_are_cut_at_character_boundaries_and_join_back() {
+        let text = "ab社区✓c".repeat(50);
+        for size in [0, 1, 2, 3, 7, 64, 10_000] {
+            let pieces: Vec<&str> = text_pieces(&text, size).collect();
+            assert_eq!(pieces.concat(), text, "{size}");
+            assert!(
+                pieces
+                    .iter()
+                    .all(|p| !p.is_empty() && p.len() <= size.max(1) + 3)
+            );
+        }
+        assert_eq!(text_pieces("", 4).count(), 0);
+    }
 
     #[test]
     fn pieces_cover_every_row_once_in_at_most_ten_sizes() {

@@ -405,6 +405,63 @@ async fn every_registry_version_is_kept_once_in_the_order_loaded() {
     );
 }
 
+/// A registry of 100 000 patients is 77 MB of text: kept in pieces, compared by its
+/// digest, and read back whole (characters of several bytes across the cuts).
+#[tokio::test]
+async fn a_large_registry_is_kept_in_pieces_and_read_back_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("clinical.db"))
+        .await
+        .unwrap();
+    let t = at(RECEIVED);
+    let large = "# 社区卫生服务中心 ✓\n".repeat(120_000); // 3.4 MB: four pieces
+    assert!(store.keep_registry(&large, "r.toml", t).await.unwrap());
+    assert!(!store.keep_registry(&large, "r.toml", t).await.unwrap());
+    let other = format!("{large}# one line more\n");
+    assert!(store.keep_registry(&other, "r.toml", t).await.unwrap());
+    assert_eq!(store.latest_registry().await.unwrap().unwrap(), other);
+    let versions = store.registry_versions().await.unwrap();
+    assert_eq!(versions.len(), 2);
+    assert_eq!(versions[0].2, large);
+    assert_eq!(versions[1].2, other);
+}
+
+/// A store written before registry texts were kept in pieces holds them whole: the
+/// version in force is still recognised (not kept a second time), and read back.
+#[tokio::test]
+async fn a_registry_kept_whole_by_an_earlier_store_is_recognised() {
+    use sqlx::{Connection, Executor};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clinical.db");
+    let mut old = sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+        .await
+        .unwrap();
+    old.execute(
+        "CREATE TABLE registry_versions (id INTEGER PRIMARY KEY, loaded_ms INTEGER NOT NULL, source TEXT NOT NULL, text TEXT NOT NULL)",
+    )
+    .await
+    .unwrap();
+    old.execute("INSERT INTO registry_versions (loaded_ms, source, text) VALUES (1764720002000, 'r.toml', 'a = 1')")
+        .await
+        .unwrap();
+    old.close().await.unwrap();
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    let t = at(RECEIVED);
+    assert_eq!(store.latest_registry().await.unwrap().unwrap(), "a = 1");
+    assert!(!store.keep_registry("a = 1", "r.toml", t).await.unwrap());
+    assert!(!store.keep_registry("a = 1", "r.toml", t).await.unwrap());
+    assert!(store.keep_registry("a = 2", "r.toml", t).await.unwrap());
+    let texts: Vec<String> = store
+        .registry_versions()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| v.2)
+        .collect();
+    assert_eq!(texts, ["a = 1", "a = 2"]);
+}
+
 /// A file store checkpoints its WAL in the background, on its own connection: the
 /// pages reach the database file without the committing connection's threshold
 /// (8 192 pages) being reached, and without anything else asking for a checkpoint.
