@@ -46,7 +46,7 @@ use std::sync::Arc;
 
 use crate::overrides::Thresholds;
 use crate::ruleset::RuleSet;
-use crate::validate::Validated;
+use crate::validate::{LATE_AFTER, Validated};
 
 /// Minutes of the escalation ladder (`clinical/rules.md` §0.10; per institution).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -296,8 +296,9 @@ pub struct Engine {
     episodes: Vec<Episode>,
     /// The open episode of each family (index into `episodes`).
     open: BTreeMap<String, usize>,
-    session: Option<Session>,
-    pending: Option<Pending>,
+    /// Boxed, as `pending`: most of 100 000 engines hold neither.
+    session: Option<Box<Session>>,
+    pending: Option<Box<Pending>>,
     /// Retrospective findings raised: (underlying family, local receipt day).
     retrospective: Vec<(&'static str, chrono::NaiveDate)>,
     next_id: u64,
@@ -305,7 +306,7 @@ pub struct Engine {
     bp_readings: Vec<(DateTime<Utc>, i32, i32)>,
     fasting_glucose: Vec<(DateTime<Utc>, f64)>,
     morning_weights: Vec<(DateTime<Utc>, f64)>,
-    /// Resting heart rates above 100/min (measurement times).
+    /// Resting heart rates above 100/min (measurement times) of the last day or so.
     fast_heart: Vec<DateTime<Utc>>,
     /// When each rule last opened an episode (dedup windows).
     last_opened: BTreeMap<&'static str, DateTime<Utc>>,
@@ -481,7 +482,7 @@ impl Engine {
             );
         }
         let mut matches = self.single_reading_matches(v.canonical(), symptoms, now);
-        if self.two_fast_heart_rates(v.canonical(), measured) {
+        if self.two_fast_heart_rates(v.canonical(), measured, v.received()) {
             matches.push(Match {
                 family: "hr_tachy",
                 rule: "hr_tachy",
@@ -522,9 +523,6 @@ impl Engine {
         }
         if self.morning_weights.first().is_some_and(|(m, _)| *m < t) {
             self.morning_weights.retain(|(m, _)| *m >= t);
-        }
-        if self.fast_heart.iter().any(|m| *m < t) {
-            self.fast_heart.retain(|m| *m >= t);
         }
         if !self.retrospective.is_empty() {
             let day = t.with_timezone(&self.profile.timezone).date_naive();
@@ -590,7 +588,12 @@ impl Engine {
     }
 
     /// `hr_tachy` by two resting readings above 100/min taken 10–60 minutes apart.
-    fn two_fast_heart_rates(&mut self, c: &Canonical, measured: DateTime<Utc>) -> bool {
+    fn two_fast_heart_rates(
+        &mut self,
+        c: &Canonical,
+        measured: DateTime<Utc>,
+        received: DateTime<Utc>,
+    ) -> bool {
         let rate = match c {
             Canonical::HeartRate {
                 per_min,
@@ -616,6 +619,13 @@ impl Engine {
             apart >= min && apart <= max
         });
         self.fast_heart.push(measured);
+        // Only readings that are not late pair (measured at most a day before their
+        // receipt), and readings come in order of receipt: none to come can pair with
+        // a rate measured before this horizon. Kept for a day, not the 8 of the trends.
+        let horizon = received - LATE_AFTER - max;
+        if self.fast_heart.iter().any(|t| *t < horizon) {
+            self.fast_heart.retain(|t| *t >= horizon);
+        }
         pair
     }
 
@@ -994,14 +1004,14 @@ impl Engine {
             s.symptoms.extend_from_slice(symptoms);
             s.evidence.extend(reading);
         } else {
-            self.session = Some(Session {
+            self.session = Some(Box::new(Session {
                 first: measured,
                 last: measured,
                 systolic: vec![systolic],
                 diastolic: vec![diastolic],
                 symptoms: symptoms.to_vec(),
                 evidence: reading,
-            });
+            }));
         }
         let Some(s) = self.session.as_ref() else {
             return;
@@ -1079,7 +1089,7 @@ impl Engine {
                 // The evidence: the index session and the confirming one.
                 let mut t = self
                     .session
-                    .as_ref()
+                    .as_deref()
                     .map(session_trigger)
                     .unwrap_or_default();
                 let mut evidence = p.trigger.evidence.clone();
@@ -1103,7 +1113,7 @@ impl Engine {
                 self.pending = None;
                 self.trigger = self
                     .session
-                    .as_ref()
+                    .as_deref()
                     .map(session_trigger)
                     .unwrap_or_default();
                 self.raise(
@@ -1116,22 +1126,22 @@ impl Engine {
                     events,
                 );
             } else if self.pending.is_none() && !self.open.contains_key("bp_crisis") {
-                self.pending = Some(Pending {
+                self.pending = Some(Box::new(Pending {
                     kind: Waiting::Crisis,
                     index: first,
                     trigger: self
                         .session
-                        .as_ref()
+                        .as_deref()
                         .map(session_trigger)
                         .unwrap_or_default(),
-                });
+                }));
             }
         } else if low {
             if low_symptom {
                 self.pending = None;
                 self.trigger = self
                     .session
-                    .as_ref()
+                    .as_deref()
                     .map(session_trigger)
                     .unwrap_or_default();
                 self.raise(
@@ -1144,15 +1154,15 @@ impl Engine {
                     events,
                 );
             } else if self.pending.is_none() && !self.open.contains_key("bp_hypotension") {
-                self.pending = Some(Pending {
+                self.pending = Some(Box::new(Pending {
                     kind: Waiting::Hypotension,
                     index: first,
                     trigger: self
                         .session
-                        .as_ref()
+                        .as_deref()
                         .map(session_trigger)
                         .unwrap_or_default(),
-                });
+                }));
             }
         }
     }
