@@ -279,12 +279,12 @@ impl Referral {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Registry {
     pub consortium: Consortium,
-    pub institutions: BTreeMap<InstitutionId, Institution>,
-    pub doctors: BTreeMap<DoctorId, Doctor>,
+    pub institutions: IdMap<Institution>,
+    pub doctors: IdMap<Doctor>,
     pub on_call: Vec<OnCall>,
-    pub patients: BTreeMap<PatientId, Patient>,
-    pub gateways: BTreeMap<GatewayId, Gateway>,
-    pub devices: BTreeMap<DeviceId, Device>,
+    pub patients: IdMap<Patient>,
+    pub gateways: IdMap<Gateway>,
+    pub devices: IdMap<Device>,
     /// Sorted by device, then start.
     pub assignments: Vec<Assignment>,
     pub referrals: Vec<Referral>,
@@ -324,7 +324,10 @@ impl Format {
     }
 }
 
+mod idmap;
 mod raw;
+
+pub use idmap::{IdMap, Keyed};
 
 /// The TOML text parsed at once, at most (about): a parse tree costs some 25 times
 /// its text, so a registry of 100 000 patients (77 MB) is parsed in pieces.

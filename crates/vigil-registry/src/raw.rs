@@ -9,6 +9,7 @@ use vigil_model::id::check_id;
 use vigil_model::vocab::{Condition, ReadingType};
 use vigil_model::{DeviceId, DoctorId, GatewayId, InstitutionId, PatientId};
 
+use crate::idmap::IdMap;
 use crate::{
     Assignment, CareTeam, Channels, Consortium, DEFAULT_ESCALATION, Device, Doctor,
     EscalationMinutes, Gateway, Institution, LoadError, OnCall, Override, Patient, QuietHours,
@@ -164,35 +165,15 @@ fn parse_hhmm(s: &str) -> Option<NaiveTime> {
 #[derive(Default)]
 pub(crate) struct Builder {
     consortium: Option<RawConsortium>,
-    institutions: BTreeMap<InstitutionId, Institution>,
-    doctors: BTreeMap<DoctorId, Doctor>,
+    institutions: Vec<Institution>,
+    doctors: Vec<Doctor>,
     on_call: Vec<OnCall>,
-    patients: BTreeMap<PatientId, Patient>,
-    gateways: BTreeMap<GatewayId, Gateway>,
-    devices: BTreeMap<DeviceId, Device>,
+    patients: Vec<Patient>,
+    gateways: Vec<Gateway>,
+    devices: Vec<Device>,
     assignments: Vec<Assignment>,
     referrals: Vec<Referral>,
     problems: Vec<String>,
-}
-
-/// Inserts an entry under its id; a second entry of an id is a problem (the later
-/// one is kept, for the checks that follow).
-fn insert_once<K: Ord + std::fmt::Display, V>(
-    kind: &str,
-    map: &mut BTreeMap<K, V>,
-    id: K,
-    value: V,
-    p: &mut Vec<String>,
-) {
-    match map.entry(id) {
-        std::collections::btree_map::Entry::Occupied(mut e) => {
-            p.push(format!("{kind} {} is defined more than once", e.key()));
-            e.insert(value);
-        }
-        std::collections::btree_map::Entry::Vacant(e) => {
-            e.insert(value);
-        }
-    }
 }
 
 /// A time zone by its IANA name; a problem (and `None`) otherwise.
@@ -282,13 +263,7 @@ impl Builder {
                 // Checked in `finish`, when every institution is known.
                 hub: i.hub,
             };
-            insert_once(
-                "institution",
-                &mut self.institutions,
-                institution.id.clone(),
-                institution,
-                p,
-            );
+            self.institutions.push(institution);
         }
         for d in part.doctor {
             if d.roles.is_empty() {
@@ -309,7 +284,7 @@ impl Builder {
                 roles: d.roles,
                 channels: d.channels,
             };
-            insert_once("doctor", &mut self.doctors, doctor.id.clone(), doctor, p);
+            self.doctors.push(doctor);
         }
         for o in part.on_call {
             if o.to <= o.from {
@@ -359,26 +334,14 @@ impl Builder {
                 care_plan: x.care_plan,
                 overrides: x.overrides,
             };
-            insert_once(
-                "patient",
-                &mut self.patients,
-                patient.id.clone(),
-                patient,
-                p,
-            );
+            self.patients.push(patient);
         }
         for g in part.gateway {
             let gateway = Gateway {
                 id: g.id,
                 patient: g.patient,
             };
-            insert_once(
-                "gateway",
-                &mut self.gateways,
-                gateway.id.clone(),
-                gateway,
-                p,
-            );
+            self.gateways.push(gateway);
         }
         for d in part.device {
             if d.types.is_empty() {
@@ -393,7 +356,7 @@ impl Builder {
                 gateway: d.gateway,
                 registered: d.registered,
             };
-            insert_once("device", &mut self.devices, device.id.clone(), device, p);
+            self.devices.push(device);
         }
         for a in part.assignment {
             if a.to.is_some_and(|to| to <= a.from) {
@@ -440,19 +403,33 @@ impl Builder {
             });
         };
         let mut p = std::mem::take(&mut self.problems);
+        let mut by_id = |kind: &str, id: &dyn std::fmt::Display| {
+            p.push(format!("{kind} {id} is defined more than once"));
+        };
+        let institutions = IdMap::build(std::mem::take(&mut self.institutions), |id| {
+            by_id("institution", id)
+        });
+        let doctors = IdMap::build(std::mem::take(&mut self.doctors), |id| by_id("doctor", id));
+        let patients = IdMap::build(std::mem::take(&mut self.patients), |id| {
+            by_id("patient", id)
+        });
+        let gateways = IdMap::build(std::mem::take(&mut self.gateways), |id| {
+            by_id("gateway", id)
+        });
+        let devices = IdMap::build(std::mem::take(&mut self.devices), |id| by_id("device", id));
         if let Err(e) = check_id(&consortium.id) {
             p.push(format!("consortium id {:?} {e}", consortium.id));
         }
-        let doctor = |d: &DoctorId| self.doctors.contains_key(d);
+        let doctor = |d: &DoctorId| doctors.contains_key(d);
         if !doctor(&consortium.duty_desk) {
             p.push(format!(
                 "consortium duty_desk {} is not a doctor of the registry",
                 consortium.duty_desk
             ));
         }
-        for i in self.institutions.values() {
+        for i in institutions.values() {
             let Some(h) = &i.hub else { continue };
-            match self.institutions.get(h).map(|hub| hub.tier) {
+            match institutions.get(h).map(|hub| hub.tier) {
                 _ if h == &i.id => {
                     p.push(format!("institution {}: hub may not be itself", i.id));
                 }
@@ -467,8 +444,8 @@ impl Builder {
                 )),
             }
         }
-        let institution = |i: &InstitutionId| self.institutions.contains_key(i);
-        for d in self.doctors.values() {
+        let institution = |i: &InstitutionId| institutions.contains_key(i);
+        for d in doctors.values() {
             if !institution(&d.institution) {
                 p.push(format!(
                     "doctor {}: institution {} is not in the registry",
@@ -490,7 +467,7 @@ impl Builder {
                 ));
             }
         }
-        for x in self.patients.values() {
+        for x in patients.values() {
             if !institution(&x.institution) {
                 p.push(format!(
                     "patient {}: institution {} is not in the registry",
@@ -518,8 +495,8 @@ impl Builder {
                 }
             }
         }
-        let patient = |x: &PatientId| self.patients.contains_key(x);
-        for g in self.gateways.values() {
+        let patient = |x: &PatientId| patients.contains_key(x);
+        for g in gateways.values() {
             if let Some(pt) = &g.patient
                 && !patient(pt)
             {
@@ -529,8 +506,8 @@ impl Builder {
                 ));
             }
         }
-        for d in self.devices.values() {
-            if !self.gateways.contains_key(&d.gateway) {
+        for d in devices.values() {
+            if !gateways.contains_key(&d.gateway) {
                 p.push(format!(
                     "device {}: gateway {} is not in the registry",
                     d.id, d.gateway
@@ -540,7 +517,7 @@ impl Builder {
         self.assignments
             .sort_by(|a, b| (&a.device, a.from).cmp(&(&b.device, b.from)));
         for a in &self.assignments {
-            if !self.devices.contains_key(&a.device) {
+            if !devices.contains_key(&a.device) {
                 p.push(format!(
                     "assignment of {}: device {} is not in the registry",
                     a.patient, a.device
@@ -589,12 +566,12 @@ impl Builder {
                 id: consortium.id,
                 duty_desk: consortium.duty_desk,
             },
-            institutions: self.institutions,
-            doctors: self.doctors,
+            institutions,
+            doctors,
             on_call: self.on_call,
-            patients: self.patients,
-            gateways: self.gateways,
-            devices: self.devices,
+            patients,
+            gateways,
+            devices,
             assignments: self.assignments,
             referrals: self.referrals,
         })
