@@ -212,6 +212,23 @@ fn every_broken_reference_is_reported_at_once() {
 }
 
 #[test]
+fn an_id_defined_twice_is_a_problem_for_each_kind() {
+    let text = format!(
+        "{}\n[[patient]]\nid = \"p-000123\"\ninstitution = \"chc-qiaokou\"\ncare_team = {{ responsible = \"d-0001\" }}\n\n[[gateway]]\nid = \"gw-0042\"\n",
+        example()
+    );
+    let p = problems(&text);
+    assert_eq!(
+        p,
+        [
+            "patient p-000123 is defined more than once",
+            "gateway gw-0042 is defined more than once"
+        ],
+        "{p:#?}"
+    );
+}
+
+#[test]
 fn overlapping_assignments_of_one_device_are_refused() {
     let text = format!(
         "{}\n[[patient]]\nid = \"p-2\"\ninstitution = \"chc-qiaokou\"\ncare_team = {{ responsible = \"d-0001\" }}\n\n[[assignment]]\ndevice = \"bpm-omron-3f9a21\"\npatient = \"p-2\"\nfrom = \"2026-11-20T00:00:00+08:00\"\n",

@@ -303,9 +303,11 @@ pub struct Engine {
     retrospective: Vec<(&'static str, chrono::NaiveDate)>,
     next_id: u64,
     /// Windows of the trend rules (measurement times; late readings included).
-    bp_readings: Vec<(DateTime<Utc>, i32, i32)>,
-    fasting_glucose: Vec<(DateTime<Utc>, f64)>,
-    morning_weights: Vec<(DateTime<Utc>, f64)>,
+    /// Times as [`nanos`]: 16 bytes an entry instead of 20 and 24 (100 000 engines'
+    /// windows are most of what the engines hold under load).
+    bp_readings: Vec<(i64, i32, i32)>,
+    fasting_glucose: Vec<(i64, f64)>,
+    morning_weights: Vec<(i64, f64)>,
     /// Resting heart rates above 100/min (measurement times) of the last day or so.
     fast_heart: Vec<DateTime<Utc>>,
     /// When each rule last opened an episode (dedup windows).
@@ -515,14 +517,15 @@ impl Engine {
     /// Drops what no rule looks back on any more: readings older than every window.
     fn forget_before(&mut self, t: DateTime<Utc>) {
         // The histories are in time order: nothing to do unless the first is old.
-        if self.bp_readings.first().is_some_and(|(m, _, _)| *m < t) {
-            self.bp_readings.retain(|(m, _, _)| *m >= t);
+        let n = nanos(t);
+        if self.bp_readings.first().is_some_and(|(m, _, _)| *m < n) {
+            self.bp_readings.retain(|(m, _, _)| *m >= n);
         }
-        if self.fasting_glucose.first().is_some_and(|(m, _)| *m < t) {
-            self.fasting_glucose.retain(|(m, _)| *m >= t);
+        if self.fasting_glucose.first().is_some_and(|(m, _)| *m < n) {
+            self.fasting_glucose.retain(|(m, _)| *m >= n);
         }
-        if self.morning_weights.first().is_some_and(|(m, _)| *m < t) {
-            self.morning_weights.retain(|(m, _)| *m >= t);
+        if self.morning_weights.first().is_some_and(|(m, _)| *m < n) {
+            self.morning_weights.retain(|(m, _)| *m >= n);
         }
         if !self.retrospective.is_empty() {
             let day = t.with_timezone(&self.profile.timezone).date_naive();
@@ -558,9 +561,10 @@ impl Engine {
     /// Keeps what the trend rules and the two-reading rules look back on.
     fn remember(&mut self, c: &Canonical, measured: DateTime<Utc>) {
         let tz = self.profile.timezone;
-        let insert = |v: &mut Vec<(DateTime<Utc>, f64)>, x: f64| {
-            let at = v.partition_point(|(t, _)| *t <= measured);
-            v.insert(at, (measured, x));
+        let m = nanos(measured);
+        let insert = |v: &mut Vec<(i64, f64)>, x: f64| {
+            let at = v.partition_point(|(t, _)| *t <= m);
+            v.insert(at, (m, x));
         };
         match c {
             Canonical::Bp {
@@ -568,9 +572,9 @@ impl Engine {
                 diastolic_mmhg,
                 ..
             } => {
-                let at = self.bp_readings.partition_point(|(t, _, _)| *t <= measured);
+                let at = self.bp_readings.partition_point(|(t, _, _)| *t <= m);
                 self.bp_readings
-                    .insert(at, (measured, *systolic_mmhg, *diastolic_mmhg));
+                    .insert(at, (m, *systolic_mmhg, *diastolic_mmhg));
             }
             Canonical::Glucose {
                 mmol_per_l: Some(g),
@@ -640,14 +644,15 @@ impl Engine {
     ) {
         let tz = self.profile.timezone;
         let day = |t: &DateTime<Utc>| t.with_timezone(&tz).date_naive();
-        let week = measured - TimeDelta::days(7);
+        let (week, m) = (nanos(measured - TimeDelta::days(7)), nanos(measured));
+        let before = |d: TimeDelta| nanos(measured - d);
         match c {
             Canonical::Bp { .. } => {
                 let window: Vec<_> = self
                     .bp_readings
                     .iter()
-                    .filter(|(t, _, _)| *t > week && *t <= measured)
-                    .copied()
+                    .filter(|(t, _, _)| *t > week && *t <= m)
+                    .map(|&(t, s, d)| (DateTime::from_timestamp_nanos(t), s, d))
                     .collect();
                 // bp_grade2: sessions at grade 2, below crisis, on 2 different days.
                 let (g_sys, g_dia) = self.profile.thresholds.bp_grade2.at(now);
@@ -700,8 +705,8 @@ impl Engine {
                 let days: std::collections::BTreeSet<_> = self
                     .fasting_glucose
                     .iter()
-                    .filter(|(t, g)| *t > week && *t <= measured && *g >= limit)
-                    .map(|(t, _)| day(t))
+                    .filter(|(t, g)| *t > week && *t <= m && *g >= limit)
+                    .map(|(t, _)| day(&DateTime::from_timestamp_nanos(*t)))
                     .collect();
                 if days.len() >= 3 {
                     self.trigger.display = format!("fasting >= {limit} mmol/L on 3 days of 7");
@@ -718,15 +723,14 @@ impl Engine {
                 let lowest_3d = self
                     .morning_weights
                     .iter()
-                    .filter(|(t, _)| *t < measured && *t >= measured - TimeDelta::hours(72))
+                    .filter(|(t, _)| *t < m && *t >= before(TimeDelta::hours(72)))
                     .map(|(_, w)| *w)
                     .fold(f64::INFINITY, f64::min);
                 let day_before = self
                     .morning_weights
                     .iter()
                     .filter(|(t, _)| {
-                        *t >= measured - TimeDelta::hours(30)
-                            && *t <= measured - TimeDelta::hours(18)
+                        *t >= before(TimeDelta::hours(30)) && *t <= before(TimeDelta::hours(18))
                     })
                     .map(|(_, w)| *w)
                     .next_back();
@@ -1618,6 +1622,17 @@ fn dedup_window(rule: &str) -> Option<TimeDelta> {
         "glucose_hyper_urgent" | "glucose_hyper_level2" => Some(TimeDelta::hours(24)),
         _ => None,
     }
+}
+
+/// An instant as nanoseconds since 1970, as the trend windows keep it: exact, and in
+/// the same order, for every instant from 1678 to 2261 (a reading outside them never
+/// passes validation); saturated beyond.
+fn nanos(t: DateTime<Utc>) -> i64 {
+    t.timestamp_nanos_opt().unwrap_or(if t.timestamp() < 0 {
+        i64::MIN
+    } else {
+        i64::MAX
+    })
 }
 
 /// Readings grouped into sessions: each within 3 minutes of the one before.
