@@ -157,13 +157,14 @@ const SCHEMA: &[&str] = &[
     )",
     // A registry version's text in pieces (crate::sqlite::REGISTRY_PIECE): the text of
     // 100 000 patients is 77 MB, and one value of it was copied three times over
-    // (bound, encoded, assembled in a page) when it was kept at once.
+    // (bound, encoded, assembled in a page) when it was kept at once. A rowid table:
+    // its rows are a megabyte each, far beyond what a WITHOUT ROWID table suits.
     "CREATE TABLE IF NOT EXISTS registry_text (
         version     INTEGER NOT NULL, -- registry_versions.id
         seq         INTEGER NOT NULL,
         text        TEXT    NOT NULL, -- the pieces in seq order are the file
         PRIMARY KEY (version, seq)
-    ) WITHOUT ROWID",
+    )",
 ];
 
 /// Columns added to a table of [`SCHEMA`] after it first shipped: (table, column, the
