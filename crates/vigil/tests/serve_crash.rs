@@ -149,12 +149,7 @@ async fn a_killed_ingester_restarts_without_losing_or_duplicating_a_reading() {
 
     // The same accounting through the HTTP API and metrics of the running process.
     let log = std::fs::read_to_string(dir.path().join("serve-2.log")).unwrap();
-    let base_url = log
-        .split("HTTP on http://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap()
-        .to_owned();
+    let base_url = common::address_in(&log).unwrap();
     let metrics = http_get(&base_url, "/metrics");
     assert!(
         metrics

@@ -78,7 +78,8 @@ async fn sighup_reloads_the_registry_and_stores_readings_an_assignment_now_cover
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let text = wait_log(&log, "HTTP on http://");
+    // The whole line: the log can be read between two writes of it.
+    let text = wait_log(&log, "(the dashboard at /");
     let http = text
         .split("HTTP on http://")
         .nth(1)

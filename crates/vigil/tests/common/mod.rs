@@ -19,15 +19,22 @@ pub fn spawn_serve(dir: &Path, log: &str) -> Child {
         .unwrap()
 }
 
-/// The HTTP address `vigil serve` printed in `log`.
+/// The HTTP address `vigil serve` printed in `log`, once its line is whole (the log
+/// can be read between two writes of one line).
 pub fn http_addr(log: &Path) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let text = std::fs::read_to_string(log).unwrap_or_default();
-        if let Some(rest) = text.split("HTTP on http://").nth(1) {
-            return rest.split_whitespace().next().unwrap().to_owned();
+        if let Some(address) = address_in(&text) {
+            return address;
         }
         assert!(Instant::now() < deadline, "no HTTP address in:\n{text}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The address of a whole "HTTP on http://..." line of a log.
+pub fn address_in(log: &str) -> Option<String> {
+    let (line, _) = log.split("HTTP on http://").nth(1)?.split_once('\n')?;
+    line.split_whitespace().next().map(str::to_owned)
 }
