@@ -1814,11 +1814,10 @@ impl SqliteStore {
             sqlx::query_as("SELECT id, sha256 FROM registry_versions ORDER BY id DESC LIMIT 1")
                 .fetch_optional(&mut *tx)
                 .await?;
-        let same = match latest {
-            None => false,
-            Some((_, Some(kept))) => kept == sha256,
-            // Kept whole, before its digest was: compared in SQLite once, then
-            // given its digest.
+        match latest {
+            Some((_, Some(kept))) if kept == sha256 => return Ok(false),
+            // Kept whole, before its digest was: compared in SQLite once and, when it
+            // is the same text, given its digest and its pieces.
             Some((id, None)) => {
                 let same: bool =
                     sqlx::query_scalar("SELECT text = ? FROM registry_versions WHERE id = ?")
@@ -1832,15 +1831,12 @@ impl SqliteStore {
                         .bind(id)
                         .execute(&mut *tx)
                         .await?;
-                    self.keep_registry_text(&mut tx, id, text).await?;
+                    Self::keep_registry_text(&mut tx, id, text).await?;
                     tx.commit().await?;
                     return Ok(false);
                 }
-                false
             }
-        };
-        if same {
-            return Ok(false);
+            _ => {}
         }
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO registry_versions (loaded_ms, source, text, sha256) VALUES (?, ?, '', ?) RETURNING id",
@@ -1850,14 +1846,13 @@ impl SqliteStore {
         .bind(&sha256)
         .fetch_one(&mut *tx)
         .await?;
-        self.keep_registry_text(&mut tx, id, text).await?;
+        Self::keep_registry_text(&mut tx, id, text).await?;
         tx.commit().await?;
         Ok(true)
     }
 
     /// Writes a version's text in pieces of [`REGISTRY_PIECE`].
     async fn keep_registry_text(
-        &self,
         tx: &mut sqlx::SqliteConnection,
         version: i64,
         text: &str,
@@ -1880,14 +1875,11 @@ impl SqliteStore {
                 .bind(version)
                 .fetch_all(&self.read)
                 .await?;
-        if pieces.is_empty() {
-            return Ok(whole);
-        }
-        let mut text = String::with_capacity(pieces.iter().map(String::len).sum());
-        for piece in pieces {
-            text.push_str(&piece);
-        }
-        Ok(text)
+        Ok(if pieces.is_empty() {
+            whole
+        } else {
+            pieces.concat()
+        })
     }
 
     /// The text of the registry version kept last, if any.
