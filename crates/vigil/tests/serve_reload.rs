@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed assertion
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
@@ -78,16 +80,7 @@ async fn sighup_reloads_the_registry_and_stores_readings_an_assignment_now_cover
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    // The whole line: the log can be read between two writes of it.
-    let text = wait_log(&log, "(the dashboard at /");
-    let http = text
-        .split("HTTP on http://")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned();
+    let http = common::http_addr(&log);
     wait_http(&http, "/readyz", |b| b.contains("\"mqtt_subscribed\":true"));
 
     // Three glucose readings of the new meter, measured by the clock serve uses.
