@@ -13,6 +13,7 @@
 //!
 //! Nothing here reads a clock: every instant (receipt, evaluation) is a parameter.
 
+mod compact;
 pub mod engine;
 pub mod overrides;
 pub mod ruleset;
