@@ -82,11 +82,20 @@ impl IdText {
             IdText::Heap(s) => s,
         }
     }
+
+    /// The text's bytes, unchecked: comparing them orders as `str` does (byte by
+    /// byte), without `as_str`'s UTF-8 check, which was most of a registry lookup.
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            IdText::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or_default(),
+            IdText::Heap(s) => s.as_bytes(),
+        }
+    }
 }
 
 impl PartialEq for IdText {
     fn eq(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
+        self.as_bytes() == other.as_bytes()
     }
 }
 
@@ -100,7 +109,7 @@ impl PartialOrd for IdText {
 
 impl Ord for IdText {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.as_str().cmp(other.as_str())
+        self.as_bytes().cmp(other.as_bytes())
     }
 }
 
