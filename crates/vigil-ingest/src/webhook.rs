@@ -115,7 +115,7 @@ pub struct WebhookConfig {
     pub max_backoff: Duration,
     /// Attempts in flight at once.
     pub concurrency: usize,
-    /// Prefixed to the event's `ack_url` in the robots' markdown ("https://vigil.example").
+    /// Prefixed to the event's `ack_url` in the robots' markdown (`https://vigil.example`).
     pub public_url: String,
     /// The robots' markdown (placeholders in `docs/webhooks.md`).
     pub template: String,
