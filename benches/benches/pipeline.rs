@@ -5,6 +5,9 @@
 //! numbers, so nothing is deduplicated away):
 //! - `decode_only` (**baseline**): the wire decode alone;
 //! - `prepare`: decode, device binding, plausibility validation and attribution;
+//! - `prepare_100k_patients`: the same against the registry of 100 000 patients that
+//!   `vigil loadgen registry` writes (262 501 devices: binding and attribution search
+//!   them);
 //! - `prepare_commit_memory`: plus the commit to an in-memory SQLite store (the cost of
 //!   the SQL without the disk);
 //! - `prepare_commit_file`: plus the commit to a SQLite file in WAL mode with
@@ -22,7 +25,8 @@ use serde_json::json;
 use vigil_ingest::pipeline::prepare;
 use vigil_model::GatewayId;
 use vigil_registry::Registry;
-use vigil_store::SqliteStore;
+use vigil_sim::fleet::{DeviceKind, Fleet, FleetConfig};
+use vigil_store::{Item, SqliteStore};
 
 const READINGS: u64 = 100;
 
@@ -33,23 +37,45 @@ fn pipeline(c: &mut Criterion) {
         .unwrap()
         .with_timezone(&Utc);
     let next = Cell::new(0u64);
-    let envelope = || {
-        let n = next.get();
-        next.set(n + 1);
-        let readings: Vec<_> = (0..READINGS)
-            .map(|i| {
-                let seq = n * READINGS + i;
-                json!({"device_id": "bpm-omron-3f9a21", "record_seq": seq, "type": "bp",
-                       "time": "2026-11-22T07:58:03+08:00", "unit": "mm[Hg]",
-                       "values": {"systolic": 120 + seq % 50, "diastolic": 80, "pulse": 70}})
-            })
-            .collect();
-        serde_json::to_vec(
-            &json!({"schema": "vigil.readings.v1", "gateway_id": "gw-0042",
-            "batch_seq": n, "sent_at": "2026-11-22T08:00:01+08:00", "readings": readings}),
-        )
-        .unwrap()
+    // Fresh envelopes of 100 readings of one cuff.
+    let envelope_of = |gateway: String, cuff: String| {
+        let next = &next;
+        move || {
+            let n = next.get();
+            next.set(n + 1);
+            let readings: Vec<_> = (0..READINGS)
+                .map(|i| {
+                    let seq = n * READINGS + i;
+                    json!({"device_id": cuff, "record_seq": seq, "type": "bp",
+                           "time": "2026-11-22T07:58:03+08:00", "unit": "mm[Hg]",
+                           "values": {"systolic": 120 + seq % 50, "diastolic": 80, "pulse": 70}})
+                })
+                .collect();
+            serde_json::to_vec(
+                &json!({"schema": "vigil.readings.v1", "gateway_id": gateway,
+                "batch_seq": n, "sent_at": "2026-11-22T08:00:01+08:00", "readings": readings}),
+            )
+            .unwrap()
+        }
     };
+    let envelope = envelope_of("gw-0042".into(), "bpm-omron-3f9a21".into());
+    // The load generator's registry of 100 000 patients, and a cuff from its middle.
+    let fleet = Fleet::new(FleetConfig {
+        patients: 100_000,
+        seed: 1,
+        start: "2026-01-01T00:00:00+08:00".parse().unwrap(),
+        incident_every: None,
+        devices_per_patient: None,
+    });
+    let large = Registry::parse(&fleet.registry_toml()).unwrap();
+    let (large_gateway, cuff) = fleet.patients()[50_000..]
+        .iter()
+        .find_map(|p| {
+            let cuff = p.devices.iter().find(|d| d.kind == DeviceKind::BpCuff)?;
+            Some((p.gateway.clone(), cuff.id.to_string()))
+        })
+        .unwrap();
+    let large_envelope = envelope_of(large_gateway.to_string(), cuff);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -64,15 +90,26 @@ fn pipeline(c: &mut Criterion) {
     g.throughput(Throughput::Elements(READINGS));
     g.bench_function("decode_only", |b| {
         b.iter_batched(
-            envelope,
+            &envelope,
             |p| black_box(vigil_wire::decode_envelope(&p).unwrap()),
             BatchSize::SmallInput,
         )
     });
     g.bench_function("prepare", |b| {
         b.iter_batched(
-            envelope,
+            &envelope,
             |p| black_box(prepare(&gateway, &p, received, &registry).unwrap()),
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("prepare_100k_patients", |b| {
+        b.iter_batched(
+            &large_envelope,
+            |p| {
+                let commit = prepare(&large_gateway, &p, received, &large).unwrap();
+                assert!(matches!(commit.items[0], Item::Store { .. }));
+                black_box(commit)
+            },
             BatchSize::SmallInput,
         )
     });
@@ -82,7 +119,7 @@ fn pipeline(c: &mut Criterion) {
     ] {
         g.bench_function(name, |b| {
             b.iter_batched(
-                envelope,
+                &envelope,
                 |p| {
                     let commit = prepare(&gateway, &p, received, &registry).unwrap();
                     let out = rt.block_on(store.commit(&[commit])).unwrap();
