@@ -73,6 +73,10 @@ fn every_reading_ends_stored_or_quarantined_with_its_reason() {
         {"device_id": "bpm-omron-3f9a21", "type": "bp"}, // malformed
         {"device_id": "bpm-omron-3f9a21", "type": "bp", "time": "2026-10-31T07:58:03+08:00",
          "unit": "mm[Hg]", "values": {"systolic": 120, "diastolic": 80}}, // before registration
+        // Devices looked up again after others (the pipeline keeps the last one's).
+        bp("bpm-unknown", 150),                      // unknown_device
+        bp("bpm-unknown", 150),                      // unknown_device
+        bp("bpm-omron-3f9a21", 150),                 // stored for p-000123
     ]);
     let commit = prepare(
         &gw("gw-0042"),
@@ -100,6 +104,9 @@ fn every_reading_ends_stored_or_quarantined_with_its_reason() {
             "unassigned_device:4",
             "malformed:5",
             "invalid_timestamp:6",
+            "unknown_device:7",
+            "unknown_device:8",
+            "stored:p-000123",
         ]
     );
     let Item::Quarantine(q) = &commit.items[5] else {

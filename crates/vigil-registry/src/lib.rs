@@ -374,12 +374,16 @@ impl Registry {
 
     /// The assignment of a device that covers an instant, if any (at most one does).
     pub fn assignment_at(&self, device: &DeviceId, t: DateTime<Utc>) -> Option<&Assignment> {
+        self.assignments_of(device).iter().find(|a| a.covers(t))
+    }
+
+    /// Every assignment of a device, past and present (a few).
+    pub fn assignments_of(&self, device: &DeviceId) -> &[Assignment] {
         // Sorted by device: a binary search to the device's first, then its few.
         let first = self.assignments.partition_point(|a| a.device < *device);
-        self.assignments[first..]
-            .iter()
-            .take_while(|a| &a.device == device)
-            .find(|a| a.covers(t))
+        let rest = self.assignments.get(first..).unwrap_or_default();
+        let len = rest.partition_point(|a| &a.device == device);
+        rest.get(..len).unwrap_or_default()
     }
 
     /// The zone for a patient's quiet hours and daily jobs: the patient's, else the

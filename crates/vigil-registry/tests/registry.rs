@@ -261,6 +261,14 @@ fn overlapping_assignments_of_one_device_are_refused() {
             .as_str(),
         "p-2"
     );
+    // Both are the device's, in order; another device has none.
+    let patients: Vec<_> = r
+        .assignments_of(&dev)
+        .iter()
+        .map(|a| a.patient.as_str())
+        .collect();
+    assert_eq!(patients, ["p-000123", "p-2"]);
+    assert!(r.assignments_of(&"other".parse().unwrap()).is_empty());
 }
 
 #[test]
