@@ -1,0 +1,83 @@
+//! A measurement, not a check (ignored by default): the resident memory 100 000 rule
+//! engines take, each holding a BP session of three readings (a home measurement: two
+//! or three readings a minute apart). BENCHMARKS.md, "Memory with 100 000 patients".
+//!
+//!   cargo test --release -p vigil-rules --test engine_memory -- --ignored --nocapture
+
+#![allow(clippy::unwrap_used)] // measurement setup: a failed unwrap is a broken measurement
+
+use std::sync::Arc;
+
+use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
+use vigil_model::measurement::BloodPressure;
+use vigil_model::units::PressureUnit;
+use vigil_model::vocab::Condition;
+use vigil_model::{DeviceId, Measurement, Reading};
+use vigil_rules::engine::{Engine, Ladder, Profile};
+use vigil_rules::overrides::Thresholds;
+use vigil_rules::ruleset::RuleSet;
+use vigil_rules::validate::{Context, validate};
+
+/// The ingester's allocator (`crates/vigil/src/main.rs`): how much a heap keeps
+/// depends on it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const PATIENTS: usize = 100_000;
+
+/// The resident set, in KiB (Linux).
+fn resident_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+#[ignore = "a measurement: run it with --ignored --nocapture"]
+fn memory_of_100_000_engines_each_in_a_bp_session() {
+    let set = Arc::new(RuleSet::default());
+    let profile = Profile {
+        conditions: vec![Condition::Hypertension],
+        spo2_scale: Some(1),
+        timezone: chrono_tz::Asia::Shanghai,
+        ladder: Ladder::default(),
+        thresholds: Arc::new(Thresholds::from_rules(&set, false)),
+        rules: set.clone(),
+    };
+    let offset = FixedOffset::east_opt(8 * 3600).unwrap();
+    let day0: DateTime<Utc> = "2026-03-02T00:00:00Z".parse().unwrap();
+    let device: DeviceId = "bpm-000001".parse().unwrap();
+    let before = resident_kib();
+    let mut engines = Vec::with_capacity(PATIENTS);
+    for i in 0..PATIENTS {
+        let mut engine = Engine::new(profile.clone());
+        for k in 0..3 {
+            let at = day0 + TimeDelta::seconds((i % 3600) as i64 + 60 * k);
+            let reading = Reading {
+                device_id: device.clone(),
+                record_seq: None,
+                time: at.with_timezone(&offset),
+                device_time: None,
+                measurement: Measurement::Bp(BloodPressure {
+                    systolic: 150.0 + (i % 20) as f64,
+                    diastolic: 90.0,
+                    mean: None,
+                    pulse: Some(72.0),
+                    unit: PressureUnit::MmHg,
+                }),
+                status: vec![],
+                symptoms: vec![],
+            };
+            let v = validate(reading, &Context::received_at(at)).unwrap();
+            engine.on_reading(&v, at);
+        }
+        engines.push(engine);
+    }
+    let taken = resident_kib().saturating_sub(before);
+    println!(
+        "{PATIENTS} engines, each in a 3-reading BP session: {} MB resident ({} bytes an engine)",
+        taken / 1024,
+        taken * 1024 / PATIENTS as u64
+    );
+    assert_eq!(engines.len(), PATIENTS);
+}
