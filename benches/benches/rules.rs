@@ -13,7 +13,6 @@
 
 use std::collections::HashMap;
 use std::hint::black_box;
-use std::sync::Arc;
 
 use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
@@ -21,9 +20,7 @@ use vigil_model::measurement::{BloodPressure, Glucose, Spo2};
 use vigil_model::units::{GlucoseUnit, PercentUnit, PressureUnit};
 use vigil_model::vocab::{Condition, MealContext};
 use vigil_model::{DeviceId, Measurement, PatientId, Reading};
-use vigil_rules::engine::{Engine, Ladder, Profile};
-use vigil_rules::overrides::Thresholds;
-use vigil_rules::ruleset::RuleSet;
+use vigil_rules::engine::{Engine, Profile};
 use vigil_rules::validate::{Context, validate};
 
 const PATIENTS: usize = 100_000;
@@ -52,15 +49,10 @@ fn bp(s: f64, d: f64) -> Measurement {
 }
 
 fn rules(c: &mut Criterion) {
-    let set = Arc::new(RuleSet::default());
-    let profile = Profile {
-        conditions: vec![Condition::Hypertension, Condition::Type2Diabetes],
-        spo2_scale: Some(1),
-        timezone: chrono_tz::Asia::Shanghai,
-        ladder: Ladder::default(),
-        thresholds: Arc::new(Thresholds::from_rules(&set, false)),
-        rules: set.clone(),
-    };
+    let profile = Profile::with_default_rules(
+        vec![Condition::Hypertension, Condition::Type2Diabetes],
+        chrono_tz::Asia::Shanghai,
+    );
     let offset = FixedOffset::east_opt(8 * 3600).unwrap();
     let day0: DateTime<Utc> = "2026-03-02T00:00:00Z".parse().unwrap();
     let patients: Vec<(PatientId, DeviceId)> = (0..PATIENTS)

@@ -84,6 +84,20 @@ pub struct Profile {
 }
 
 impl Profile {
+    /// A patient with `conditions` in `timezone` under the default rule set, without
+    /// overrides: SpO2 scale 1, the default ladder (benches and measurements).
+    pub fn with_default_rules(conditions: Vec<Condition>, timezone: Tz) -> Profile {
+        let rules = Arc::new(RuleSet::default());
+        Profile {
+            conditions,
+            spo2_scale: Some(1),
+            timezone,
+            ladder: Ladder::default(),
+            thresholds: Arc::new(Thresholds::from_rules(&rules, false)),
+            rules,
+        }
+    }
+
     fn has(&self, c: Condition) -> bool {
         self.conditions.contains(&c)
     }

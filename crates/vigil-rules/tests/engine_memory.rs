@@ -6,16 +6,12 @@
 
 #![allow(clippy::unwrap_used)] // measurement setup: a failed unwrap is a broken measurement
 
-use std::sync::Arc;
-
 use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
 use vigil_model::measurement::BloodPressure;
 use vigil_model::units::PressureUnit;
 use vigil_model::vocab::Condition;
 use vigil_model::{DeviceId, Measurement, Reading};
-use vigil_rules::engine::{Engine, Ladder, Profile};
-use vigil_rules::overrides::Thresholds;
-use vigil_rules::ruleset::RuleSet;
+use vigil_rules::engine::{Engine, Profile};
 use vigil_rules::validate::{Context, validate};
 
 /// The ingester's allocator (`crates/vigil/src/main.rs`): how much a heap keeps
@@ -35,15 +31,8 @@ fn resident_kib() -> u64 {
 #[test]
 #[ignore = "a measurement: run it with --ignored --nocapture"]
 fn memory_of_100_000_engines_each_in_a_bp_session() {
-    let set = Arc::new(RuleSet::default());
-    let profile = Profile {
-        conditions: vec![Condition::Hypertension],
-        spo2_scale: Some(1),
-        timezone: chrono_tz::Asia::Shanghai,
-        ladder: Ladder::default(),
-        thresholds: Arc::new(Thresholds::from_rules(&set, false)),
-        rules: set.clone(),
-    };
+    let profile =
+        Profile::with_default_rules(vec![Condition::Hypertension], chrono_tz::Asia::Shanghai);
     let offset = FixedOffset::east_opt(8 * 3600).unwrap();
     let day0: DateTime<Utc> = "2026-03-02T00:00:00Z".parse().unwrap();
     let device: DeviceId = "bpm-000001".parse().unwrap();
