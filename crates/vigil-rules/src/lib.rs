@@ -3,7 +3,7 @@
 //! - [`validate`]: the plausibility validator of `clinical/rules.md` §3.1, applied to
 //!   every reading before any rule. It produces a [`validate::Validated`] reading (the
 //!   only way to get one), which the store and the rule engine require, so "stored but
-//!   not validated" cannot be written; or a [`validate::Rejection`] with a reason code
+//!   not validated" cannot be written; or a [`validate::Rejected`] with a reason code
 //!   and a message a person can act on.
 //!
 //! - [`engine`]: the rule engine for one patient (episodes, confirmation, hysteresis,
