@@ -35,7 +35,7 @@ pub fn prepare(
             ),
         });
     }
-    let mut lookups = Lookups::default();
+    let mut lookups = Lookups::new(registry);
     let items = envelope
         .readings
         .into_iter()
@@ -49,14 +49,7 @@ pub fn prepare(
                 time: None,
                 raw: e.raw,
             }),
-            Ok(reading) => stage_reading(
-                index,
-                reading,
-                topic_gateway,
-                received,
-                registry,
-                &mut lookups,
-            ),
+            Ok(reading) => stage_reading(index, reading, topic_gateway, received, &mut lookups),
         })
         .collect();
     Ok(EnvelopeCommit {
@@ -78,36 +71,44 @@ fn quarantine(index: usize, reading: &Reading, reason: QuarantineReason, message
     })
 }
 
-/// The registry entries of the device last looked up. An envelope's readings mostly
-/// come from one device in a row (a cuff's session, a meter's memory), and each lookup
-/// is a binary search over every device (262 501 with 100 000 patients).
-#[derive(Default)]
+/// The registry, with the entries of the device last looked up kept. An envelope's
+/// readings mostly come from one device in a row (a cuff's session, a meter's memory),
+/// and each lookup is a binary search over every device (262 501 with 100 000
+/// patients).
 struct Lookups<'r> {
+    registry: &'r Registry,
     device: Option<&'r Device>,
     /// Its assignments.
     assignments: &'r [Assignment],
 }
 
 impl<'r> Lookups<'r> {
-    fn device(&mut self, registry: &'r Registry, id: &vigil_model::DeviceId) -> Option<&'r Device> {
+    fn new(registry: &'r Registry) -> Lookups<'r> {
+        Lookups {
+            registry,
+            device: None,
+            assignments: &[],
+        }
+    }
+
+    fn device(&mut self, id: &vigil_model::DeviceId) -> Option<&'r Device> {
         if self.device.is_none_or(|d| &d.id != id) {
-            self.device = registry.device(id);
-            self.assignments = registry.assignments_of(id);
+            self.device = self.registry.device(id);
+            self.assignments = self.registry.assignments_of(id);
         }
         self.device
     }
 }
 
-fn stage_reading<'r>(
+fn stage_reading(
     index: usize,
     reading: Reading,
     gateway: &GatewayId,
     received: DateTime<Utc>,
-    registry: &'r Registry,
-    lookups: &mut Lookups<'r>,
+    lookups: &mut Lookups<'_>,
 ) -> Item {
     // Bind: the device must be registered and bound to the publishing gateway.
-    let Some(device) = lookups.device(registry, &reading.device_id) else {
+    let Some(device) = lookups.device(&reading.device_id) else {
         let message = format!(
             "device {} is not registered: add it to the registry with its gateway",
             reading.device_id
@@ -194,7 +195,7 @@ pub async fn reprocess_unassigned(
             return Ok(done);
         };
         after = *last;
-        let mut lookups = Lookups::default();
+        let mut lookups = Lookups::new(registry);
         for (id, record) in page {
             let item = vigil_wire::envelope::decode_reading_value(record.index, &record.raw)
                 .ok()
@@ -204,7 +205,6 @@ pub async fn reprocess_unassigned(
                         reading,
                         &record.gateway_id,
                         record.received,
-                        registry,
                         &mut lookups,
                     )
                 });
