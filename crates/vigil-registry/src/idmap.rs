@@ -88,7 +88,7 @@ impl<V: Keyed> IdMap<V> {
 
     /// (id, entry) in the order of the ids.
     pub fn iter(&self) -> impl Iterator<Item = (&V::Key, &V)> {
-        self.entries.iter().map(|e| (e.key(), e))
+        self.into_iter()
     }
 }
 
