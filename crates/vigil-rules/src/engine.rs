@@ -536,17 +536,10 @@ impl Engine {
 
     /// Drops what no rule looks back on any more: readings older than every window.
     fn forget_before(&mut self, t: DateTime<Utc>) {
-        // The histories are in time order: nothing to do unless the first is old.
         let n = nanos(t);
-        if self.bp_readings.first().is_some_and(|(m, _, _)| *m < n) {
-            self.bp_readings.retain(|(m, _, _)| *m >= n);
-        }
-        if self.fasting_glucose.first().is_some_and(|(m, _)| *m < n) {
-            self.fasting_glucose.retain(|(m, _)| *m >= n);
-        }
-        if self.morning_weights.first().is_some_and(|(m, _)| *m < n) {
-            self.morning_weights.retain(|(m, _)| *m >= n);
-        }
+        forget_older(&mut self.bp_readings, n, |e| e.0);
+        forget_older(&mut self.fasting_glucose, n, |e| e.0);
+        forget_older(&mut self.morning_weights, n, |e| e.0);
         if !self.retrospective.is_empty() {
             let day = t.with_timezone(&self.profile.timezone).date_naive();
             self.retrospective.retain(|(_, d)| *d >= day);
@@ -582,20 +575,17 @@ impl Engine {
     fn remember(&mut self, c: &Canonical, measured: DateTime<Utc>) {
         let tz = self.profile.timezone;
         let m = nanos(measured);
-        let insert = |v: &mut Vec<(i64, f64)>, x: f64| {
-            let at = v.partition_point(|(t, _)| *t <= m);
-            v.insert(at, (m, x));
-        };
+        let insert = |v: &mut Vec<(i64, f64)>, x: f64| insert_in_time(v, (m, x), |e| e.0);
         match c {
             Canonical::Bp {
                 systolic_mmhg,
                 diastolic_mmhg,
                 ..
-            } => {
-                let at = self.bp_readings.partition_point(|(t, _, _)| *t <= m);
-                self.bp_readings
-                    .insert(at, (m, *systolic_mmhg, *diastolic_mmhg));
-            }
+            } => insert_in_time(
+                &mut self.bp_readings,
+                (m, *systolic_mmhg, *diastolic_mmhg),
+                |e| e.0,
+            ),
             Canonical::Glucose {
                 mmol_per_l: Some(g),
                 context: vigil_model::vocab::MealContext::Fasting,
@@ -1664,6 +1654,19 @@ fn nanos(t: DateTime<Utc>) -> i64 {
     } else {
         i64::MAX
     })
+}
+
+/// Puts `entry` in a window (in time order) after every entry of its time or earlier.
+fn insert_in_time<T>(window: &mut Vec<T>, entry: T, time: fn(&T) -> i64) {
+    let t = time(&entry);
+    let at = window.partition_point(|e| time(e) <= t);
+    window.insert(at, entry);
+}
+
+/// Drops the entries of a window (in time order) from before `t`: its first ones.
+fn forget_older<T>(window: &mut Vec<T>, t: i64, time: fn(&T) -> i64) {
+    let old = window.partition_point(|e| time(e) < t);
+    window.drain(..old);
 }
 
 /// Readings grouped into sessions: each within 3 minutes of the one before.
