@@ -22,7 +22,10 @@
 //! - the **trend rules**: `bp_grade2` (sessions ≥160/100 below crisis on 2 days of 7),
 //!   `bp_uncontrolled_home` (7-day mean ≥135/85 over ≥3 days), `glucose_fasting_uncontrolled`
 //!   (fasting ≥7.0 on 3 days of 7), `hf_weight_gain_3d`/`_1d` (morning weights, heart
-//!   failure only), with their dedup windows; late readings enter their windows;
+//!   failure only), with their dedup windows; late readings enter their windows. A BP
+//!   session enters a 7-day window whole when any of its readings is in it (a session
+//!   is one measurement; [`crate::window`] keeps BP windows per session, so that they
+//!   do not grow with every reading);
 //! - `hr_tachy` by two readings >100/min taken 10–60 minutes apart;
 //! - **`monitoring_gap`**, a daily job at 08:00 local (§0.7, §0.8): no reading of a
 //!   prescribed type for 7 days (BP, glucose; LOW) or 72 h (heart-failure weight;
@@ -48,6 +51,7 @@ use crate::compact::Kept;
 use crate::overrides::Thresholds;
 use crate::ruleset::RuleSet;
 use crate::validate::{LATE_AFTER, Validated};
+use crate::window::{BpSessions, DailyHighs};
 
 /// Minutes of the escalation ladder (`clinical/rules.md` §0.10; per institution).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -322,11 +326,12 @@ pub struct Engine {
     /// Retrospective findings raised: (underlying family, local receipt day).
     retrospective: Vec<(&'static str, chrono::NaiveDate)>,
     next_id: u64,
-    /// Windows of the trend rules (measurement times; late readings included).
-    /// Times as [`nanos`]: 16 bytes an entry instead of 20 and 24 (100 000 engines'
-    /// windows are most of what the engines hold under load).
-    bp_readings: Vec<(i64, i32, i32)>,
-    fasting_glucose: Vec<(i64, f64)>,
+    /// Windows of the trend rules (measurement times as [`nanos`]; late readings
+    /// included). BP is kept per session and fasting glucose less the readings no
+    /// window needs ([`crate::window`]): 100 000 engines' windows were most of what
+    /// the engines held under load, and grew by every reading.
+    bp_sessions: BpSessions,
+    fasting_glucose: DailyHighs,
     morning_weights: Vec<(i64, f64)>,
     /// Resting heart rates above 100/min (measurement times) of the last day or so.
     fast_heart: Vec<DateTime<Utc>>,
@@ -355,8 +360,8 @@ impl Engine {
             pending: None,
             retrospective: Vec::new(),
             next_id: 1,
-            bp_readings: Vec::new(),
-            fasting_glucose: Vec::new(),
+            bp_sessions: BpSessions::default(),
+            fasting_glucose: DailyHighs::default(),
             morning_weights: Vec::new(),
             fast_heart: Vec::new(),
             last_opened: BTreeMap::new(),
@@ -537,8 +542,8 @@ impl Engine {
     /// Drops what no rule looks back on any more: readings older than every window.
     fn forget_before(&mut self, t: DateTime<Utc>) {
         let n = nanos(t);
-        forget_older(&mut self.bp_readings, n, |e| e.0);
-        forget_older(&mut self.fasting_glucose, n, |e| e.0);
+        self.bp_sessions.forget_before(n);
+        self.fasting_glucose.forget_before(n);
         forget_older(&mut self.morning_weights, n, |e| e.0);
         if !self.retrospective.is_empty() {
             let day = t.with_timezone(&self.profile.timezone).date_naive();
@@ -575,26 +580,28 @@ impl Engine {
     fn remember(&mut self, c: &Canonical, measured: DateTime<Utc>) {
         let tz = self.profile.timezone;
         let m = nanos(measured);
-        let insert = |v: &mut Vec<(i64, f64)>, x: f64| insert_in_time(v, (m, x), |e| e.0);
         match c {
             Canonical::Bp {
                 systolic_mmhg,
                 diastolic_mmhg,
                 ..
-            } => insert_in_time(
-                &mut self.bp_readings,
-                (m, *systolic_mmhg, *diastolic_mmhg),
-                |e| e.0,
+            } => self.bp_sessions.insert(
+                m,
+                *systolic_mmhg,
+                *diastolic_mmhg,
+                nanos_of(TimeDelta::minutes(self.profile.rules.bp.session_minutes)),
             ),
             Canonical::Glucose {
                 mmol_per_l: Some(g),
                 context: vigil_model::vocab::MealContext::Fasting,
                 ..
-            } => insert(&mut self.fasting_glucose, *g),
+            } => self
+                .fasting_glucose
+                .insert(m, *g, local_day_bounds(measured, tz)),
             Canonical::Weight { kg } if self.profile.has(Condition::HeartFailure) => {
                 let hour = chrono::Timelike::hour(&measured.with_timezone(&tz));
                 if (4..12).contains(&hour) {
-                    insert(&mut self.morning_weights, *kg);
+                    insert_in_time(&mut self.morning_weights, (m, *kg), |e| e.0);
                 }
             }
             _ => {}
@@ -658,55 +665,58 @@ impl Engine {
         let before = |d: TimeDelta| nanos(measured - d);
         match c {
             Canonical::Bp { .. } => {
-                let window: Vec<_> = self
-                    .bp_readings
-                    .iter()
-                    .filter(|(t, _, _)| *t > week && *t <= m)
-                    .map(|&(t, s, d)| (DateTime::from_timestamp_nanos(t), s, d))
-                    .collect();
-                // bp_grade2: sessions at grade 2, below crisis, on 2 different days.
+                // The sessions with a reading in the window, whole (crate::window).
+                let window = self.bp_sessions.overlapping(week, m);
+                let bp = &self.profile.rules.bp;
                 let (g_sys, g_dia) = self.profile.thresholds.bp_grade2.at(now);
+                let (u_sys, u_dia) = self.profile.thresholds.bp_uncontrolled_home.at(now);
+                // A session the window's start cuts counts from the window's first day.
+                let (first_day, last_day) = (day(&from_nanos(week + 1)), day(&measured));
                 let mut grade2_days = std::collections::BTreeSet::new();
-                for session in sessions(&window, self.profile.rules.bp.session_minutes) {
-                    let sum = |pressure: fn(&(DateTime<Utc>, i32, i32)) -> i32| {
-                        session.iter().map(|x| i64::from(pressure(x))).sum()
-                    };
+                let mut days = std::collections::BTreeSet::new();
+                let (mut n, mut sum_s, mut sum_d) = (0usize, 0i64, 0i64);
+                for x in window {
+                    let len = x.readings as usize;
                     let (s, d) = (
-                        Session::mean_of_sum(sum(|x| x.1), session.len()),
-                        Session::mean_of_sum(sum(|x| x.2), session.len()),
+                        Session::mean_of_sum(x.systolic, len),
+                        Session::mean_of_sum(x.diastolic, len),
                     );
-                    let grade2 = f64::from(s) >= g_sys || f64::from(d) >= g_dia;
-                    let bp = &self.profile.rules.bp;
-                    if grade2
+                    let from = day(&from_nanos(x.first)).max(first_day);
+                    // bp_grade2: sessions at grade 2, below crisis, on 2 different days.
+                    if (f64::from(s) >= g_sys || f64::from(d) >= g_dia)
                         && f64::from(s) < bp.crisis_systolic
                         && f64::from(d) < bp.crisis_diastolic
                     {
-                        grade2_days.insert(day(&session[0].0));
+                        grade2_days.insert(from);
                     }
+                    // A session's readings are minutes apart: it has one on every day
+                    // from its first to its last.
+                    let to = day(&from_nanos(x.last)).min(last_day);
+                    days.extend(from.iter_days().take_while(|x| *x <= to));
+                    n += len;
+                    sum_s += x.systolic;
+                    sum_d += x.diastolic;
                 }
-                let grade2 = grade2_days.len() >= 2;
-                let mean = |window: &[(DateTime<Utc>, i32, i32)]| {
+                let n = n.max(1) as f64;
+                let (mean_s, mean_d) = (sum_s as f64 / n, sum_d as f64 / n);
+                // Formatted only when something is raised.
+                let mean = || {
                     format!(
                         "7-day mean {}/{} mmHg",
-                        round_half_up(mean_of(window, |x| x.1), 0),
-                        round_half_up(mean_of(window, |x| x.2), 0)
+                        round_half_up(mean_s, 0),
+                        round_half_up(mean_d, 0)
                     )
                 };
+                let grade2 = grade2_days.len() >= 2;
                 if grade2 {
-                    self.trigger.display = mean(&window);
+                    self.trigger.display = mean();
                 }
                 self.trend("bp_grade2", grade2, now, events);
                 // bp_uncontrolled_home: the 7-day mean, over at least 3 days.
-                let (u_sys, u_dia) = self.profile.thresholds.bp_uncontrolled_home.at(now);
-                let days: std::collections::BTreeSet<_> =
-                    window.iter().map(|(t, _, _)| day(t)).collect();
-                let n = window.len().max(1) as f64;
-                let mean_s = window.iter().map(|x| f64::from(x.1)).sum::<f64>() / n;
-                let mean_d = window.iter().map(|x| f64::from(x.2)).sum::<f64>() / n;
                 let uncontrolled = days.len() >= 3
                     && (round_half_up(mean_s, 0) >= u_sys || round_half_up(mean_d, 0) >= u_dia);
                 if uncontrolled {
-                    self.trigger.display = mean(&window);
+                    self.trigger.display = mean();
                 }
                 self.trend("bp_uncontrolled_home", uncontrolled, now, events);
             }
@@ -719,7 +729,7 @@ impl Engine {
                     .fasting_glucose
                     .iter()
                     .filter(|(t, g)| *t > week && *t <= m && *g >= limit)
-                    .map(|(t, _)| day(&DateTime::from_timestamp_nanos(*t)))
+                    .map(|(t, _)| day(&from_nanos(*t)))
                     .collect();
                 if days.len() >= 3 {
                     self.trigger.display = format!("fasting >= {limit} mmol/L on 3 days of 7");
@@ -1598,11 +1608,6 @@ fn pulse_display(c: &Canonical) -> String {
     }
 }
 
-/// The mean of one column of BP readings.
-fn mean_of(v: &[(DateTime<Utc>, i32, i32)], f: impl Fn(&(DateTime<Utc>, i32, i32)) -> i32) -> f64 {
-    v.iter().map(|x| f64::from(f(x))).sum::<f64>() / v.len().max(1) as f64
-}
-
 /// A canonical value as a doctor's client shows it (wire contract: `display`).
 fn display(c: &Canonical) -> String {
     match c {
@@ -1656,6 +1661,28 @@ fn nanos(t: DateTime<Utc>) -> i64 {
     })
 }
 
+/// An instant from [`nanos`].
+fn from_nanos(t: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_nanos(t)
+}
+
+/// A duration in nanoseconds, saturated.
+fn nanos_of(d: TimeDelta) -> i64 {
+    d.num_nanoseconds().unwrap_or(i64::MAX)
+}
+
+/// The local day of `t` as the instants `[start, end)` in [`nanos`]; none where a
+/// midnight does not exist (a daylight-saving gap at 00:00).
+fn local_day_bounds(t: DateTime<Utc>, tz: Tz) -> Option<(i64, i64)> {
+    let date = t.with_timezone(&tz).date_naive();
+    let midnight = |d: chrono::NaiveDate| {
+        tz.from_local_datetime(&d.and_hms_opt(0, 0, 0)?)
+            .earliest()
+            .map(|x| nanos(x.with_timezone(&Utc)))
+    };
+    Some((midnight(date)?, midnight(date.succ_opt()?)?))
+}
+
 /// Puts `entry` in a window (in time order) after every entry of its time or earlier.
 fn insert_in_time<T>(window: &mut Vec<T>, entry: T, time: fn(&T) -> i64) {
     let t = time(&entry);
@@ -1667,26 +1694,6 @@ fn insert_in_time<T>(window: &mut Vec<T>, entry: T, time: fn(&T) -> i64) {
 fn forget_older<T>(window: &mut Vec<T>, t: i64, time: fn(&T) -> i64) {
     let old = window.partition_point(|e| time(e) < t);
     window.drain(..old);
-}
-
-/// Readings grouped into sessions: each within 3 minutes of the one before.
-fn sessions(
-    readings: &[(DateTime<Utc>, i32, i32)],
-    minutes: i64,
-) -> Vec<Vec<(DateTime<Utc>, i32, i32)>> {
-    let mut out: Vec<Vec<(DateTime<Utc>, i32, i32)>> = Vec::new();
-    for r in readings {
-        match out.last_mut() {
-            Some(s)
-                if s.last()
-                    .is_some_and(|l| r.0 - l.0 <= TimeDelta::minutes(minutes)) =>
-            {
-                s.push(*r)
-            }
-            _ => out.push(vec![*r]),
-        }
-    }
-    out
 }
 
 /// The family of a rule id (§0.9).

@@ -18,3 +18,4 @@ pub mod engine;
 pub mod overrides;
 pub mod ruleset;
 pub mod validate;
+mod window;

@@ -1,6 +1,8 @@
 //! A measurement, not a check (ignored by default): the resident memory 100 000 rule
 //! engines take, each holding a BP session of three readings (a home measurement: two
-//! or three readings a minute apart). BENCHMARKS.md, "Memory with 100 000 patients".
+//! or three readings a minute apart), and then after 60 readings each, one every 20
+//! seconds (as the load test sends them: the trend windows must not grow with every
+//! reading). BENCHMARKS.md, "Memory with 100 000 patients".
 //!
 //!   cargo test --release -p vigil-rules --test engine_memory -- --ignored --nocapture
 
@@ -37,28 +39,31 @@ fn memory_of_100_000_engines_each_in_a_bp_session() {
     let day0: DateTime<Utc> = "2026-03-02T00:00:00Z".parse().unwrap();
     let device: DeviceId = "bpm-000001".parse().unwrap();
     let before = resident_kib();
+    let reading = |i: usize, at: DateTime<Utc>| {
+        let reading = Reading {
+            device_id: device.clone(),
+            record_seq: None,
+            time: at.with_timezone(&offset),
+            device_time: None,
+            measurement: Measurement::Bp(BloodPressure {
+                systolic: 150.0 + (i % 20) as f64,
+                diastolic: 90.0,
+                mean: None,
+                pulse: Some(72.0),
+                unit: PressureUnit::MmHg,
+            }),
+            status: vec![],
+            symptoms: vec![],
+        };
+        validate(reading, &Context::received_at(at)).unwrap()
+    };
+    let start = |i: usize| day0 + TimeDelta::seconds((i % 3600) as i64);
     let mut engines = Vec::with_capacity(PATIENTS);
     for i in 0..PATIENTS {
         let mut engine = Engine::new(profile.clone());
         for k in 0..3 {
-            let at = day0 + TimeDelta::seconds((i % 3600) as i64 + 60 * k);
-            let reading = Reading {
-                device_id: device.clone(),
-                record_seq: None,
-                time: at.with_timezone(&offset),
-                device_time: None,
-                measurement: Measurement::Bp(BloodPressure {
-                    systolic: 150.0 + (i % 20) as f64,
-                    diastolic: 90.0,
-                    mean: None,
-                    pulse: Some(72.0),
-                    unit: PressureUnit::MmHg,
-                }),
-                status: vec![],
-                symptoms: vec![],
-            };
-            let v = validate(reading, &Context::received_at(at)).unwrap();
-            engine.on_reading(&v, at);
+            let at = start(i) + TimeDelta::seconds(60 * k);
+            engine.on_reading(&reading(i, at), at);
         }
         engines.push(engine);
     }
@@ -67,6 +72,18 @@ fn memory_of_100_000_engines_each_in_a_bp_session() {
         "{PATIENTS} engines, each in a 3-reading BP session: {} MB resident ({} bytes an engine)",
         taken / 1024,
         taken * 1024 / PATIENTS as u64
+    );
+    for k in 3..60 {
+        for (i, engine) in engines.iter_mut().enumerate() {
+            let at = start(i) + TimeDelta::seconds(120 + 20 * k);
+            engine.on_reading(&reading(i, at), at);
+        }
+    }
+    let after = resident_kib().saturating_sub(before);
+    println!(
+        "after 60 readings each (one every 20 s): {} MB resident ({} bytes an engine)",
+        after / 1024,
+        after * 1024 / PATIENTS as u64
     );
     assert_eq!(engines.len(), PATIENTS);
 }
