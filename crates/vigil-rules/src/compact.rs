@@ -61,6 +61,14 @@ impl Kept {
         })
     }
 
+    /// The reading's instant in nanoseconds since 1970 (saturated, as the engine's).
+    pub(crate) fn nanos(&self) -> i64 {
+        match self {
+            Kept::Bp { nanos, .. } => *nanos,
+            Kept::Whole(e) => crate::engine::nanos(e.time.with_timezone(&chrono::Utc)),
+        }
+    }
+
     /// The evidence kept.
     pub(crate) fn to_evidence(&self) -> Evidence {
         match self {

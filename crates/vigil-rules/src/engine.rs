@@ -1,7 +1,8 @@
 //! The clinical rule engine for one patient: pure, driven by the instants it is given.
 //!
 //! Implements, from `clinical/rules.md`:
-//! - the **acute rules** of §1: `bp_crisis` (sessions of readings within 3 minutes,
+//! - the **acute rules** of §1: `bp_crisis` (sessions of readings within 3 minutes, in
+//!   whatever order they arrive,
 //!   at most [`SESSION_READINGS`] of them, scored by their mean; confirmed by a second session 5–30 minutes later or by a
 //!   red-flag symptom, else `bp_crisis_unconfirmed` when the 30 minutes pass; a repeat
 //!   below the threshold cancels it), `bp_hypotension` (confirmed the same way, or by a
@@ -1016,16 +1017,25 @@ impl Engine {
         now: DateTime<Utc>,
         events: &mut Vec<Event>,
     ) {
-        // Join the session under way, or start a new one (also once it holds
-        // SESSION_READINGS: see there).
+        // Join the session under way when within the session gap of it on either
+        // side (a gateway may upload a session newest first: its readings are one
+        // measurement whatever order they come in), or start a new one (also once it
+        // holds SESSION_READINGS: see there).
+        let gap = TimeDelta::minutes(self.profile.rules.bp.session_minutes);
         let joins = self.session.as_ref().is_some_and(|s| {
-            measured >= s.last
-                && measured - s.last <= TimeDelta::minutes(self.profile.rules.bp.session_minutes)
-                && s.readings < SESSION_READINGS
+            measured >= s.first - gap && measured - s.last <= gap && s.readings < SESSION_READINGS
         });
         let reading = self.trigger.evidence.iter().cloned().map(Kept::new);
         if joins && let Some(s) = self.session.as_mut() {
-            s.last = measured;
+            if measured < s.first {
+                // An earlier reading: the session starts with it, and a wait for
+                // confirmation that this session opened counts from it.
+                if let Some(p) = self.pending.as_mut().filter(|p| p.index == s.first) {
+                    p.index = measured;
+                }
+                s.first = measured;
+            }
+            s.last = s.last.max(measured);
             s.readings += 1;
             s.systolic_sum += i64::from(systolic);
             s.diastolic_sum += i64::from(diastolic);
@@ -1036,7 +1046,9 @@ impl Engine {
                 let more = SESSION_READINGS.saturating_sub(s.evidence.len());
                 s.evidence.reserve_exact(more.clamp(1, 4));
             }
-            s.evidence.extend(reading);
+            // The evidence in time order.
+            let at = s.evidence.partition_point(|k| k.nanos() <= nanos(measured));
+            s.evidence.splice(at..at, reading);
         } else {
             self.session = Some(Box::new(Session {
                 first: measured,
@@ -1653,7 +1665,7 @@ fn dedup_window(rule: &str) -> Option<TimeDelta> {
 /// An instant as nanoseconds since 1970, as the trend windows keep it: exact, and in
 /// the same order, for every instant from 1678 to 2261 (a reading outside them never
 /// passes validation); saturated beyond.
-fn nanos(t: DateTime<Utc>) -> i64 {
+pub(crate) fn nanos(t: DateTime<Utc>) -> i64 {
     t.timestamp_nanos_opt().unwrap_or(if t.timestamp() < 0 {
         i64::MIN
     } else {
