@@ -43,6 +43,11 @@ impl BpSessions {
             systolic: i64::from(systolic),
             diastolic: i64::from(diastolic),
         };
+        // One session to start with (a home measures once or twice a day; 100 000
+        // engines hold these).
+        if self.0.capacity() == 0 {
+            self.0.reserve_exact(1);
+        }
         // Sessions end-ordered as they are start-ordered (they do not overlap): the
         // ones this reading joins are a run from the first that ends in reach.
         let from = self.0.partition_point(|x| x.last < t.saturating_sub(gap));
