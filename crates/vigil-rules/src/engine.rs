@@ -2,9 +2,9 @@
 //!
 //! Implements, from `clinical/rules.md`:
 //! - the **acute rules** of §1: `bp_crisis` (sessions of readings within 3 minutes, in
-//!   whatever order they arrive,
-//!   at most [`SESSION_READINGS`] of them, scored by their mean; confirmed by a second session 5–30 minutes later or by a
-//!   red-flag symptom, else `bp_crisis_unconfirmed` when the 30 minutes pass; a repeat
+//!   whatever order they arrive, at most [`SESSION_READINGS`] of them, scored by their
+//!   mean; confirmed by a second session 5–30 minutes later or by a red-flag symptom,
+//!   else `bp_crisis_unconfirmed` when the 30 minutes pass; a repeat
 //!   below the threshold cancels it), `bp_hypotension` (confirmed the same way, or by a
 //!   symptom), the glucose, SpO2 (both scales), heart-rate (single-reading), temperature
 //!   and ECG rules, each with its clear condition (hysteresis);
