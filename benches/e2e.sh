@@ -133,7 +133,9 @@ for s in $SCENARIOS; do
         start_serve "$s-$rep"
         perf_pid=""
         if [ -n "${PERF:-}" ]; then
-            perf record -F 499 -g -p "$serve_pid" -o "$work/$s-$rep.perf.data" 2>> "$work/perf.log" &
+            # The software clock works on virtual machines without hardware counters; DWARF
+            # unwinding (the binaries carry unwind tables) gives whole stacks.
+            perf record -e cpu-clock -F 499 --call-graph dwarf -p "$serve_pid" -o "$work/$s-$rep.perf.data" 2>> "$work/perf.log" &
             perf_pid=$!
         fi
         # shellcheck disable=SC2086
