@@ -180,17 +180,40 @@ fn stamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// A routine reading of a device (values from the counter `n`).
-fn reading(device: &str, kind: DeviceKind, n: u64, at: DateTime<Utc>) -> Value {
+/// A routine reading of a device (values from the counter `n`), as JSON text.
+///
+/// Written directly, not through a `serde_json::Value`: building and serialising the
+/// trees took most of the load generator's publishing thread, CPU that the ingester
+/// measured beside it shares (BENCHMARKS.md). Ids follow the id grammar, so they need
+/// no escaping.
+fn reading(device: &str, kind: DeviceKind, n: u64, at: DateTime<Utc>) -> String {
     let time = stamp(at);
     match kind {
-        DeviceKind::Glucometer => json!({"device_id": device, "type": "glucose", "unit": "mmol/L",
-            "time": time, "values": {"value": 5.0 + (n % 20) as f64 / 10.0, "context": "fasting"}}),
-        DeviceKind::Oximeter => json!({"device_id": device, "type": "spo2", "unit": "%",
-            "time": time, "values": {"value": 95 + n % 4, "pulse_rate": 70 + n % 10}}),
-        _ => json!({"device_id": device, "type": "bp", "unit": "mm[Hg]", "time": time,
-            "values": {"systolic": 118 + n % 17, "diastolic": 76 + n % 9, "pulse": 72}}),
+        DeviceKind::Glucometer => format!(
+            r#"{{"device_id":"{device}","type":"glucose","unit":"mmol/L","time":"{time}","values":{{"value":{:.1},"context":"fasting"}}}}"#,
+            5.0 + (n % 20) as f64 / 10.0
+        ),
+        DeviceKind::Oximeter => format!(
+            r#"{{"device_id":"{device}","type":"spo2","unit":"%","time":"{time}","values":{{"value":{},"pulse_rate":{}}}}}"#,
+            95 + n % 4,
+            70 + n % 10
+        ),
+        _ => format!(
+            r#"{{"device_id":"{device}","type":"bp","unit":"mm[Hg]","time":"{time}","values":{{"systolic":{},"diastolic":{},"pulse":72}}}}"#,
+            118 + n % 17,
+            76 + n % 9
+        ),
     }
+}
+
+/// An envelope of readings (JSON texts) from `gateway`.
+fn envelope(gateway: &str, seq: u64, readings: &[String]) -> Vec<u8> {
+    format!(
+        r#"{{"schema":"vigil.readings.v1","gateway_id":"{gateway}","batch_seq":{seq},"sent_at":"{}","readings":[{}]}}"#,
+        stamp(now()),
+        readings.join(",")
+    )
+    .into_bytes()
 }
 
 const LEADS: [&str; 12] = [
@@ -300,7 +323,7 @@ async fn publisher(
     drive(events, published.clone());
     let rate = args.rate / connections as f64;
     let mut seq: HashMap<String, u64> = HashMap::new();
-    let mut last: HashMap<String, Value> = HashMap::new();
+    let mut last: HashMap<String, String> = HashMap::new();
     let start = Instant::now();
     let (mut n, mut home_at) = (0u64, 0usize);
     // Invalid, duplicate and alert accumulators. Each connection starts them at its own
@@ -365,9 +388,9 @@ async fn publisher(
                             alert_patients.push((h.gateway.clone(), h.patient.clone()));
                             published.alerts.fetch_add(1, Ordering::Relaxed);
                             // Sent in that patient's own envelope, below.
-                            readings.push((h.gateway.clone(), json!({"device_id": cuff, "type": "bp",
-                                "unit": "mm[Hg]", "time": stamp(at), "symptoms": ["chest_tightness"],
-                                "values": {"systolic": 196, "diastolic": 114, "pulse": 90}})));
+                            readings.push((h.gateway.clone(), format!(
+                                r#"{{"device_id":"{cuff}","type":"bp","unit":"mm[Hg]","time":"{}","symptoms":["chest_tightness"],"values":{{"systolic":196,"diastolic":114,"pulse":90}}}}"#,
+                                stamp(at))));
                             n += 1;
                             continue;
                         }
@@ -376,15 +399,20 @@ async fn publisher(
                 } else if acc.1 >= 1.0 && last.contains_key(dev) {
                     acc.1 -= 1.0;
                     published.duplicates.fetch_add(1, Ordering::Relaxed);
-                    last.get(dev).cloned().unwrap_or(Value::Null)
+                    last.get(dev).cloned().unwrap_or_default()
                 } else if acc.0 >= 1.0 && *kind == DeviceKind::BpCuff {
                     acc.0 -= 1.0;
                     published.invalid.fetch_add(1, Ordering::Relaxed);
-                    json!({"device_id": dev, "type": "bp", "unit": "mm[Hg]", "time": stamp(at),
-                        "values": {"systolic": 420, "diastolic": 80}})
+                    format!(
+                        r#"{{"device_id":"{dev}","type":"bp","unit":"mm[Hg]","time":"{}","values":{{"systolic":420,"diastolic":80}}}}"#,
+                        stamp(at)
+                    )
                 } else {
                     let r = reading(dev, *kind, n, at);
-                    last.insert(dev.clone(), r.clone());
+                    // Kept only to send again when duplicates are asked for.
+                    if args.duplicates > 0.0 {
+                        last.insert(dev.clone(), r.clone());
+                    }
                     r
                 };
                 readings.push((home.gateway.clone(), r));
@@ -392,7 +420,7 @@ async fn publisher(
             }
             // One envelope per gateway among the readings (an alert reading goes in
             // its own patient's envelope).
-            let mut by_gateway: Vec<(String, Vec<Value>)> = Vec::new();
+            let mut by_gateway: Vec<(String, Vec<String>)> = Vec::new();
             for (gw, r) in readings {
                 match by_gateway.iter_mut().find(|(g, _)| *g == gw) {
                     Some((_, rs)) => rs.push(r),
@@ -403,9 +431,7 @@ async fn publisher(
                 let s = seq.entry(gw.clone()).or_insert(0);
                 *s += 1;
                 let count = rs.len() as u64;
-                let body = serde_json::to_vec(&json!({"schema": "vigil.readings.v1",
-                    "gateway_id": gw, "batch_seq": *s, "sent_at": stamp(now()),
-                    "readings": rs}))?;
+                let body = envelope(&gw, *s, &rs);
                 if let Ok(mut sent) = published.alert_sent.lock() {
                     for (_, p) in alert_patients.iter().filter(|(g, _)| *g == gw) {
                         sent.insert(p.clone(), Instant::now());
