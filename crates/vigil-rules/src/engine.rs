@@ -52,7 +52,7 @@ use crate::compact::Kept;
 use crate::overrides::Thresholds;
 use crate::ruleset::RuleSet;
 use crate::validate::{LATE_AFTER, Validated};
-use crate::window::{BpSessions, DailyHighs};
+use crate::window::{BpSessions, DailyHighs, forget_older, insert_in_time};
 
 /// Minutes of the escalation ladder (`clinical/rules.md` §0.10; per institution).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1693,19 +1693,6 @@ fn local_day_bounds(t: DateTime<Utc>, tz: Tz) -> Option<(i64, i64)> {
             .map(|x| nanos(x.with_timezone(&Utc)))
     };
     Some((midnight(date)?, midnight(date.succ_opt()?)?))
-}
-
-/// Puts `entry` in a window (in time order) after every entry of its time or earlier.
-fn insert_in_time<T>(window: &mut Vec<T>, entry: T, time: fn(&T) -> i64) {
-    let t = time(&entry);
-    let at = window.partition_point(|e| time(e) <= t);
-    window.insert(at, entry);
-}
-
-/// Drops the entries of a window (in time order) from before `t`: its first ones.
-fn forget_older<T>(window: &mut Vec<T>, t: i64, time: fn(&T) -> i64) {
-    let old = window.partition_point(|e| time(e) < t);
-    window.drain(..old);
 }
 
 /// The family of a rule id (§0.9).

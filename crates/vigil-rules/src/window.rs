@@ -75,8 +75,7 @@ impl BpSessions {
 
     /// Drops the sessions that ended before `t`.
     pub fn forget_before(&mut self, t: i64) {
-        let old = self.0.partition_point(|x| x.last < t);
-        self.0.drain(..old);
+        forget_older(&mut self.0, t, |x| x.last);
     }
 
     #[cfg(test)]
@@ -94,9 +93,8 @@ impl DailyHighs {
     /// Adds a reading measured at `t` on the local day `[day.0, day.1)`, or no day
     /// (then it is kept and never dropped: always exact, merely larger).
     pub fn insert(&mut self, t: i64, value: f64, day: Option<(i64, i64)>) {
-        let at = self.0.partition_point(|e| e.0 <= t);
         let Some((start, end)) = day.filter(|(s, e)| *s <= t && t < *e) else {
-            self.0.insert(at, (t, value));
+            insert_in_time(&mut self.0, (t, value), |e| e.0);
             return;
         };
         let from = self.0.partition_point(|e| e.0 < start);
@@ -104,21 +102,19 @@ impl DailyHighs {
         if covered(&self.0[from..to], (t, value), None) {
             return;
         }
-        self.0.insert(at, (t, value));
+        insert_in_time(&mut self.0, (t, value), |e| e.0);
         // Only the new reading can have made others redundant; all that are now are
         // dropped together (no two kept readings are equal, so each dropped one keeps
         // a witness on either side among those left).
         let day = &self.0[from..=to];
-        let drop: Vec<bool> = (0..day.len())
-            .map(|i| day[i].1 <= value && covered(day, day[i], Some(i)))
+        let kept: Vec<(i64, f64)> = day
+            .iter()
+            .enumerate()
+            .filter(|&(i, e)| !(e.1 <= value && covered(day, *e, Some(i))))
+            .map(|(_, e)| *e)
             .collect();
-        if drop.contains(&true) {
-            let mut i = 0;
-            self.0.retain(|_| {
-                let gone = i >= from && i <= to && drop[i - from];
-                i += 1;
-                !gone
-            });
+        if kept.len() < day.len() {
+            self.0.splice(from..=to, kept);
         }
     }
 
@@ -129,9 +125,21 @@ impl DailyHighs {
 
     /// Drops the readings measured before `t`.
     pub fn forget_before(&mut self, t: i64) {
-        let old = self.0.partition_point(|e| e.0 < t);
-        self.0.drain(..old);
+        forget_older(&mut self.0, t, |e| e.0);
     }
+}
+
+/// Puts `entry` in a window (in time order) after every entry of its time or earlier.
+pub(crate) fn insert_in_time<T>(window: &mut Vec<T>, entry: T, time: fn(&T) -> i64) {
+    let t = time(&entry);
+    let at = window.partition_point(|e| time(e) <= t);
+    window.insert(at, entry);
+}
+
+/// Drops the entries of a window (in time order) from before `t`: its first ones.
+pub(crate) fn forget_older<T>(window: &mut Vec<T>, t: i64, time: fn(&T) -> i64) {
+    let old = window.partition_point(|e| time(e) < t);
+    window.drain(..old);
 }
 
 /// Whether `day` (one day's readings, `skip` aside) holds a reading at least as high
