@@ -480,9 +480,7 @@ async fn ecg_streamer(
             let s = seq.entry(h.gateway.clone()).or_insert(0);
             *s += 1;
             let strip = ecg_strip(dev, hz, args.ecg_leads, second, at);
-            let body = serde_json::to_vec(&json!({"schema": "vigil.readings.v1",
-                "gateway_id": h.gateway, "batch_seq": *s, "sent_at": stamp(now()),
-                "readings": [strip]}))?;
+            let body = envelope(&h.gateway, *s, &[strip.to_string()]);
             client
                 .publish(
                     format!("vigil/v1/gw/{}/readings", h.gateway),
