@@ -5,32 +5,16 @@
 
 #![allow(clippy::unwrap_used)] // test setup
 
-use chrono::{DateTime, FixedOffset, Utc};
-use vigil_model::measurement::BloodPressure;
-use vigil_model::units::PressureUnit;
+use chrono::{DateTime, Utc};
 use vigil_model::vocab::Condition;
-use vigil_model::{Measurement, Reading};
 use vigil_rules::engine::{Change, Engine, Profile};
-use vigil_rules::validate::{Context, Validated, validate};
+use vigil_rules::validate::Validated;
 
+mod common;
+
+/// A reading of 80/min at `time` (RFC 3339).
 fn bp(time: &str, systolic: f64, diastolic: f64, received: DateTime<Utc>) -> Validated {
-    let time: DateTime<FixedOffset> = time.parse().unwrap();
-    let reading = Reading {
-        device_id: "bpm-000001".parse().unwrap(),
-        record_seq: None,
-        time,
-        device_time: None,
-        measurement: Measurement::Bp(BloodPressure {
-            systolic,
-            diastolic,
-            mean: None,
-            pulse: Some(80.0),
-            unit: PressureUnit::MmHg,
-        }),
-        status: vec![],
-        symptoms: vec![],
-    };
-    validate(reading, &Context::received_at(received)).unwrap()
+    common::bp(time.parse().unwrap(), (systolic, diastolic, 80.0), received)
 }
 
 #[test]

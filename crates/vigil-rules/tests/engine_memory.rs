@@ -9,12 +9,10 @@
 #![allow(clippy::unwrap_used)] // measurement setup: a failed unwrap is a broken measurement
 
 use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
-use vigil_model::measurement::BloodPressure;
-use vigil_model::units::PressureUnit;
 use vigil_model::vocab::Condition;
-use vigil_model::{DeviceId, Measurement, Reading};
 use vigil_rules::engine::{Engine, Profile};
-use vigil_rules::validate::{Context, validate};
+
+mod common;
 
 /// The ingester's allocator (`crates/vigil/src/main.rs`): how much a heap keeps
 /// depends on it.
@@ -37,25 +35,13 @@ fn memory_of_100_000_engines_each_in_a_bp_session() {
         Profile::with_default_rules(vec![Condition::Hypertension], chrono_tz::Asia::Shanghai);
     let offset = FixedOffset::east_opt(8 * 3600).unwrap();
     let day0: DateTime<Utc> = "2026-03-02T00:00:00Z".parse().unwrap();
-    let device: DeviceId = "bpm-000001".parse().unwrap();
     let before = resident_kib();
     let reading = |i: usize, at: DateTime<Utc>| {
-        let reading = Reading {
-            device_id: device.clone(),
-            record_seq: None,
-            time: at.with_timezone(&offset),
-            device_time: None,
-            measurement: Measurement::Bp(BloodPressure {
-                systolic: 150.0 + (i % 20) as f64,
-                diastolic: 90.0,
-                mean: None,
-                pulse: Some(72.0),
-                unit: PressureUnit::MmHg,
-            }),
-            status: vec![],
-            symptoms: vec![],
-        };
-        validate(reading, &Context::received_at(at)).unwrap()
+        common::bp(
+            at.with_timezone(&offset),
+            (150.0 + (i % 20) as f64, 90.0, 72.0),
+            at,
+        )
     };
     let start = |i: usize| day0 + TimeDelta::seconds((i % 3600) as i64);
     let mut engines = Vec::with_capacity(PATIENTS);
