@@ -148,6 +148,9 @@ for s in $SCENARIOS; do
             --metrics "http://$http" --ingester-pid "$serve_pid" --json \
             >> "$work/$s.vigil.jsonl" 2>> "$work/$s.log"
         if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true; fi
+        # With KEEP, the ingester's own counters and histograms at the end of the run
+        # (commit time, alert delivery time from receipt), beside the load generator's.
+        if [ -n "${KEEP:-}" ]; then curl -fsS "http://$http/metrics" > "$work/$s-$rep.metrics" || true; fi
         stop_serve
         if [ -n "${NODERED:-}" ]; then
             start_nodered "$s-$rep"

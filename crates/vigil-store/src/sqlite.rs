@@ -19,6 +19,15 @@ use crate::{
     StoredRow, Totals, identity_key,
 };
 
+/// The columns [`alert_event_record`] reads, in its order (the row id is 12), for a
+/// statement text built with `concat!` (sqlx takes static text only).
+macro_rules! alert_event_columns {
+    () => {
+        "alert_id, patient_id, change, rule, severity, level, at_ms, deliver_at_ms, family,
+         opened_ms, display, evidence, id, ordinal"
+    };
+}
+
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS envelopes (
         gateway_id  TEXT    NOT NULL,
@@ -1246,35 +1255,39 @@ impl SqliteStore {
     }
 
     /// Alert events with ids above `after`, oldest first: (event id, event).
+    ///
+    /// One statement on the reading connection: the deliverers and the dashboard's
+    /// stream call it after every kept event, and each statement on the writing
+    /// connection waits for the intake's commit under way (an event at a time, that
+    /// was seconds of delay at 15 000 readings/s; BENCHMARKS.md).
     pub async fn alert_events_after(
         &self,
         after: i64,
         limit: u32,
     ) -> Result<Vec<(i64, AlertEventRecord)>, Error> {
-        let ids: Vec<i64> =
-            sqlx::query_scalar("SELECT id FROM alert_events WHERE id > ? ORDER BY id LIMIT ?")
-                .bind(after)
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(e) = self.alert_event(id).await? {
-                out.push((id, e));
-            }
-        }
-        Ok(out)
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            alert_event_columns!(),
+            " FROM alert_events WHERE id > ? ORDER BY id LIMIT ?"
+        ))
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(12)?, alert_event_record(r)?)))
+            .collect()
     }
 
     /// One alert event by id.
     pub async fn alert_event(&self, id: i64) -> Result<Option<AlertEventRecord>, Error> {
-        let row = sqlx::query(
-            "SELECT alert_id, patient_id, change, rule, severity, level, at_ms, deliver_at_ms,
-                    family, opened_ms, display, evidence, id, ordinal
-             FROM alert_events WHERE id = ?",
-        )
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            alert_event_columns!(),
+            " FROM alert_events WHERE id = ?"
+        ))
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.read)
         .await?;
         row.as_ref().map(alert_event_record).transpose()
     }
@@ -1289,7 +1302,7 @@ impl SqliteStore {
              WHERE state = 'held' AND channel = 'mqtt' AND due_ms <= ? ORDER BY due_ms LIMIT 1000",
         )
         .bind(now.timestamp_millis())
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await?;
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
