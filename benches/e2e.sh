@@ -10,7 +10,7 @@
 #
 #   benches/e2e.sh                      # every scenario, 3 repetitions
 #   REPS=5 SCENARIOS="ten one" benches/e2e.sh
-#   KEEP=1 benches/e2e.sh               # keep the work directory (logs, JSON)
+#   KEEP=1 benches/e2e.sh               # keep the work directory (logs, JSON, each run's /metrics)
 #   PERF=1 KEEP=1 benches/e2e.sh        # also a perf profile of each ingester run
 #                                       # (work directory, SCENARIO-REP.perf.data)
 #   NODERED=1 SCENARIOS="one ten" benches/e2e.sh
