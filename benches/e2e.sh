@@ -174,8 +174,8 @@ def load(path):
 def fmt(xs):
     return f"{statistics.median(xs):,.0f} ({min(xs):,.0f}-{max(xs):,.0f})"
 print()
-print("| scenario | baseline readings/s | baseline messages/s | vigil readings/s | vigil ECG samples/s | ratio vigil/baseline | vigil peak RSS | alert latency p50 / p99 (max) |")
-print("|---|---|---|---|---|---|---|---|")
+print("| scenario | baseline readings/s | baseline messages/s | vigil readings/s | vigil ECG samples/s | ratio vigil/baseline | vigil CPU µs/reading | vigil peak RSS | alert latency p50 / p99 (max) |")
+print("|---|---|---|---|---|---|---|---|---|")
 for s in scenarios:
     b, v = load(f"{work}/{s}.baseline.jsonl"), load(f"{work}/{s}.vigil.jsonl")
     br = [x["readings_per_second"] for x in b]
@@ -183,6 +183,10 @@ for s in scenarios:
     vr = [x["readings_per_second"] for x in v]
     ve = [x["ecg_samples_per_second"] for x in v]
     rss = [x["ingester"]["peak_rss_mb"] or 0 for x in v]
+    # CPU per reading stored: the ingester's own cost, which the machine's neighbours
+    # move less than its rate.
+    cpu = [x["ingester"].get("cpu_us_per_reading") for x in v]
+    cpu = f"{statistics.median(c for c in cpu if c is not None):.1f}" if any(c is not None for c in cpu) else "-"
     ratio = statistics.median(vr) / statistics.median(br)
     lat = [x["alert_latency_ms"] for x in v if x["alert_latency_ms"]["received"]]
     alerts = "-"
@@ -190,7 +194,7 @@ for s in scenarios:
         alerts = (f"{statistics.median([l['p50'] for l in lat]):.0f} / "
                   f"{statistics.median([l['p99'] for l in lat]):.0f} ({max(l['max'] for l in lat):.0f}) ms, "
                   f"{sum(l['received'] for l in lat)} of {sum(l['sent'] for l in lat)} alerts")
-    print(f"| {s} | {fmt(br)} | {fmt(bm)} | {fmt(vr)} | {fmt(ve)} | {ratio:.2f} | {max(rss):.0f} MB | {alerts} |")
+    print(f"| {s} | {fmt(br)} | {fmt(bm)} | {fmt(vr)} | {fmt(ve)} | {ratio:.2f} | {cpu} | {max(rss):.0f} MB | {alerts} |")
 import os
 nodered = [s for s in scenarios if os.path.exists(f"{work}/{s}.nodered.jsonl")]
 if nodered:

@@ -569,6 +569,17 @@ fn rss_kb(pid: u32) -> Option<u64> {
         .ok()
 }
 
+/// The CPU time a process has used, user and system, in seconds (Linux: fields 14
+/// and 15 of `/proc/{pid}/stat`, in clock ticks of 1/100 s, the kernel's `USER_HZ`).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; the fields after it do not.
+    let mut after = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
+    let utime: u64 = after.nth(11)?.parse().ok()?;
+    let stime: u64 = after.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
+}
+
 fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     if sorted.is_empty() {
         return None;
@@ -725,6 +736,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
         });
     }
 
+    let cpu_at_start = args.ingester_pid.and_then(cpu_seconds);
     let start = Instant::now();
     let mut tasks = Vec::new();
     let per = total / args.connections as u64;
@@ -849,6 +861,14 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
         end_metrics = scrape(m).await?;
     }
     let elapsed = finished_at.duration_since(start).as_secs_f64();
+    // The ingester's CPU over the run (from the first publish to its last commit, and
+    // the scrape just after), and per reading it stored.
+    let ingester_cpu = args
+        .ingester_pid
+        .and_then(cpu_seconds)
+        .zip(cpu_at_start)
+        .map(|(end, begin)| end - begin);
+    let stored = metric(&end_metrics, "vigil_readings_stored_total");
     let mut lat = latencies.lock().map(|l| l.clone()).unwrap_or_default();
     lat.sort_by(f64::total_cmp);
     let ecg = published.ecg_samples.load(Ordering::Relaxed);
@@ -867,7 +887,9 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
         "readings_per_second": readings as f64 / elapsed,
         "ecg_samples_per_second": ecg as f64 / elapsed,
         "ingester": (!args.baseline).then(|| json!({
-            "stored": metric(&end_metrics, "vigil_readings_stored_total") ,
+            "stored": stored,
+            "cpu_seconds": ingester_cpu,
+            "cpu_us_per_reading": ingester_cpu.filter(|_| stored > 0.0).map(|c| c * 1e6 / stored),
             "quarantined": metric(&end_metrics, "vigil_readings_quarantined_total"),
             "duplicates": metric(&end_metrics, "vigil_readings_duplicate_total"),
             "rules_evaluated": metric(&end_metrics, "vigil_rule_readings_evaluated_total"),
