@@ -390,7 +390,7 @@ impl ClinicalStore for SqliteStore {
 /// one (chrono's `%Y-%m-%dT%H:%M:%S%.f`).
 ///
 /// Written digit by digit: through chrono's `format`, which parses its format string
-/// at every call, the key took 6 800 instructions a reading, a fifth of the commit's
+/// at every call, the key took 6 800 instructions a reading, a quarter of the commit's
 /// work outside SQLite (callgrind; BENCHMARKS.md). The same text as chrono's for every
 /// time (`identity_key_is_chronos_format`); years outside 0–9999 and leap seconds,
 /// which no device sends, go through chrono.
