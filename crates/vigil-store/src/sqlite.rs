@@ -1148,16 +1148,15 @@ impl SqliteStore {
         &self,
         alert_id: &str,
     ) -> Result<Option<AlertEventRecord>, Error> {
-        let id: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM alert_events WHERE alert_id = ? ORDER BY id DESC LIMIT 1",
-        )
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            alert_event_columns!(),
+            " FROM alert_events WHERE alert_id = ? ORDER BY id DESC LIMIT 1"
+        ))
         .bind(alert_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.read)
         .await?;
-        match id {
-            Some(id) => self.alert_event(id).await,
-            None => Ok(None),
-        }
+        row.as_ref().map(alert_event_record).transpose()
     }
 
     /// The 危急值 register: every CRITICAL episode with its detection, notification,
@@ -1171,11 +1170,11 @@ impl SqliteStore {
         .await?;
         let mut out = Vec::with_capacity(alerts.len());
         for alert_id in alerts {
-            let rows = sqlx::query(
-                "SELECT alert_id, patient_id, change, rule, severity, level, at_ms, deliver_at_ms,
-                        family, opened_ms, display, evidence, id, ordinal
-                 FROM alert_events WHERE alert_id = ? ORDER BY id",
-            )
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                alert_event_columns!(),
+                " FROM alert_events WHERE alert_id = ? ORDER BY id"
+            ))
             .bind(&alert_id)
             .fetch_all(&self.pool)
             .await?;
@@ -1634,11 +1633,11 @@ impl SqliteStore {
         patient: Option<&PatientId>,
     ) -> Result<Vec<AlertEventRecord>, Error> {
         let patient = patient.map(PatientId::as_str);
-        let rows = sqlx::query(
-            "SELECT alert_id, patient_id, change, rule, severity, level, at_ms, deliver_at_ms,
-                    family, opened_ms, display, evidence, id, ordinal
-             FROM alert_events WHERE (? IS NULL OR patient_id = ?) ORDER BY id",
-        )
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            alert_event_columns!(),
+            " FROM alert_events WHERE (? IS NULL OR patient_id = ?) ORDER BY id"
+        ))
         .bind(patient)
         .bind(patient)
         .fetch_all(&self.pool)
