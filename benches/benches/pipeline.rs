@@ -21,7 +21,6 @@ use std::hint::black_box;
 
 use chrono::{DateTime, Utc};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use serde_json::json;
 use vigil_ingest::pipeline::prepare;
 use vigil_model::GatewayId;
 use vigil_registry::Registry;
@@ -43,19 +42,7 @@ fn pipeline(c: &mut Criterion) {
         move || {
             let n = next.get();
             next.set(n + 1);
-            let readings: Vec<_> = (0..READINGS)
-                .map(|i| {
-                    let seq = n * READINGS + i;
-                    json!({"device_id": cuff, "record_seq": seq, "type": "bp",
-                           "time": "2026-11-22T07:58:03+08:00", "unit": "mm[Hg]",
-                           "values": {"systolic": 120 + seq % 50, "diastolic": 80, "pulse": 70}})
-                })
-                .collect();
-            serde_json::to_vec(
-                &json!({"schema": "vigil.readings.v1", "gateway_id": gateway,
-                "batch_seq": n, "sent_at": "2026-11-22T08:00:01+08:00", "readings": readings}),
-            )
-            .unwrap()
+            vigil_benches::bp_envelope(&gateway, &cuff, n, READINGS)
         }
     };
     let envelope = envelope_of("gw-0042".into(), "bpm-omron-3f9a21".into());

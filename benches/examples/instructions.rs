@@ -44,22 +44,7 @@ fn main() {
     let gateway = GatewayId::parse("gw-0042").unwrap();
     let received: DateTime<Utc> = "2026-11-22T00:00:02Z".parse().unwrap();
     let payloads: Vec<Vec<u8>> = (0..envelopes)
-        .map(|n| {
-            let body: Vec<String> = (0..readings)
-                .map(|i| {
-                    let seq = n * readings + i;
-                    format!(
-                        r#"{{"device_id":"bpm-omron-3f9a21","record_seq":{seq},"type":"bp","time":"2026-11-22T07:58:03+08:00","unit":"mm[Hg]","values":{{"systolic":{},"diastolic":80,"pulse":70}}}}"#,
-                        120 + seq % 50
-                    )
-                })
-                .collect();
-            format!(
-                r#"{{"schema":"vigil.readings.v1","gateway_id":"gw-0042","batch_seq":{n},"sent_at":"2026-11-22T08:00:01+08:00","readings":[{}]}}"#,
-                body.join(",")
-            )
-            .into_bytes()
-        })
+        .map(|n| vigil_benches::bp_envelope("gw-0042", "bpm-omron-3f9a21", n, readings))
         .collect();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
