@@ -25,6 +25,10 @@ use vigil_model::GatewayId;
 use vigil_registry::Registry;
 use vigil_store::SqliteStore;
 
+/// The allocator of the `vigil` binary, so that the counts are of what it runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (Some(stage), Some(envelopes), Some(readings)) = (

@@ -23,7 +23,8 @@
 //! backfill requests made) are kept per gateway, so they survive restarts.
 
 use chrono::{DateTime, Utc};
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+use rusqlite::{Connection, OptionalExtension, params};
+use sqlx::Row;
 use vigil_model::GatewayId;
 
 use crate::Error;
@@ -35,9 +36,6 @@ pub const GAP_WHOLE_MAX: u64 = 10_000;
 pub const GAP_CHUNK: u64 = 1_000;
 /// The most batches below a new one that are tracked as missing.
 pub const GAP_TRACKED_MAX: u64 = 1_000_000;
-
-/// Rows per multi-row INSERT of gap rows (7 parameters each).
-const GAP_ROWS_PER_STATEMENT: usize = 500;
 
 /// The request units of a missing range `from..=to`: the range itself when it is at
 /// most [`GAP_WHOLE_MAX`] long, else consecutive pieces of at most [`GAP_CHUNK`].
@@ -134,65 +132,50 @@ struct GapRow {
     next_request_ms: Option<i64>,
 }
 
-async fn insert_gap_rows(
-    tx: &mut SqliteConnection,
-    gateway: &str,
-    rows: &[GapRow],
-) -> Result<(), Error> {
-    for chunk in rows.chunks(GAP_ROWS_PER_STATEMENT) {
-        let mut b = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO batch_gaps (gateway_id, from_seq, to_seq, first_seen_ms, requests,
-                 last_request_ms, next_request_ms) ",
-        );
-        b.push_values(chunk, |mut v, r| {
-            v.push_bind(gateway)
-                .push_bind(r.from)
-                .push_bind(r.to)
-                .push_bind(r.first_seen_ms)
-                .push_bind(r.requests)
-                .push_bind(r.last_request_ms)
-                .push_bind(r.next_request_ms);
-        });
-        b.build().persistent(false).execute(&mut *tx).await?;
+fn insert_gap_rows(tx: &Connection, gateway: &str, rows: &[GapRow]) -> Result<(), Error> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO batch_gaps (gateway_id, from_seq, to_seq, first_seen_ms, requests,
+             last_request_ms, next_request_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for r in rows {
+        insert.execute(params![
+            gateway,
+            r.from,
+            r.to,
+            r.first_seen_ms,
+            r.requests,
+            r.last_request_ms,
+            r.next_request_ms,
+        ])?;
     }
     Ok(())
 }
 
-/// [`track`] for the envelopes of one transaction, in their order. A gateway whose
-/// envelopes here continue its sequence with nothing missing (the common case) costs
-/// one statement; any other falls back to [`track`] envelope by envelope. The marks
-/// are read once for all the gateways.
-pub(crate) async fn track_all(
-    tx: &mut SqliteConnection,
-    envelopes: &[(&GatewayId, u64, i64)],
-) -> Result<(), Error> {
+/// [`track`] for the envelopes of one transaction, in their order: (gateway,
+/// batch_seq, received ms). A gateway whose envelopes here continue its sequence with
+/// nothing missing (the common case) costs a read and a write; any other falls back to
+/// [`track`] envelope by envelope. Runs on the intake's writer ([`crate::commit`]).
+pub(crate) fn track_all(tx: &Connection, envelopes: &[(&str, u64, i64)]) -> Result<(), Error> {
     let mut order: Vec<&str> = Vec::new();
     let mut by_gateway: std::collections::HashMap<&str, Vec<(u64, i64)>> = Default::default();
     for (g, seq, received) in envelopes {
-        let list = by_gateway.entry(g.as_str()).or_insert_with(|| {
-            order.push(g.as_str());
+        let list = by_gateway.entry(*g).or_insert_with(|| {
+            order.push(*g);
             Vec::new()
         });
         list.push((*seq, *received));
     }
-    let mut marks: std::collections::HashMap<String, (i64, i64)> = Default::default();
-    for chunk in crate::sqlite::pieces(&order) {
-        let mut b = QueryBuilder::<Sqlite>::new(
-            "SELECT gateway_id, contiguous_through, highest FROM gateway_seqs WHERE gateway_id IN (",
-        );
-        let mut list = b.separated(", ");
-        for g in chunk {
-            list.push_bind(*g);
-        }
-        b.push(")");
-        for r in b.build().fetch_all(&mut *tx).await? {
-            marks.insert(r.try_get(0)?, (r.try_get(1)?, r.try_get(2)?));
-        }
-    }
-    // Gateways whose envelopes simply continue their sequence, nothing open (or new
-    // gateways, their envelopes consecutive): (gateway, baseline if new, last batch),
-    // written below in a few statements ([`crate::sqlite::pieces`]) rather than one each.
-    let mut moves: Vec<(&str, i64, i64)> = Vec::new();
+    let mut marks = tx.prepare_cached(
+        "SELECT contiguous_through, highest FROM gateway_seqs WHERE gateway_id = ?1",
+    )?;
+    // A new gateway's row starts at its first batch (the baseline); a known one keeps
+    // its baseline and its watermark and highest move to the last batch.
+    let mut moves = tx.prepare_cached(
+        "INSERT INTO gateway_seqs (gateway_id, baseline, contiguous_through, highest)
+         VALUES (?1, ?2, ?3, ?3)
+         ON CONFLICT (gateway_id) DO UPDATE SET
+             contiguous_through = excluded.contiguous_through, highest = excluded.highest",
+    )?;
     for g in order {
         let seqs = &by_gateway[g];
         let run: Option<Vec<i64>> = seqs.iter().map(|(s, _)| i64::try_from(*s).ok()).collect();
@@ -201,43 +184,27 @@ pub(crate) async fn track_all(
                 .enumerate()
                 .all(|(k, s)| i64::try_from(k).is_ok_and(|k| first.checked_add(k) == Some(*s)))
         };
-        match (run, marks.get(g)) {
+        let known: Option<(i64, i64)> = marks
+            .query_row([g], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        match (run, known) {
             // Continues the sequence, nothing open: the marks move to its last.
-            (Some(run), Some(&(through, highest)))
+            (Some(run), Some((through, highest)))
                 if through == highest
                     && highest.checked_add(1).is_some_and(|f| consecutive(f, &run)) =>
             {
-                moves.push((g, run[0], run[run.len() - 1]));
+                moves.execute(params![g, run[0], run[run.len() - 1]])?;
             }
             // A gateway seen for the first time, its envelopes consecutive.
             (Some(run), None) if consecutive(run[0], &run) => {
-                moves.push((g, run[0], run[run.len() - 1]));
+                moves.execute(params![g, run[0], run[run.len() - 1]])?;
             }
             _ => {
-                let gateway = GatewayId::parse(g).map_err(|e| corrupt("gateway id", e))?;
                 for (seq, received) in seqs {
-                    track(tx, &gateway, *seq, *received).await?;
+                    track(tx, g, *seq, *received)?;
                 }
             }
         }
-    }
-    // A new gateway's row starts at its first batch (the baseline); a known one keeps
-    // its baseline and its watermark and highest move to the last batch.
-    for chunk in crate::sqlite::pieces(&moves) {
-        let mut b = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO gateway_seqs (gateway_id, baseline, contiguous_through, highest) ",
-        );
-        b.push_values(chunk, |mut v, (g, first, last)| {
-            v.push_bind(*g)
-                .push_bind(*first)
-                .push_bind(*last)
-                .push_bind(*last);
-        });
-        b.push(
-            " ON CONFLICT (gateway_id) DO UPDATE SET
-                 contiguous_through = excluded.contiguous_through, highest = excluded.highest",
-        );
-        b.build().execute(&mut *tx).await?;
     }
     Ok(())
 }
@@ -245,67 +212,50 @@ pub(crate) async fn track_all(
 /// Records a newly committed envelope in its gateway's gap state, inside the commit's
 /// transaction: a new gateway gets its baseline, a jump opens a gap, a batch inside a
 /// gap splits it, and the watermark moves up to below the lowest gap left.
-pub(crate) async fn track(
-    tx: &mut SqliteConnection,
-    gateway: &GatewayId,
-    batch_seq: u64,
-    received_ms: i64,
-) -> Result<(), Error> {
+fn track(tx: &Connection, g: &str, batch_seq: u64, received_ms: i64) -> Result<(), Error> {
     let Ok(seq) = i64::try_from(batch_seq) else {
         return Ok(()); // beyond SQLite's integers: not tracked (module docs)
     };
-    let g = gateway.as_str();
-    let marks =
-        sqlx::query("SELECT contiguous_through, highest FROM gateway_seqs WHERE gateway_id = ?")
-            .bind(g)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let Some(marks) = marks else {
-        sqlx::query(
+    let marks: Option<(i64, i64)> = tx
+        .prepare_cached(
+            "SELECT contiguous_through, highest FROM gateway_seqs WHERE gateway_id = ?1",
+        )?
+        .query_row([g], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((through, highest)) = marks else {
+        tx.prepare_cached(
             "INSERT INTO gateway_seqs (gateway_id, baseline, contiguous_through, highest)
-             VALUES (?, ?, ?, ?)",
-        )
-        .bind(g)
-        .bind(seq)
-        .bind(seq)
-        .bind(seq)
-        .execute(&mut *tx)
-        .await?;
+             VALUES (?1, ?2, ?2, ?2)",
+        )?
+        .execute(params![g, seq])?;
         return Ok(());
     };
-    let through: i64 = marks.try_get(0)?;
-    let highest: i64 = marks.try_get(1)?;
     if seq > highest {
         // highest < seq <= i64::MAX, so highest + 1 cannot overflow.
         let (from, to) = (highest + 1, seq - 1);
         if from <= to {
-            open_gap(tx, g, (from, to), received_ms).await?;
+            open_gap(tx, g, (from, to), received_ms)?;
         }
-        sqlx::query("UPDATE gateway_seqs SET highest = ? WHERE gateway_id = ?")
-            .bind(seq)
-            .bind(g)
-            .execute(&mut *tx)
-            .await?;
+        tx.prepare_cached("UPDATE gateway_seqs SET highest = ?1 WHERE gateway_id = ?2")?
+            .execute(params![seq, g])?;
     } else if seq > through {
-        fill(tx, g, seq).await?;
+        fill(tx, g, seq)?;
     } else {
         // Below the baseline, or a batch the watermark already covers: nothing missing.
         return Ok(());
     }
-    sqlx::query(
+    tx.prepare_cached(
         "UPDATE gateway_seqs SET contiguous_through =
              COALESCE((SELECT MIN(from_seq) - 1 FROM batch_gaps WHERE gateway_id = ?1), highest)
          WHERE gateway_id = ?1",
-    )
-    .bind(g)
-    .execute(&mut *tx)
-    .await?;
+    )?
+    .execute([g])?;
     Ok(())
 }
 
 /// Opens the gap `from..=to` (both within i64), bounded by [`GAP_TRACKED_MAX`].
-async fn open_gap(
-    tx: &mut SqliteConnection,
+fn open_gap(
+    tx: &Connection,
     gateway: &str,
     (from, to): (i64, i64),
     received_ms: i64,
@@ -314,19 +264,21 @@ async fn open_gap(
     let tracked_from = if len > GAP_TRACKED_MAX {
         // GAP_TRACKED_MAX fits an i64 and is less than `to - from + 1`.
         let tracked_from = to - (GAP_TRACKED_MAX as i64 - 1);
-        sqlx::query("INSERT INTO ops_alerts (kind, subject, detail, at_ms) VALUES (?, ?, ?, ?)")
-            .bind("batch_seq_jump")
-            .bind(gateway)
-            .bind(format!(
+        tx.prepare_cached(
+            "INSERT INTO ops_alerts (kind, subject, detail, at_ms) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![
+            "batch_seq_jump",
+            gateway,
+            format!(
                 "batch_seq jumped from {} to {}: {len} batches missing, more than any outbox keeps; \
                  only {tracked_from}..={to} are requested, {from}..={} are not (check the gateway's state)",
                 from - 1,
                 to + 1,
                 tracked_from - 1
-            ))
-            .bind(received_ms)
-            .execute(&mut *tx)
-            .await?;
+            ),
+            received_ms,
+        ])?;
         tracked_from
     } else {
         from
@@ -343,59 +295,55 @@ async fn open_gap(
             next_request_ms: None,
         })
         .collect();
-    insert_gap_rows(tx, gateway, &rows).await?;
-    sqlx::query(
-        "UPDATE gateway_seqs SET gaps_total = gaps_total + 1, missing_total = missing_total + ?
-         WHERE gateway_id = ?",
-    )
-    .bind(i64::try_from(len.min(GAP_TRACKED_MAX)).unwrap_or(i64::MAX))
-    .bind(gateway)
-    .execute(&mut *tx)
-    .await?;
+    insert_gap_rows(tx, gateway, &rows)?;
+    tx.prepare_cached(
+        "UPDATE gateway_seqs SET gaps_total = gaps_total + 1, missing_total = missing_total + ?1
+         WHERE gateway_id = ?2",
+    )?
+    .execute(params![
+        i64::try_from(len.min(GAP_TRACKED_MAX)).unwrap_or(i64::MAX),
+        gateway
+    ])?;
     Ok(())
 }
 
 /// A missing batch arrived: the gap row holding it is split around it.
-async fn fill(tx: &mut SqliteConnection, gateway: &str, seq: i64) -> Result<(), Error> {
-    let row = sqlx::query(
-        "SELECT from_seq, to_seq, first_seen_ms, requests, last_request_ms, next_request_ms
-         FROM batch_gaps WHERE gateway_id = ? AND from_seq <= ? ORDER BY from_seq DESC LIMIT 1",
-    )
-    .bind(gateway)
-    .bind(seq)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(row) = row else {
+fn fill(tx: &Connection, gateway: &str, seq: i64) -> Result<(), Error> {
+    let gap = tx
+        .prepare_cached(
+            "SELECT from_seq, to_seq, first_seen_ms, requests, last_request_ms, next_request_ms
+             FROM batch_gaps WHERE gateway_id = ?1 AND from_seq <= ?2
+             ORDER BY from_seq DESC LIMIT 1",
+        )?
+        .query_row(params![gateway, seq], |r| {
+            Ok(GapRow {
+                from: r.get(0)?,
+                to: r.get(1)?,
+                first_seen_ms: r.get(2)?,
+                requests: r.get(3)?,
+                last_request_ms: r.get(4)?,
+                next_request_ms: r.get(5)?,
+            })
+        })
+        .optional()?;
+    let Some(gap) = gap else {
         return Ok(()); // not missing (below a jump's untracked part)
-    };
-    let gap = GapRow {
-        from: row.try_get(0)?,
-        to: row.try_get(1)?,
-        first_seen_ms: row.try_get(2)?,
-        requests: row.try_get(3)?,
-        last_request_ms: row.try_get(4)?,
-        next_request_ms: row.try_get(5)?,
     };
     if gap.to < seq {
         return Ok(());
     }
-    sqlx::query("DELETE FROM batch_gaps WHERE gateway_id = ? AND from_seq = ?")
-        .bind(gateway)
-        .bind(gap.from)
-        .execute(&mut *tx)
-        .await?;
+    tx.prepare_cached("DELETE FROM batch_gaps WHERE gateway_id = ?1 AND from_seq = ?2")?
+        .execute(params![gateway, gap.from])?;
     let parts: Vec<GapRow> = [(gap.from, seq - 1), (seq + 1, gap.to)]
         .into_iter()
         .filter(|(a, b)| a <= b)
         .map(|(from, to)| GapRow { from, to, ..gap })
         .collect();
-    insert_gap_rows(tx, gateway, &parts).await?;
-    sqlx::query(
-        "UPDATE gateway_seqs SET recovered_total = recovered_total + 1 WHERE gateway_id = ?",
-    )
-    .bind(gateway)
-    .execute(&mut *tx)
-    .await?;
+    insert_gap_rows(tx, gateway, &parts)?;
+    tx.prepare_cached(
+        "UPDATE gateway_seqs SET recovered_total = recovered_total + 1 WHERE gateway_id = ?1",
+    )?
+    .execute([gateway])?;
     Ok(())
 }
 

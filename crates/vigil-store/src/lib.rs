@@ -26,6 +26,7 @@
 //!   the gap detector reads the open gaps without scanning the envelopes.
 
 pub mod access;
+mod commit;
 pub mod ecg;
 pub mod gaps;
 mod sqlite;
@@ -47,6 +48,11 @@ pub enum Error {
     Open { path: String, source: sqlx::Error },
     #[error("clinical store: a stored record is corrupt: {0}")]
     Corrupt(String),
+    /// From the intake's committing connection ([`commit`]).
+    #[error("clinical store: {0}")]
+    Write(#[from] rusqlite::Error),
+    #[error("clinical store: {0}")]
+    Writer(String),
 }
 
 /// One envelope's worth of outcomes, ready to commit.

@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, FixedOffset, TimeZone, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use sqlx::{Row, Sqlite, SqlitePool};
 use vigil_model::measurement::{EcgLeads, Measurement};
 use vigil_model::vocab::QuarantineReason;
 use vigil_model::{DeviceId, GatewayId, PatientId};
@@ -220,44 +220,22 @@ fn text_pieces(text: &str, size: usize) -> impl Iterator<Item = &str> {
     })
 }
 
-/// The most rows one multi-row statement takes: 13 parameters a reading row stay far
-/// below SQLite's limit of 32 766 bound parameters.
-const MAX_PIECE: usize = 512;
-
-/// `items` in pieces for multi-row statements: of [`MAX_PIECE`], then of the powers of
-/// two below it. A statement for a number of rows is another SQL text, which SQLite
-/// parses and compiles; in these sizes a kind of statement has at most ten texts, so
-/// they stay prepared in sqlx's cache (`persistent`) instead of being compiled at
-/// every commit (parsing was 12 % of the writer thread's time at load; BENCHMARKS.md).
-pub(crate) fn pieces<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
-    let mut rest = items;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let n = rest.len().min(MAX_PIECE);
-        let (head, tail) = rest.split_at(1 << n.ilog2());
-        rest = tail;
-        Some(head)
-    })
-}
-
 /// What a reading's row holds beyond the reading's own fields: its identity key, its
 /// times as text, its JSON. Computed before the commit ([`prepare_rows`]), off the
 /// writer's path, or during it when not.
 #[derive(Debug)]
-struct RowText {
-    identity: String,
-    time: String,
-    canonical: String,
+pub(crate) struct RowText {
+    pub(crate) identity: String,
+    pub(crate) time: String,
+    pub(crate) canonical: String,
     /// The reading as received; an ECG strip's samples are in `samples` instead.
-    original: String,
+    pub(crate) original: String,
     /// An ECG strip's samples, compact ([`crate::ecg`]).
-    samples: Option<Vec<u8>>,
+    pub(crate) samples: Option<Vec<u8>>,
 }
 
 impl RowText {
-    fn new(reading: &Validated) -> Result<RowText, Error> {
+    pub(crate) fn new(reading: &Validated) -> Result<RowText, Error> {
         let r = reading.reading();
         let json = |e: serde_json::Error| Error::Corrupt(e.to_string());
         // The original as text straight from the reading; an ECG strip's through a
@@ -296,6 +274,16 @@ pub struct PreparedRows {
     rows: Vec<Vec<Option<RowText>>>,
 }
 
+impl PreparedRows {
+    /// The row text of envelope `envelope`'s item `item`, if prepared (once).
+    pub(crate) fn take(&mut self, envelope: usize, item: usize) -> Option<RowText> {
+        self.rows
+            .get_mut(envelope)
+            .and_then(|env| env.get_mut(item))
+            .and_then(Option::take)
+    }
+}
+
 /// Computes the rows of the envelopes' stored readings (identity keys, JSON), for
 /// [`SqliteStore::commit_prepared`]: the intake does it while the previous group
 /// commits.
@@ -314,124 +302,6 @@ pub fn prepare_rows(envelopes: &[EnvelopeCommit]) -> Result<PreparedRows, Error>
         .collect::<Result<_, Error>>()?;
     Ok(PreparedRows { rows })
 }
-
-/// A reading row, ready to bind.
-struct ReadingRow<'a> {
-    patient: &'a str,
-    device: &'a str,
-    reading_type: &'static str,
-    time_ms: i64,
-    late: bool,
-    text: RowText,
-}
-
-impl<'a> ReadingRow<'a> {
-    /// With its text prepared ahead, or computed now.
-    fn new(
-        reading: &'a Validated,
-        patient: &'a PatientId,
-        text: Option<RowText>,
-    ) -> Result<ReadingRow<'a>, Error> {
-        let r = reading.reading();
-        Ok(ReadingRow {
-            patient: patient.as_str(),
-            device: r.device_id.as_str(),
-            reading_type: r.measurement.reading_type().as_str(),
-            time_ms: r.time.timestamp_millis(),
-            late: reading.is_late(),
-            text: match text {
-                Some(t) => t,
-                None => RowText::new(reading)?,
-            },
-        })
-    }
-}
-
-/// A reading row with the envelope it came in.
-struct Placed<'a> {
-    row: ReadingRow<'a>,
-    /// The item's index in its envelope.
-    item: usize,
-    gateway: &'a str,
-    seq: i64,
-    received_ms: i64,
-}
-
-/// Inserts the rows (one statement; a row whose identity is stored already, or earlier
-/// in `rows`, is skipped, so the first of equal readings is the one stored) and returns
-/// the identities inserted, with their row ids.
-///
-/// `OR IGNORE` rather than `ON CONFLICT (identity) DO NOTHING`: the same for the one
-/// unique key, and a statement that cannot abort needs no statement journal (SQLite
-/// otherwise writes every page the statement first touches to a temporary file, to
-/// undo that statement alone; 9 % of the SQLite thread's time in a profile). The other
-/// constraints it would also ignore are NOT NULL, and every NOT NULL column is bound
-/// from a value that cannot be null. Measured in BENCHMARKS.md.
-async fn insert_readings(
-    tx: &mut sqlx::SqliteConnection,
-    rows: &[Placed<'_>],
-) -> Result<Vec<(String, i64)>, Error> {
-    let mut b = QueryBuilder::<Sqlite>::new(
-        "INSERT OR IGNORE INTO readings (identity, patient_id, device_id, gateway_id, batch_seq, type,
-             time_ms, time, received_ms, late, canonical, original, samples) ",
-    );
-    b.push_values(rows, |mut v, p| {
-        let (row, text) = (&p.row, &p.row.text);
-        v.push_bind(text.identity.as_str())
-            .push_bind(row.patient)
-            .push_bind(row.device)
-            .push_bind(p.gateway)
-            .push_bind(p.seq)
-            .push_bind(row.reading_type)
-            .push_bind(row.time_ms)
-            .push_bind(text.time.as_str())
-            .push_bind(p.received_ms)
-            .push_bind(row.late)
-            .push_bind(text.canonical.as_str())
-            .push_bind(text.original.as_str())
-            .push_bind(text.samples.as_deref());
-    });
-    b.push(" RETURNING identity, id");
-    b.build()
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?)))
-        .collect()
-}
-
-/// Which of the envelopes' (gateway, batch_seq) are committed already (a statement
-/// per [`pieces`]).
-async fn committed_before(
-    tx: &mut sqlx::SqliteConnection,
-    envelopes: &[EnvelopeCommit],
-) -> Result<std::collections::HashSet<(String, i64)>, Error> {
-    let mut out = std::collections::HashSet::new();
-    for chunk in pieces(envelopes) {
-        let mut b = QueryBuilder::<Sqlite>::new(
-            "SELECT gateway_id, batch_seq FROM envelopes WHERE (gateway_id, batch_seq) IN (",
-        );
-        let mut list = b.separated(", ");
-        for env in chunk {
-            list.push("(")
-                .push_bind_unseparated(env.gateway_id.as_str())
-                .push_unseparated(", ")
-                .push_bind_unseparated(env.batch_seq as i64)
-                .push_unseparated(")");
-        }
-        b.push(")");
-        for r in b.build().fetch_all(&mut *tx).await? {
-            out.insert((r.try_get(0)?, r.try_get(1)?));
-        }
-    }
-    Ok(out)
-}
-
-// Statements built for a number of rows (`QueryBuilder`) go in [`pieces`]: each row
-// count is another SQL text, and sqlx's cache of prepared statements (100 per
-// connection) kept one compiled program per count, some hundred kB each for a few
-// hundred rows, when any count could occur: resident memory grew by hundreds of MB
-// under load (BENCHMARKS.md). In pieces, a kind of statement has at most ten.
 
 /// How often a file store's own connection checkpoints the WAL.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
@@ -472,6 +342,8 @@ pub struct SqliteStore {
     /// A file store's background checkpoints run while a clone of the store lives
     /// ([`SqliteStore::open`]).
     _checkpoints: Option<std::sync::Arc<()>>,
+    /// The intake's commits ([`crate::commit`]).
+    writer: crate::commit::Writer,
 }
 
 impl SqliteStore {
@@ -502,7 +374,12 @@ impl SqliteStore {
             // 70.2 / 64.3 / 73.7 / 68.9 k, 8 KiB 74.2 / 83.0 k, 16 KiB 80.6 / 82.1 k
             // (BENCHMARKS.md). The WAL's bound above is then 128 MiB.
             .page_size(16384);
-        let mut store = Self::with_options(options.clone(), &path.display().to_string()).await?;
+        let mut store = Self::with_options(
+            options.clone(),
+            &path.display().to_string(),
+            crate::commit::Target::File(path.to_owned()),
+        )
+        .await?;
         let connect = |options: SqliteConnectOptions| async move {
             SqlitePoolOptions::new()
                 .max_connections(1)
@@ -533,12 +410,18 @@ impl SqliteStore {
             path: ":memory:".to_owned(),
             source,
         })?;
-        let mut store = Self::with_options(options, ":memory:").await?;
+        let name = options.get_filename().to_string_lossy().into_owned();
+        let mut store =
+            Self::with_options(options, ":memory:", crate::commit::Target::Memory(name)).await?;
         store._anchor = Some(std::sync::Arc::new(std::sync::Mutex::new(anchor)));
         Ok(store)
     }
 
-    async fn with_options(options: SqliteConnectOptions, name: &str) -> Result<SqliteStore, Error> {
+    async fn with_options(
+        options: SqliteConnectOptions,
+        name: &str,
+        target: crate::commit::Target,
+    ) -> Result<SqliteStore, Error> {
         // One writer: SQLite serialises writes anyway, and a single connection keeps
         // an in-memory database one database.
         let pool = SqlitePoolOptions::new()
@@ -590,11 +473,14 @@ impl SqliteStore {
         .await?;
         // Gap tracking starts at each gateway's highest batch in a store from before it.
         crate::gaps::start_tracking(&pool).await?;
+        // Opened last: the schema is in place.
+        let writer = crate::commit::Writer::open(target).await?;
         Ok(SqliteStore {
             read: pool.clone(),
             pool,
             _anchor: None,
             _checkpoints: None,
+            writer,
         })
     }
 
@@ -614,126 +500,15 @@ impl SqliteStore {
     pub async fn commit_prepared(
         &self,
         envelopes: &[EnvelopeCommit],
-        mut prepared: PreparedRows,
+        prepared: PreparedRows,
     ) -> Result<(Vec<Outcome>, Vec<StoredRow>), Error> {
-        // A statement costs a round trip to SQLite's worker thread, far more than a
-        // row: each kind of write is a few statements ([`pieces`]) for all the
-        // envelopes of the transaction, not one per envelope.
-        let mut tx = self.pool.begin().await?;
-        let mut outcomes = vec![Outcome::default(); envelopes.len()];
-        // Envelopes committed before, or earlier in this call: redeliveries.
-        let before = committed_before(&mut tx, envelopes).await?;
-        let mut taken: std::collections::HashSet<(&str, i64)> = Default::default();
-        let mut fresh = Vec::with_capacity(envelopes.len());
-        for (i, env) in envelopes.iter().enumerate() {
-            let key = (env.gateway_id.as_str(), env.batch_seq as i64); // bit for bit; see the schema
-            if before.contains(&(key.0.to_owned(), key.1)) || !taken.insert(key) {
-                outcomes[i] = Outcome {
-                    already_committed: true,
-                    redelivered: u32::try_from(env.items.len()).unwrap_or(u32::MAX),
-                    ..Outcome::default()
-                };
-            } else {
-                fresh.push(i);
-            }
-        }
-        // The rows to store, in order, and the envelope each came in.
-        let (mut placed, mut owners) = (Vec::new(), Vec::new());
-        let mut quarantined = Vec::new();
-        for &i in &fresh {
-            let env = &envelopes[i];
-            for (item_index, item) in env.items.iter().enumerate() {
-                match item {
-                    Item::Store { reading, patient } => {
-                        let text = prepared
-                            .rows
-                            .get_mut(i)
-                            .and_then(|env| env.get_mut(item_index))
-                            .and_then(Option::take);
-                        placed.push(Placed {
-                            row: ReadingRow::new(reading, patient, text)?,
-                            item: item_index,
-                            gateway: env.gateway_id.as_str(),
-                            seq: env.batch_seq as i64,
-                            received_ms: env.received.timestamp_millis(),
-                        });
-                        owners.push(i);
-                    }
-                    Item::Quarantine(q) => quarantined.push((i, q)),
-                }
-            }
-        }
-        let mut inserted: std::collections::HashMap<String, i64> = Default::default();
-        for chunk in pieces(&placed) {
-            inserted.extend(insert_readings(&mut tx, chunk).await?);
-        }
-        // The first row with an inserted identity is the stored one; later ones, and
-        // rows whose identity was stored before, are duplicates.
-        let mut rows = Vec::with_capacity(inserted.len());
-        for (p, &i) in placed.iter().zip(&owners) {
-            if let Some(id) = inserted.remove(&p.row.text.identity) {
-                outcomes[i].stored += 1;
-                rows.push(StoredRow {
-                    envelope: i,
-                    item: p.item,
-                    id,
-                });
-            } else {
-                outcomes[i].duplicates += 1;
-            }
-        }
-        rows.sort_unstable_by_key(|r| r.id);
-        for chunk in pieces(&quarantined) {
-            let mut b = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO quarantine (reason, message, gateway_id, batch_seq, reading_index,
-                     device_id, time_ms, received_ms, raw) ",
-            );
-            b.push_values(chunk, |mut v, (i, q)| {
-                let env = &envelopes[*i];
-                v.push_bind(q.reason.as_str())
-                    .push_bind(q.message.as_str())
-                    .push_bind(env.gateway_id.as_str())
-                    .push_bind(env.batch_seq as i64)
-                    .push_bind(i64::try_from(q.index).unwrap_or(i64::MAX))
-                    .push_bind(q.device_id.as_ref().map(DeviceId::as_str))
-                    .push_bind(q.time.map(|t| t.timestamp_millis()))
-                    .push_bind(env.received.timestamp_millis())
-                    .push_bind(q.raw.to_string());
-            });
-            b.build().execute(&mut *tx).await?;
-        }
-        for (i, _) in &quarantined {
-            outcomes[*i].quarantined += 1;
-        }
-        for chunk in pieces(&fresh) {
-            let mut b = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO envelopes (gateway_id, batch_seq, received_ms, stored, duplicates, quarantined) ",
-            );
-            b.push_values(chunk, |mut v, i| {
-                let (env, out) = (&envelopes[*i], &outcomes[*i]);
-                v.push_bind(env.gateway_id.as_str())
-                    .push_bind(env.batch_seq as i64)
-                    .push_bind(env.received.timestamp_millis())
-                    .push_bind(out.stored)
-                    .push_bind(out.duplicates)
-                    .push_bind(out.quarantined);
-            });
-            b.build().execute(&mut *tx).await?;
-        }
-        let marks: Vec<(&GatewayId, u64, i64)> = fresh
-            .iter()
-            .map(|&i| {
-                let env = &envelopes[i];
-                (
-                    &env.gateway_id,
-                    env.batch_seq,
-                    env.received.timestamp_millis(),
-                )
-            })
-            .collect();
-        crate::gaps::track_all(&mut tx, &marks).await?;
-        tx.commit().await?;
-        Ok((outcomes, rows))
+        let batch = crate::commit::Batch::new(envelopes, prepared)?;
+        // The store's writes one at a time: the commit runs while it holds the sqlx
+        // writing connection (crate::commit).
+        let _turn = self.pool.acquire().await?;
+        self.writer
+            .run(move |conn| crate::commit::commit(conn, batch))
+            .await
     }
 
     /// Keeps a payload that is not a usable envelope at all (not JSON, wrong schema,
@@ -824,43 +599,14 @@ impl SqliteStore {
         patient: &PatientId,
         now: DateTime<Utc>,
     ) -> Result<bool, Error> {
-        let row = ReadingRow::new(reading, patient, None)?;
-        let mut tx = self.pool.begin().await?;
-        let seq = record.batch_seq as i64;
-        let placed = Placed {
-            row,
-            item: 0,
-            gateway: record.gateway_id.as_str(),
-            seq,
-            received_ms: record.received.timestamp_millis(),
-        };
-        let stored = insert_readings(&mut tx, std::slice::from_ref(&placed))
-            .await?
-            .len()
-            == 1;
-        let (resolution, counter) = if stored {
-            ("stored", "stored")
-        } else {
-            ("duplicate", "duplicates")
-        };
-        sqlx::query("UPDATE quarantine SET resolved_ms = ?, resolution = ? WHERE id = ? AND resolved_ms IS NULL")
-            .bind(now.timestamp_millis())
-            .bind(resolution)
-            .bind(quarantine_id)
-            .execute(&mut *tx)
-            .await?;
-        let update = if counter == "stored" {
-            "UPDATE envelopes SET quarantined = quarantined - 1, stored = stored + 1 WHERE gateway_id = ? AND batch_seq = ?"
-        } else {
-            "UPDATE envelopes SET quarantined = quarantined - 1, duplicates = duplicates + 1 WHERE gateway_id = ? AND batch_seq = ?"
-        };
-        sqlx::query(update)
-            .bind(record.gateway_id.as_str())
-            .bind(seq)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(stored)
+        let row = crate::commit::ReadingRow::new(0, reading, patient, None)?;
+        let record = record.clone();
+        let _turn = self.pool.acquire().await?;
+        self.writer
+            .run(move |conn| {
+                crate::commit::release(conn, (quarantine_id, &record), &row, now.timestamp_millis())
+            })
+            .await
     }
 
     /// The most recent stored weight of a patient measured in the 48 h before `before`
@@ -2139,24 +1885,5 @@ mod tests {
             );
         }
         assert_eq!(text_pieces("", 4).count(), 0);
-    }
-
-    #[test]
-    fn pieces_cover_every_row_once_in_at_most_ten_sizes() {
-        let mut sizes = std::collections::BTreeSet::new();
-        for n in 0..=2_100usize {
-            let rows: Vec<usize> = (0..n).collect();
-            let split: Vec<&[usize]> = pieces(&rows).collect();
-            // In order, nothing left out or repeated.
-            assert_eq!(split.concat(), rows);
-            for p in &split {
-                assert!(p.len().is_power_of_two() && p.len() <= MAX_PIECE);
-                sizes.insert(p.len());
-            }
-            // Largest first: at most one piece of each size below the maximum.
-            assert!(split.windows(2).all(|w| w[0].len() >= w[1].len()));
-            assert!(split.iter().filter(|p| p.len() < MAX_PIECE).count() <= 9);
-        }
-        assert_eq!(sizes.len(), 10);
     }
 }
