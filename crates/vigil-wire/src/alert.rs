@@ -14,6 +14,7 @@ use vigil_model::{AlertId, PatientId};
 use crate::envelope::format_instant;
 use crate::error::PayloadError;
 use crate::fields::{Fields, Problem};
+use crate::json::Object;
 use crate::measurement::{decode_measurement_object, serialize_measurement_entries};
 
 /// The `schema` of an alert event.
@@ -88,7 +89,8 @@ impl Serialize for Evidence {
 
 impl<'de> Deserialize<'de> for Evidence {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let obj = Map::<String, Value>::deserialize(d)?;
+        let map = Map::<String, Value>::deserialize(d)?;
+        let obj = Object::of_map(&map);
         let decode = || -> Result<Evidence, Problem> {
             let time = Fields::new(&obj, "").req_instant("time")?;
             Ok(Evidence {

@@ -7,11 +7,11 @@
 //!   unconfirmed crisis that needs a repeat after 5 minutes' rest).
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
-use serde_json::Value;
 use vigil_model::DeviceId;
 
 use crate::error::PayloadError;
 use crate::fields::{Fields, type_name};
+use crate::json::Json;
 
 /// The `schema` of a command payload.
 pub const COMMAND_SCHEMA: &str = "vigil.cmd.v1";
@@ -76,8 +76,8 @@ pub fn decode_command(payload: &[u8]) -> Result<Command, PayloadError> {
         payload: "command",
         message,
     };
-    let root: Value = serde_json::from_slice(payload).map_err(|e| err(e.to_string()))?;
-    let Value::Object(obj) = &root else {
+    let root = Json::parse(payload).map_err(|e| err(e.to_string()))?;
+    let Json::Object(obj) = &root else {
         return Err(err(format!(
             "must be a JSON object, not {}",
             type_name(&root)

@@ -10,7 +10,7 @@
 
 use chrono::{DateTime, FixedOffset};
 use serde::ser::{Serialize, SerializeMap, Serializer};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use vigil_model::id::{DeviceId, GatewayId};
 use vigil_model::reading::Reading;
 use vigil_model::vocab::Symptom;
@@ -19,6 +19,7 @@ use crate::error::{
     EnvelopeError, EnvelopeErrorKind as EKind, ReadingError, ReadingErrorKind as Kind,
 };
 use crate::fields::{Fields, Problem, parse_instant, type_name};
+use crate::json::{Json, Object};
 use crate::measurement::{decode_measurement, opt, serialize_measurement_entries};
 
 /// The `schema` of a readings envelope.
@@ -84,7 +85,7 @@ pub fn decode_envelope_with(
     limits: DecodeLimits,
 ) -> Result<DecodedEnvelope, EnvelopeError> {
     let root = parse_json(payload, limits)?;
-    let Value::Object(obj) = root else {
+    let Json::Object(obj) = root else {
         return Err(EnvelopeError::new(
             EKind::NotObject,
             format!(
@@ -96,8 +97,8 @@ pub fn decode_envelope_with(
     let f = Fields::new(&obj, "");
 
     match f.get("schema") {
-        Some(Value::String(s)) if s == READINGS_SCHEMA => {}
-        Some(Value::String(s)) => {
+        Some(Json::String(s)) if s == READINGS_SCHEMA => {}
+        Some(Json::String(s)) => {
             return Err(EnvelopeError::new(
                 EKind::Schema,
                 format!("'schema' is {s:?}; this endpoint takes {READINGS_SCHEMA:?}"),
@@ -130,7 +131,7 @@ pub fn decode_envelope_with(
         })?;
 
     let batch_seq = match f.get("batch_seq") {
-        Some(Value::Number(n)) => n.as_u64().ok_or_else(|| {
+        Some(Json::Number(n)) => n.as_u64().ok_or_else(|| {
             EnvelopeError::new(
                 EKind::BatchSeq,
                 format!("'batch_seq' must be a non-negative integer below 2^64, not {n}"),
@@ -160,7 +161,7 @@ pub fn decode_envelope_with(
     };
 
     let readings = match f.get("readings") {
-        Some(Value::Array(items)) => items,
+        Some(Json::Array(items)) => items,
         Some(other) => {
             return Err(EnvelopeError::new(
                 EKind::Readings,
@@ -183,7 +184,7 @@ pub fn decode_envelope_with(
                 index,
                 kind: p.kind,
                 message: p.message,
-                raw: raw.clone(),
+                raw: raw.to_value(),
             })
         })
         .collect();
@@ -197,7 +198,7 @@ pub fn decode_envelope_with(
 }
 
 /// Size, nesting and syntax checks, then the JSON tree.
-fn parse_json(payload: &[u8], limits: DecodeLimits) -> Result<Value, EnvelopeError> {
+fn parse_json(payload: &[u8], limits: DecodeLimits) -> Result<Json<'_>, EnvelopeError> {
     if payload.len() > limits.max_bytes {
         return Err(EnvelopeError::new(
             EKind::TooLarge,
@@ -208,16 +209,30 @@ fn parse_json(payload: &[u8], limits: DecodeLimits) -> Result<Value, EnvelopeErr
             ),
         ));
     }
-    if let Some(at) = exceeds_depth(payload, limits.max_depth) {
-        return Err(EnvelopeError::new(
-            EKind::TooDeep,
-            format!(
-                "the envelope nests arrays and objects deeper than {} levels (at byte {at})",
-                limits.max_depth
-            ),
-        ));
+    // Too deep is the error whatever else is wrong. Checked after parsing, from the
+    // tree (the bracket scan, byte by byte, was a fifth of a decode's instructions),
+    // and on a failed parse; serde_json's own limit of 128 levels keeps the parser's
+    // recursion bounded meanwhile.
+    let too_deep = || {
+        exceeds_depth(payload, limits.max_depth).map(|at| {
+            EnvelopeError::new(
+                EKind::TooDeep,
+                format!(
+                    "the envelope nests arrays and objects deeper than {} levels (at byte {at})",
+                    limits.max_depth
+                ),
+            )
+        })
+    };
+    let parsed = Json::parse(payload);
+    if parsed
+        .as_ref()
+        .map_or(true, |tree| tree.nesting() > limits.max_depth)
+        && let Some(e) = too_deep()
+    {
+        return Err(e);
     }
-    serde_json::from_slice(payload).map_err(|e| {
+    parsed.map_err(|e| {
         let text = e.to_string();
         if text.starts_with("number out of range") {
             EnvelopeError::new(
@@ -271,9 +286,9 @@ fn non_finite_token_at(payload: &[u8], line: usize, column: usize) -> Option<&'s
 }
 
 /// The byte offset at which nesting first exceeds `max_depth`, if it does. Scans
-/// brackets outside strings; runs before the parser so the parser's own recursion
-/// stays shallow.
-fn exceeds_depth(payload: &[u8], max_depth: usize) -> Option<usize> {
+/// brackets outside strings; for a sound document, it finds an excess exactly when
+/// the tree's nesting exceeds `max_depth` (`json::tests::nesting_is_the_deepest_bracket`).
+pub(crate) fn exceeds_depth(payload: &[u8], max_depth: usize) -> Option<usize> {
     let mut depth = 0usize;
     let mut in_string = false;
     let mut escaped = false;
@@ -306,7 +321,7 @@ fn exceeds_depth(payload: &[u8], max_depth: usize) -> Option<usize> {
 /// Decodes one reading as it stands in an envelope (for re-processing a reading kept in
 /// quarantine). `index` only labels the error.
 pub fn decode_reading_value(index: usize, raw: &Value) -> Result<Reading, ReadingError> {
-    decode_reading(raw).map_err(|p| ReadingError {
+    decode_reading(&Json::of_value(raw)).map_err(|p| ReadingError {
         index,
         kind: p.kind,
         message: p.message,
@@ -314,8 +329,8 @@ pub fn decode_reading_value(index: usize, raw: &Value) -> Result<Reading, Readin
     })
 }
 
-fn decode_reading(raw: &Value) -> Result<Reading, Problem> {
-    let Value::Object(obj) = raw else {
+fn decode_reading(raw: &Json<'_>) -> Result<Reading, Problem> {
+    let Json::Object(obj) = raw else {
         return Err(Problem::new(
             Kind::NotObject,
             format!("a reading must be a JSON object, not {}", type_name(raw)),
@@ -324,7 +339,7 @@ fn decode_reading(raw: &Value) -> Result<Reading, Problem> {
     decode_reading_object(obj)
 }
 
-fn decode_reading_object(obj: &Map<String, Value>) -> Result<Reading, Problem> {
+fn decode_reading_object(obj: &Object<'_>) -> Result<Reading, Problem> {
     let f = Fields::new(obj, "");
     let device_text = f.req_str("device_id")?;
     let device_id = DeviceId::parse(device_text)

@@ -4,8 +4,8 @@
 //! expected and what arrived. `null` counts as absent: an optional field may be
 //! `null`, a required one may not.
 
+use crate::json::{Json, Object};
 use chrono::{DateTime, FixedOffset, NaiveDateTime};
-use serde_json::{Map, Value};
 use vigil_model::vocab::VocabError;
 
 use crate::error::ReadingErrorKind as Kind;
@@ -27,27 +27,27 @@ impl Problem {
 }
 
 /// The JSON type of a value, as an error message names it.
-pub(crate) fn type_name(v: &Value) -> &'static str {
+pub(crate) fn type_name(v: &Json<'_>) -> &'static str {
     match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(n) if n.is_f64() => "a number with a fraction",
-        Value::Number(_) => "an integer",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(n) if n.is_f64() => "a number with a fraction",
+        Json::Number(_) => "an integer",
+        Json::String(_) => "a string",
+        Json::Array(_) => "an array",
+        Json::Object(_) => "an object",
     }
 }
 
 /// Fields of one JSON object, named in errors with `prefix` (e.g. `values.`).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Fields<'a> {
-    map: &'a Map<String, Value>,
+    map: &'a Object<'a>,
     prefix: &'static str,
 }
 
 impl<'a> Fields<'a> {
-    pub(crate) fn new(map: &'a Map<String, Value>, prefix: &'static str) -> Self {
+    pub(crate) fn new(map: &'a Object<'a>, prefix: &'static str) -> Self {
         Fields { map, prefix }
     }
 
@@ -57,7 +57,7 @@ impl<'a> Fields<'a> {
     }
 
     /// The field, or `None` when absent or null.
-    pub(crate) fn get(&self, key: &str) -> Option<&'a Value> {
+    pub(crate) fn get(&self, key: &str) -> Option<&'a Json<'a>> {
         self.map.get(key).filter(|v| !v.is_null())
     }
 
@@ -65,7 +65,7 @@ impl<'a> Fields<'a> {
         self.get(key).is_some()
     }
 
-    pub(crate) fn req(&self, key: &str) -> Result<&'a Value, Problem> {
+    pub(crate) fn req(&self, key: &str) -> Result<&'a Json<'a>, Problem> {
         self.get(key).ok_or_else(|| match self.map.get(key) {
             Some(_) => Problem::new(
                 Kind::MissingField,
@@ -75,7 +75,7 @@ impl<'a> Fields<'a> {
         })
     }
 
-    fn wrong_type(&self, key: &str, expected: &str, got: &Value) -> Problem {
+    fn wrong_type(&self, key: &str, expected: &str, got: &Json<'_>) -> Problem {
         Problem::new(
             Kind::WrongType,
             format!(
@@ -86,7 +86,7 @@ impl<'a> Fields<'a> {
         )
     }
 
-    fn number_of(&self, key: &str, v: &Value) -> Result<f64, Problem> {
+    fn number_of(&self, key: &str, v: &Json<'_>) -> Result<f64, Problem> {
         // serde_json never yields a non-finite number (it refuses 1e999 at parse
         // time), but the check is kept here so no NaN can enter the model.
         match v.as_f64() {
@@ -135,7 +135,7 @@ impl<'a> Fields<'a> {
             return Ok(None);
         };
         match v {
-            Value::Number(n) => n.as_u64().map(Some).ok_or_else(|| {
+            Json::Number(n) => n.as_u64().map(Some).ok_or_else(|| {
                 Problem::new(
                     Kind::Meaningless,
                     format!(
@@ -148,7 +148,7 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn str_of(&self, key: &str, v: &'a Value) -> Result<&'a str, Problem> {
+    fn str_of(&self, key: &str, v: &'a Json<'a>) -> Result<&'a str, Problem> {
         v.as_str()
             .ok_or_else(|| self.wrong_type(key, "a string", v))
     }
@@ -164,7 +164,7 @@ impl<'a> Fields<'a> {
     fn vocab_of<T>(
         &self,
         key: &str,
-        v: &'a Value,
+        v: &'a Json<'a>,
         parse: fn(&str) -> Result<T, VocabError>,
     ) -> Result<T, Problem> {
         let s = self.str_of(key, v)?;
@@ -189,7 +189,7 @@ impl<'a> Fields<'a> {
             .transpose()
     }
 
-    pub(crate) fn opt_array(&self, key: &str) -> Result<Option<&'a Vec<Value>>, Problem> {
+    pub(crate) fn opt_array(&self, key: &str) -> Result<Option<&'a [Json<'a>]>, Problem> {
         self.get(key)
             .map(|v| {
                 v.as_array()
@@ -198,7 +198,7 @@ impl<'a> Fields<'a> {
             .transpose()
     }
 
-    pub(crate) fn req_array(&self, key: &str) -> Result<&'a Vec<Value>, Problem> {
+    pub(crate) fn req_array(&self, key: &str) -> Result<&'a [Json<'a>], Problem> {
         let v = self.req(key)?;
         v.as_array()
             .ok_or_else(|| self.wrong_type(key, "an array", v))

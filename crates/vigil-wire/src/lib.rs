@@ -24,6 +24,7 @@ pub mod command;
 pub mod envelope;
 pub mod error;
 mod fields;
+mod json;
 mod measurement;
 pub mod pubacks;
 pub mod status;
