@@ -93,8 +93,9 @@ impl<'r> Lookups<'r> {
 
     fn device(&mut self, id: &vigil_model::DeviceId) -> Option<&'r Device> {
         if self.device.is_none_or(|d| &d.id != id) {
-            self.device = self.registry.device(id);
-            self.assignments = self.registry.assignments_of(id);
+            let found = self.registry.device_with_assignments(id);
+            self.device = found.map(|(device, _)| device);
+            self.assignments = found.map_or(&[], |(_, assignments)| assignments);
         }
         self.device
     }

@@ -55,8 +55,14 @@ impl<V: Keyed> IdMap<V> {
         IdMap { entries }
     }
 
-    fn position(&self, id: &V::Key) -> Option<usize> {
+    /// The entry's place in the order of the ids.
+    pub(crate) fn position(&self, id: &V::Key) -> Option<usize> {
         self.entries.binary_search_by(|e| e.key().cmp(id)).ok()
+    }
+
+    /// The entry at a place in the order of the ids.
+    pub(crate) fn at(&self, place: usize) -> Option<&V> {
+        self.entries.get(place)
     }
 
     /// The entry of an id.

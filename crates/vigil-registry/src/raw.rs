@@ -571,6 +571,7 @@ impl Builder {
             on_call: self.on_call,
             patients,
             gateways,
+            assignment_starts: Registry::assignment_starts(&devices, &self.assignments),
             devices,
             assignments: self.assignments,
             referrals: self.referrals,

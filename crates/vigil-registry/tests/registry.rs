@@ -296,3 +296,54 @@ fn copd_implies_spo2_scale_2_unless_set() {
     let r = Registry::parse(&text).unwrap();
     assert_eq!(r.patients[&"p-000123".parse().unwrap()].spo2_scale, 2);
 }
+
+#[test]
+fn each_devices_assignments_are_found_with_it_whatever_the_devices_around_it() {
+    // Devices sorting before, between and after each other, some never assigned, one
+    // assigned three times over consecutive periods.
+    let mut text = example();
+    let ids = [
+        "aa-0",
+        "bpm-omron-3f9a20",
+        "bpm-omron-3f9a22",
+        "cuff-1",
+        "zz-9",
+    ];
+    for id in ids {
+        text += &format!(
+            "\n[[device]]\nid = \"{id}\"\ntypes = [\"bp\"]\ngateway = \"gw-0042\"\nregistered = \"2026-11-01T00:00:00+08:00\"\n"
+        );
+    }
+    let periods = [
+        ("cuff-1", "2026-11-01", Some("2026-11-02")),
+        ("cuff-1", "2026-11-02", Some("2026-11-03")),
+        ("cuff-1", "2026-11-03", None),
+        ("aa-0", "2026-11-01", None),
+        ("zz-9", "2026-11-05", None),
+    ];
+    for (device, from, to) in periods {
+        text += &format!(
+            "\n[[assignment]]\ndevice = \"{device}\"\npatient = \"p-000123\"\nfrom = \"{from}T00:00:00+08:00\"\n{}",
+            to.map(|t| format!("to = \"{t}T00:00:00+08:00\"\n"))
+                .unwrap_or_default()
+        );
+    }
+    let r = Registry::parse(&text).unwrap();
+    assert_eq!(r.devices.len(), 6);
+    for d in r.devices.values() {
+        let expected: Vec<_> = r.assignments.iter().filter(|a| a.device == d.id).collect();
+        let found: Vec<_> = r.assignments_of(&d.id).iter().collect();
+        assert_eq!(found, expected, "{}", d.id);
+        let (device, with) = r.device_with_assignments(&d.id).unwrap();
+        assert_eq!(device.id, d.id);
+        assert_eq!(with.iter().collect::<Vec<_>>(), expected, "{}", d.id);
+    }
+    assert_eq!(r.assignments_of(&"cuff-1".parse().unwrap()).len(), 3);
+    assert!(
+        r.assignments_of(&"bpm-omron-3f9a22".parse().unwrap())
+            .is_empty()
+    );
+    let unknown: DeviceId = "bpm-omron-3f9a21x".parse().unwrap();
+    assert!(r.device_with_assignments(&unknown).is_none());
+    assert!(r.assignments_of(&unknown).is_empty());
+}
