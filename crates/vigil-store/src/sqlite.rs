@@ -504,7 +504,10 @@ impl SqliteStore {
     ) -> Result<(Vec<Outcome>, Vec<StoredRow>), Error> {
         let batch = crate::commit::Batch::new(envelopes, prepared)?;
         // The store's writes one at a time: the commit runs while it holds the sqlx
-        // writing connection (crate::commit).
+        // writing connection (crate::commit). A commit abandoned while it runs (its
+        // task cancelled at shutdown) gives the turn back before the writer is done;
+        // a write of the store's own that starts then waits on SQLite's busy timeout
+        // (a file store; in an in-memory store's shared cache it fails at once).
         let _turn = self.pool.acquire().await?;
         self.writer
             .run(move |conn| crate::commit::commit(conn, batch))
