@@ -129,7 +129,7 @@ struct BatchEnvelope {
     gateway: String,
     seq: i64, // u64 stored bit for bit in SQLite's i64; see the schema
     received_ms: i64,
-    items: usize,
+    /// One per item of the envelope, in its order.
     rows: Vec<BatchItem>,
 }
 
@@ -248,7 +248,6 @@ impl Batch {
                     gateway: env.gateway_id.as_str().to_owned(),
                     seq: env.batch_seq as i64,
                     received_ms: env.received.timestamp_millis(),
-                    items: env.items.len(),
                     rows,
                 })
             })
@@ -298,7 +297,7 @@ pub(crate) fn commit(
             {
                 *out = Outcome {
                     already_committed: true,
-                    redelivered: u32::try_from(env.items).unwrap_or(u32::MAX),
+                    redelivered: u32::try_from(env.rows.len()).unwrap_or(u32::MAX),
                     ..Outcome::default()
                 };
                 continue;

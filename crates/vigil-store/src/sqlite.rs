@@ -503,15 +503,22 @@ impl SqliteStore {
         prepared: PreparedRows,
     ) -> Result<(Vec<Outcome>, Vec<StoredRow>), Error> {
         let batch = crate::commit::Batch::new(envelopes, prepared)?;
-        // The store's writes one at a time: the commit runs while it holds the sqlx
-        // writing connection (crate::commit). A commit abandoned while it runs (its
-        // task cancelled at shutdown) gives the turn back before the writer is done;
-        // a write of the store's own that starts then waits on SQLite's busy timeout
-        // (a file store; in an in-memory store's shared cache it fails at once).
-        let _turn = self.pool.acquire().await?;
-        self.writer
-            .run(move |conn| crate::commit::commit(conn, batch))
+        self.on_writer(move |conn| crate::commit::commit(conn, batch))
             .await
+    }
+
+    /// Runs `f` on the intake's writer ([`crate::commit`]) in the store's turn: while
+    /// it holds the sqlx writing connection, so the store's writes stay one at a
+    /// time. A call abandoned while `f` runs (its task cancelled at shutdown) gives
+    /// the turn back before the writer is done; a write of the store's own that starts
+    /// then waits on SQLite's busy timeout (a file store; in an in-memory store's
+    /// shared cache it fails at once).
+    async fn on_writer<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut rusqlite::Connection) -> Result<R, Error> + Send + 'static,
+    ) -> Result<R, Error> {
+        let _turn = self.pool.acquire().await?;
+        self.writer.run(f).await
     }
 
     /// Keeps a payload that is not a usable envelope at all (not JSON, wrong schema,
@@ -604,12 +611,10 @@ impl SqliteStore {
     ) -> Result<bool, Error> {
         let row = crate::commit::ReadingRow::new(0, reading, patient, None)?;
         let record = record.clone();
-        let _turn = self.pool.acquire().await?;
-        self.writer
-            .run(move |conn| {
-                crate::commit::release(conn, (quarantine_id, &record), &row, now.timestamp_millis())
-            })
-            .await
+        self.on_writer(move |conn| {
+            crate::commit::release(conn, (quarantine_id, &record), &row, now.timestamp_millis())
+        })
+        .await
     }
 
     /// The most recent stored weight of a patient measured in the 48 h before `before`
